@@ -1,0 +1,67 @@
+"""``breastseg``: the command-line entry point.
+
+Every sub-command is a thin layer over the Python API. User errors (:class:`~breastseg.errors.BreastsegError`)
+become one line on stderr and exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from breastseg._version import __version__
+from breastseg.cli.phantom import phantom
+from breastseg.cli.planned import planned_groups
+from breastseg.errors import BreastsegError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="breastseg")
+def cli() -> None:
+    """Breast tumour segmentation and the read-outs physicians act on.
+
+    \b
+    Workflows:
+      specimen    margin status of a lumpectomy specimen on micro-PET-CT (flagship)
+      petct       metastatic lesions, SUV biomarkers and response on whole-body PET/CT
+      mri         tumour mask, volume and kinetics on breast DCE-MRI
+      ultrasound  tumour mask and area on 2D breast ultrasound
+    Tools:
+      phantom     synthetic cases with known truth, for demos and tests
+
+    \b
+    Start here:
+      breastseg phantom specimen --out demo/ --seed 0     # a specimen with a 2 mm margin
+      breastseg phantom specimen --help                   # every option, explained
+    """
+
+
+cli.add_command(phantom)
+for group in planned_groups():
+    cli.add_command(group)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 success, 2 user error)."""
+    try:
+        rv = cli.main(args=argv, prog_name="breastseg", standalone_mode=False)
+    except BreastsegError as exc:
+        click.echo(f"breastseg: error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("breastseg: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    return rv if isinstance(rv, int) else 0
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Binary-mask building blocks shared by every workflow: connected components and hole filling.
+
+Masks are boolean NumPy arrays in array order ``(z, y, x)`` or ``(y, x)``. Connected components use
+``connected-components-3d`` (about 3x faster than ``scipy.ndimage.label`` with identical components).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+
+Connectivity = Literal[4, 8, 6, 18, 26]
+
+
+def _default_connectivity(ndim: int) -> int:
+    return 26 if ndim == 3 else 8
+
+
+def label_components(mask: np.ndarray, connectivity: int | None = None) -> tuple[np.ndarray, int]:
+    """Label connected components (background 0, components 1..n); 26-/8-connectivity by default."""
+    mask = np.asarray(mask, dtype=bool)
+    conn = cast(Connectivity, connectivity or _default_connectivity(mask.ndim))
+    labels, n = cc3d.connected_components(mask, connectivity=conn, return_N=True)
+    return labels, int(n)
+
+
+def largest_component(mask: np.ndarray, connectivity: int | None = None) -> np.ndarray:
+    """Keep only the largest connected component; an empty mask is returned empty."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    conn = cast(Connectivity, connectivity or _default_connectivity(mask.ndim))
+    return np.asarray(cc3d.largest_k(mask, k=1, connectivity=conn) > 0)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the background regions that do not touch the array border (in 3D, holes enclosed in 3D)."""
+    return np.asarray(ndimage.binary_fill_holes(np.asarray(mask, dtype=bool)), dtype=bool)

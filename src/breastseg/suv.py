@@ -1,0 +1,220 @@
+"""Standardised uptake values: SUVbw and SUL (SUV normalised to lean body mass, Janmahasatian).
+
+The scale factor from stored PET values to SUVbw follows the QIBA vendor-neutral pseudo-code
+("Vendor-neutral pseudo-code for SUV calculation", QIBA FDG-PET/CT profile wiki):
+
+* Units BQML (Bq/ml), images corrected for attenuation (ATTN) and decay (DECY) with DecayCorrection START:
+  the injected dose is decayed from the injection to the scan start; the scan start is SeriesDate/Time
+  unless that is later than the earliest AcquisitionDate/Time (a post-processed series), in which case the
+  GE private post-injection date-time (0009,100D) is used when present, else the earliest acquisition.
+  Injection: RadiopharmaceuticalStartDateTime, else the scan date with RadiopharmaceuticalStartTime.
+  ``factor = weight [g] / decayed dose [Bq]``.
+* Units CNTS (Philips): the private SUV scale factor (7053,1000); failing that, the private activity
+  concentration factor (7053,1009) converts counts to Bq/ml and the BQML path goes on.
+* Units GML (g/ml) are SUVbw already; the factor is 1 (never re-scaled).
+
+``SUV = stored value (after RescaleSlope/Intercept) × factor``; ``SUL = SUVbw × LBM / weight``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from breastseg.errors import InputError
+from breastseg.image import Image
+from breastseg.io.dicom_meta import PatientInfo, PetInfo, Radiopharmaceutical
+
+SuvKind = Literal["bw", "lbm"]
+
+#: half-life of fluorine-18, s (109.77 min, as DICOM headers of FDG series give it)
+F18_HALF_LIFE_S = 6586.2
+
+#: image ``units`` for each kind of SUV
+SUV_UNITS: dict[str, str] = {"bw": "SUVbw", "lbm": "SUL"}
+
+_ALREADY_SUVBW = {"GML", "SUV", "SUVBW"}
+
+
+def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str) -> float:
+    """Lean body mass by Janmahasatian et al., Clin Pharmacokinet 2005;44:1051–65, in kg.
+
+    ``LBM = 9270 · W / (6680 + 216 · BMI)`` for men and ``9270 · W / (8780 + 244 · BMI)`` for women,
+    with ``BMI = W / H²`` (kg, m).
+
+    Raises:
+        InputError: non-positive weight or height, or a sex other than ``"M"`` / ``"F"``.
+    """
+    if not weight_kg or weight_kg <= 0:
+        raise InputError(f"lean body mass needs a positive PatientWeight (0010,1030), got {weight_kg!r} kg")
+    if not height_m or height_m <= 0:
+        raise InputError(f"lean body mass needs a positive PatientSize (0010,1020), got {height_m!r} m")
+    bmi = weight_kg / height_m**2
+    sex_code = (sex or "").strip().upper()[:1]
+    if sex_code == "M":
+        return 9270.0 * weight_kg / (6680.0 + 216.0 * bmi)
+    if sex_code == "F":
+        return 9270.0 * weight_kg / (8780.0 + 244.0 * bmi)
+    raise InputError(f"lean body mass (Janmahasatian) needs PatientSex (0010,0040) M or F, got {sex!r}")
+
+
+def scan_datetime(info: PetInfo) -> datetime:
+    """Start of the scan to which the injected dose is decayed (QIBA rule, see module docstring)."""
+    earliest_acq = min(info.acquisition_datetimes) if info.acquisition_datetimes else None
+    if info.series_datetime is not None and (earliest_acq is None or info.series_datetime <= earliest_acq):
+        return info.series_datetime
+    if info.ge_post_injection_datetime is not None:
+        return info.ge_post_injection_datetime
+    if earliest_acq is not None:
+        return earliest_acq
+    raise InputError(f"{info.source}: SeriesDate/SeriesTime (0008,0021/0031) and AcquisitionTime missing")
+
+
+def injection_datetime(info: PetInfo, scan: datetime) -> datetime:
+    """Injection date-time: RadiopharmaceuticalStartDateTime, else the scan date plus the start time.
+
+    Without a date, an injection time later than the scan time is taken to be on the previous day
+    (an injection before midnight and a scan after it).
+    """
+    pharma = info.radiopharmaceutical
+    if pharma.start_datetime is not None:
+        return pharma.start_datetime
+    if pharma.start_time is None:
+        raise InputError(
+            f"{info.source}: RadiopharmaceuticalStartTime (0018,1072) and RadiopharmaceuticalStartDateTime "
+            "(0018,1078) are both missing; the injection time is needed for decay correction"
+        )
+    date = info.series_date or scan.date()
+    injected = datetime.combine(date, pharma.start_time)
+    if injected > scan:
+        injected -= timedelta(days=1)
+    return injected
+
+
+def decay_time_s(info: PetInfo) -> float:
+    """Seconds from injection to scan start over which the dose decays (0 for DecayCorrection ADMIN)."""
+    if info.decay_correction == "ADMIN":
+        return 0.0
+    scan = scan_datetime(info)
+    dt = (scan - injection_datetime(info, scan)).total_seconds()
+    if dt < 0:
+        raise InputError(f"{info.source}: injection time is after the scan start ({dt:.0f} s); check the times")
+    return dt
+
+
+def _bqml_factor(info: PetInfo) -> float:
+    missing = [c for c in ("ATTN", "DECY") if c not in info.corrected_image]
+    if missing:
+        raise InputError(
+            f"{info.source}: CorrectedImage (0028,0051) lacks {'/'.join(missing)} "
+            f"({list(info.corrected_image)}); SUV needs attenuation- and decay-corrected images"
+        )
+    if info.decay_correction not in ("START", "ADMIN"):
+        raise InputError(
+            f"{info.source}: DecayCorrection (0054,1102) is {info.decay_correction!r}; SUV is defined here for "
+            "START (decayed to scan start) or ADMIN"
+        )
+    weight = info.patient.weight_kg
+    if not weight or weight <= 0:
+        raise InputError(f"{info.source}: PatientWeight (0010,1030) is missing or zero; SUVbw needs it")
+    dose = info.radiopharmaceutical.total_dose_bq
+    if not dose or dose <= 0:
+        raise InputError(
+            f"{info.source}: RadionuclideTotalDose (0018,1074) is missing or zero in "
+            "RadiopharmaceuticalInformationSequence (0054,0016)"
+        )
+    half_life = info.radiopharmaceutical.half_life_s
+    if not half_life or half_life <= 0:
+        raise InputError(f"{info.source}: RadionuclideHalfLife (0018,1075) is missing or zero")
+    decayed = dose * 2.0 ** (-decay_time_s(info) / half_life)
+    return weight * 1000.0 / decayed
+
+
+def suv_bw_scale_factor(info: PetInfo) -> float:
+    """Factor that turns stored PET values into SUVbw (g/ml): ``SUVbw = value × factor``."""
+    units = (info.units or "").upper()
+    if units in _ALREADY_SUVBW:
+        return 1.0
+    if units == "BQML":
+        return _bqml_factor(info)
+    if units == "CNTS":
+        if info.philips_suv_scale_factor:
+            return info.philips_suv_scale_factor
+        if info.philips_activity_concentration_scale_factor:
+            return info.philips_activity_concentration_scale_factor * _bqml_factor(info)
+        raise InputError(
+            f"{info.source}: Units (0054,1001) is CNTS but neither Philips private SUV scale factor (7053,1000) "
+            "nor activity concentration scale factor (7053,1009) is present"
+        )
+    raise InputError(f"{info.source}: Units (0054,1001) {info.units!r} cannot be converted to SUV")
+
+
+def suv_scale_factor(info: PetInfo, kind: SuvKind = "bw") -> float:
+    """Factor from stored values to SUVbw (``kind="bw"``) or SUL (``kind="lbm"``)."""
+    factor = suv_bw_scale_factor(info)
+    if kind == "bw":
+        return factor
+    if kind == "lbm":
+        return factor * _lbm_over_weight(info)
+    raise InputError(f"SUV kind must be 'bw' or 'lbm', got {kind!r}")
+
+
+def _lbm_over_weight(info: PetInfo) -> float:
+    p = info.patient
+    try:
+        lbm = lean_body_mass_kg(p.weight_kg or 0.0, p.height_m or 0.0, p.sex or "")
+    except InputError as exc:
+        raise InputError(f"{info.source}: {exc}") from exc
+    assert p.weight_kg is not None
+    return lbm / p.weight_kg
+
+
+def to_suv(image: Image, info: PetInfo, kind: SuvKind = "bw") -> Image:
+    """Convert a PET image to SUVbw or SUL, recognising images already in SUV.
+
+    An image whose ``units`` are already ``SUVbw``/``GML`` or ``SUL`` is converted between the two (or
+    returned unchanged) instead of being scaled again. Otherwise the image's units (or the headers'
+    Units) select the QIBA path.
+
+    Returns:
+        A float32 image with ``units`` ``"SUVbw"`` or ``"SUL"``.
+    """
+    target = SUV_UNITS[kind]
+    units = (image.units or info.units or "").upper()
+    if image.units == target:
+        return image
+    if units in _ALREADY_SUVBW:
+        factor = 1.0 if kind == "bw" else _lbm_over_weight(info)
+    elif units == "SUL":
+        factor = 1.0 / _lbm_over_weight(info)
+    else:
+        factor = suv_scale_factor(replace(info, units=units or info.units), kind)
+    return image.with_array((image.array * factor).astype("float32"), units=target)
+
+
+def pet_info_from_values(
+    *,
+    weight_kg: float,
+    injected_dose_bq: float,
+    injection_time: datetime,
+    scan_time: datetime,
+    height_m: float | None = None,
+    sex: str | None = None,
+    half_life_s: float = F18_HALF_LIFE_S,
+    units: str = "BQML",
+    source: str = "values given on the command line",
+) -> PetInfo:
+    """SUV metadata given by hand (for NIfTI/NRRD PET, which carries no DICOM headers)."""
+    return PetInfo(
+        source=source,
+        patient=PatientInfo(weight_kg=weight_kg, height_m=height_m, sex=sex),
+        radiopharmaceutical=Radiopharmaceutical(
+            total_dose_bq=injected_dose_bq, half_life_s=half_life_s, start_datetime=injection_time
+        ),
+        units=units.upper(),
+        decay_correction="START",
+        corrected_image=("ATTN", "DECY"),
+        series_datetime=scan_time,
+        acquisition_datetimes=(scan_time,),
+    )

@@ -1,0 +1,77 @@
+"""The command line: version, help, placeholder groups, the phantom command and error handling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from breastseg import __version__
+from breastseg.cli.main import main
+
+BIN = Path(sys.executable).parent / "breastseg"
+
+
+def test_version_and_help_through_the_console_script() -> None:
+    out = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"breastseg, version {__version__}"
+    helped = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, check=True)
+    for group in ("specimen", "petct", "mri", "ultrasound", "phantom"):
+        assert group in helped.stdout
+
+
+@pytest.mark.parametrize(("group", "issue"), [("specimen", "#4"), ("petct", "#8"), ("mri", "#9"), ("ultrasound", "#7")])
+def test_planned_groups_say_which_issue_brings_them(group: str, issue: str, capsys: pytest.CaptureFixture) -> None:
+    assert main([group]) == 2
+    err = capsys.readouterr().err
+    assert "not available yet" in err and issue in err
+
+
+def test_phantom_specimen_writes_the_promised_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(
+        [
+            "phantom",
+            "specimen",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "5",
+            "--positive",
+            "--ct-spacing-mm",
+            "0.4",
+            "--pet-spacing-mm",
+            "0.8",
+            "--tumour-diameter-mm",
+            "8",
+            "--lamellae",
+            "2",
+        ]
+    )
+    assert rc == 0
+    for name in ("ct.nii.gz", "pet.nii.gz", "tumour.nii.gz", "specimen.nii.gz", "truth.json"):
+        assert (tmp_path / name).is_file(), name
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["margin_status"] == "positive" and truth["margin_mm"] == 0.0
+    assert (tmp_path / "lamellae" / "manifest.csv").is_file()
+    assert "positive" in capsys.readouterr().out
+
+
+def test_user_error_is_one_line_on_stderr_with_exit_code_2(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [str(BIN), "phantom", "specimen", "--out", str(tmp_path), "--positive", "--margin-mm", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == "breastseg: error: give either --margin-mm or --positive, not both"
+    assert "Traceback" not in out.stderr
+
+
+def test_impossible_phantom_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["phantom", "specimen", "--out", str(tmp_path), "--tumour-diameter-mm", "60"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("breastseg: error: tumour diameter 60.0 mm does not fit")
+    assert len(err.strip().splitlines()) == 1

@@ -1,0 +1,148 @@
+"""The specimen phantom: determinism, the margin it promises (checked by brute force), PET/CT realism."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from breastseg.io import read_dicom_series, read_image
+from breastseg.phantoms.base import write_phantom
+from breastseg.phantoms.specimen import (
+    LAMELLA_LABELS,
+    TISSUE_LABELS,
+    SpecimenPhantomConfig,
+    make_lamellae,
+    make_specimen_phantom,
+    write_lamellae,
+    write_specimen_dicom,
+)
+from breastseg.suv import suv_scale_factor, to_suv
+
+FAST = {
+    "ct_spacing_mm": 0.4,
+    "pet_spacing_mm": 0.8,
+    "specimen_size_mm": (20.0, 24.0, 30.0),
+    "tumour_diameter_mm": 8.0,
+}
+
+
+@pytest.fixture(scope="module")
+def negative():
+    return make_specimen_phantom(SpecimenPhantomConfig(seed=3, margin_mm=1.6, **FAST))
+
+
+@pytest.fixture(scope="module")
+def positive():
+    return make_specimen_phantom(SpecimenPhantomConfig(seed=4, margin_mm=None, **FAST))
+
+
+def brute_force_gap_mm(tumour: np.ndarray, specimen: np.ndarray, spacing: float) -> float:
+    """Smallest distance between tumour voxel centres and non-specimen voxel centres, minus one voxel."""
+    outside = np.argwhere(~specimen) * spacing
+    tree = cKDTree(outside)
+    dist, _ = tree.query(np.argwhere(tumour) * spacing)
+    return float(dist.min() - spacing)
+
+
+def test_same_seed_same_phantom_and_other_seed_differs() -> None:
+    cfg = SpecimenPhantomConfig(seed=11, **FAST)
+    a, b = make_specimen_phantom(cfg), make_specimen_phantom(cfg)
+    for name in a.images:
+        np.testing.assert_array_equal(a.images[name].array, b.images[name].array)
+    c = make_specimen_phantom(SpecimenPhantomConfig(seed=12, **FAST))
+    assert not np.array_equal(a.images["tumour"].array, c.images["tumour"].array)
+
+
+def test_negative_margin_is_what_was_asked(negative) -> None:
+    tumour = negative.images["tumour"].array > 0
+    specimen = negative.images["specimen"].array > 0
+    gap = brute_force_gap_mm(tumour, specimen, 0.4)
+    assert negative.truth["margin_mm"] == pytest.approx(gap, abs=1e-4)
+    assert 1.6 - 1e-6 <= gap <= 1.6 + 0.4
+    assert negative.truth["margin_status"] == "negative"
+    assert (tumour & ~specimen).sum() == 0
+
+
+def test_positive_margin_touches_the_surface(positive) -> None:
+    tumour = positive.images["tumour"].array > 0
+    specimen = positive.images["specimen"].array > 0
+    assert brute_force_gap_mm(tumour, specimen, 0.4) == pytest.approx(0.0, abs=1e-6)
+    assert positive.truth["margin_status"] == "positive"
+
+
+def test_ct_and_pet_look_like_the_tissues(negative) -> None:
+    labels = negative.images["labels"].array
+    ct = negative.images["ct"].array
+    assert np.median(ct[labels == TISSUE_LABELS["tumour"]]) == pytest.approx(80, abs=15)
+    assert np.median(ct[labels == TISSUE_LABELS["fat"]]) == pytest.approx(-100, abs=15)
+    assert np.median(ct[labels == TISSUE_LABELS["air"]]) == pytest.approx(-1000, abs=20)
+    # a 0.5 mm wire on 0.4 mm voxels is partial-volumed, yet far above any tissue
+    assert ct[labels == TISSUE_LABELS["wire"]].max() > 1000
+    assert (labels == TISSUE_LABELS["container"]).any()
+    # PET: tumour core uptake in SUVbw close to the configured 6 (the blur lowers the rim only)
+    pet = negative.images["pet"]
+    assert pet.units == "BQML"
+    factor = negative.truth["pet"]["suvbw_per_bqml"]
+    core = labels == TISSUE_LABELS["tumour"]
+    from scipy import ndimage
+
+    core = ndimage.binary_erosion(core, iterations=4)
+    pet_on_ct = pet.resample_onto(negative.images["ct"], order=1).array * factor
+    assert np.median(pet_on_ct[core]) == pytest.approx(6.0, rel=0.2)
+    background = labels == TISSUE_LABELS["fat"]
+    assert np.median(pet_on_ct[background]) < 1.0
+
+
+def test_pet_and_ct_cover_the_same_field_of_view(negative) -> None:
+    ct, pet = negative.images["ct"].grid, negative.images["pet"].grid
+    np.testing.assert_allclose(pet.physical_size_mm, ct.physical_size_mm, atol=pet.spacing[0])
+    ct_edge = np.asarray(ct.origin) - np.asarray(ct.spacing) / 2
+    pet_edge = np.asarray(pet.origin) - np.asarray(pet.spacing) / 2
+    np.testing.assert_allclose(pet_edge, ct_edge, atol=1e-6)
+
+
+def test_written_phantom_reads_back(tmp_path: Path, negative) -> None:
+    written = write_phantom(negative, tmp_path)
+    truth = json.loads(written["truth"].read_text())
+    assert truth["files"]["ct"] == "ct.nii.gz"
+    assert truth["config"]["seed"] == 3
+    ct = read_image(tmp_path / "ct.nii.gz")
+    assert ct.grid.same_as(negative.images["ct"].grid)
+    tumour = read_image(tmp_path / "tumour.nii.gz").array > 0
+    assert tumour.sum() * ct.voxel_volume_ml == pytest.approx(truth["tumour_volume_ml"], rel=1e-6)  # NIfTI: float32
+
+
+def test_dicom_export_gives_the_truth_suv(tmp_path: Path, negative) -> None:
+    paths = write_specimen_dicom(negative, tmp_path)
+    series = read_dicom_series(paths["pet"])
+    info = series.pet_info()
+    assert suv_scale_factor(info, "bw") == pytest.approx(negative.truth["pet"]["suvbw_per_bqml"], rel=1e-5)
+    assert suv_scale_factor(info, "lbm") == pytest.approx(negative.truth["pet"]["sul_per_bqml"], rel=1e-5)
+    suv = to_suv(series.image, info, "bw")
+    expected = negative.images["pet"].array * negative.truth["pet"]["suvbw_per_bqml"]
+    assert np.max(np.abs(suv.array - expected)) < 1e-3 * expected.max()
+    ct = read_dicom_series(paths["ct"]).image
+    assert ct.grid.same_as(negative.images["ct"].grid)
+
+
+def test_lamellae(tmp_path: Path, negative) -> None:
+    lams = make_lamellae(negative, n=3, thickness_mm=2.4)
+    assert len(lams) == 3
+    assert np.diff([lam.z_mm for lam in lams]) == pytest.approx([2.4, 2.4], abs=0.41)
+    for lam in lams:
+        values = set(np.unique(lam.label.array).tolist())
+        assert values == set(LAMELLA_LABELS.values())
+        tissue = lam.ct.array > -500
+        unknown = lam.label.array == LAMELLA_LABELS["unknown"]
+        assert 0.05 < unknown.sum() / tissue.sum() < 0.15
+        assert lam.ct.shape == lam.pet.shape == lam.label.shape
+    manifest = write_lamellae(lams, tmp_path, patient_id="p1")
+    rows = list(csv.DictReader(manifest.open()))
+    assert [r["slice_id"] for r in rows] == ["p1_L00", "p1_L01", "p1_L02"]
+    label = read_image(tmp_path / rows[0]["label"])
+    np.testing.assert_array_equal(label.array, lams[0].label.array)

@@ -1,0 +1,39 @@
+"""Connected components and hole filling against SciPy's implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from breastseg.masks import fill_holes, label_components, largest_component
+
+
+def test_largest_component_agrees_with_scipy() -> None:
+    rng = np.random.default_rng(0)
+    mask = ndimage.gaussian_filter(rng.random((30, 32, 34)), 1.5) > 0.52
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel())[1:]
+    expected = labels == (np.argmax(sizes) + 1)
+    np.testing.assert_array_equal(largest_component(mask), expected)
+    assert label_components(mask)[1] == n
+
+
+def test_connectivity_matters() -> None:
+    m = np.zeros((3, 3, 3), bool)
+    m[0, 0, 0] = m[1, 1, 1] = True  # touch by a corner only
+    assert label_components(m, 26)[1] == 1
+    assert label_components(m, 6)[1] == 2
+
+
+def test_empty_mask_stays_empty() -> None:
+    assert not largest_component(np.zeros((4, 4), bool)).any()
+
+
+def test_fill_holes_fills_an_enclosed_cavity_only() -> None:
+    shell = np.zeros((7, 7, 7), bool)
+    shell[1:6, 1:6, 1:6] = True
+    shell[3, 3, 3] = False
+    cup = shell.copy()
+    cup[3, 3, 3:] = False  # opened to the border: not a hole
+    assert fill_holes(shell)[3, 3, 3]
+    assert not fill_holes(cup)[3, 3, 3]
