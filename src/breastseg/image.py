@@ -173,8 +173,17 @@ class Image:
 
     @property
     def voxel_volume_ml(self) -> float:
-        """Volume of one voxel in ml (cm³); for 2D images, the pixel area in cm²."""
+        """Volume of one voxel in ml (cm³); 2D images have no volume (use ``pixel_area_cm2``)."""
+        if self.ndim != 3:
+            raise InputError(f"a {self.ndim}D image has no voxel volume; use pixel_area_cm2")
         return self.grid.voxel_volume_mm3 / 1000.0
+
+    @property
+    def pixel_area_cm2(self) -> float:
+        """Area of one pixel of a 2D image in cm²."""
+        if self.ndim != 2:
+            raise InputError(f"a {self.ndim}D image has no pixel area; use voxel_volume_ml")
+        return self.grid.voxel_volume_mm3 / 100.0
 
     def with_array(self, array: np.ndarray, *, units: str | None = None, modality: str | None = None) -> Image:
         """The same geometry with new values (the shape must match)."""
@@ -289,10 +298,15 @@ def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[sli
     if not mask.any():
         return None
     margins = np.broadcast_to(np.asarray(margin, dtype=int), (mask.ndim,))
+    # two passes over the volume: the first axis's profile, and the projection of the rest onto one plane
+    profiles = [mask.reshape(mask.shape[0], -1).any(axis=1)]
+    plane = np.asarray(mask.any(axis=0))
+    for axis in range(plane.ndim):
+        other = [a for a in range(plane.ndim) if a != axis]
+        profiles.append(np.any(plane, axis=tuple(other)) if other else plane)
     out = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
+    for axis, profile in enumerate(profiles):
+        hits = np.flatnonzero(profile)
         lo = max(0, int(hits[0]) - int(margins[axis]))
         hi = min(mask.shape[axis], int(hits[-1]) + 1 + int(margins[axis]))
         out.append(slice(lo, hi))

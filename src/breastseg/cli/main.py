@@ -11,6 +11,7 @@ import sys
 import click
 
 from breastseg._version import __version__
+from breastseg.cli.evaluate import evaluate
 from breastseg.cli.phantom import phantom
 from breastseg.cli.planned import planned_groups
 from breastseg.errors import BreastsegError
@@ -31,6 +32,7 @@ def cli() -> None:
       ultrasound  tumour mask and area on 2D breast ultrasound
     Tools:
       phantom     synthetic cases with known truth, for demos and tests
+      evaluate    score a segmentation against a reference (Dice, HD95, surface Dice …)
 
     \b
     Start here:
@@ -40,6 +42,7 @@ def cli() -> None:
 
 
 cli.add_command(phantom)
+cli.add_command(evaluate)
 for group in planned_groups():
     cli.add_command(group)
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (``metrics``) and statistics (``stats``), one implementation for the whole project."""

@@ -1,0 +1,99 @@
+"""Compare a predicted mask with a reference mask on the same grid: every segmentation metric at once.
+
+This is what ``breastseg evaluate seg`` prints; the Python function mirrors it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from breastseg.errors import InputError
+from breastseg.evaluation import metrics as M
+from breastseg.image import Image
+
+SCHEMA_VERSION = 1
+
+
+def check_same_grid(pred: Image, ref: Image, pred_name: str = "prediction", ref_name: str = "reference") -> None:
+    """Raise :class:`InputError` saying how two images' grids differ (shape, spacing, origin, direction)."""
+    a, b = pred.grid, ref.grid
+    if a.same_as(b):
+        return
+    problems = []
+    if a.shape != b.shape:
+        problems.append(f"shape {a.shape} vs {b.shape}")
+    if not np.allclose(a.spacing, b.spacing, atol=1e-4):
+        problems.append(
+            f"spacing {tuple(round(s, 5) for s in a.spacing)} vs {tuple(round(s, 5) for s in b.spacing)} mm"
+        )
+    if not np.allclose(a.origin, b.origin, atol=1e-4):
+        problems.append(f"origin {tuple(round(s, 3) for s in a.origin)} vs {tuple(round(s, 3) for s in b.origin)} mm")
+    if not np.allclose(a.direction, b.direction, atol=1e-6):
+        problems.append("direction differs")
+    raise InputError(
+        f"{pred_name} and {ref_name} are not on the same voxel grid ({'; '.join(problems)}); "
+        "resample the prediction onto the reference first"
+    )
+
+
+def compare_masks(
+    pred: Image,
+    ref: Image,
+    *,
+    tolerance_mm: float = 1.0,
+    label: int | None = None,
+    ignore_label: int | None = None,
+    pred_name: str = "prediction",
+    ref_name: str = "reference",
+) -> dict[str, Any]:
+    """All segmentation metrics of ``pred`` against ``ref`` (same grid), as a JSON-ready dict.
+
+    Args:
+        tolerance_mm: surface Dice tolerance.
+        label: compare only this label value (default: any non-zero value is foreground).
+        ignore_label: reference value meaning "unknown" (excluded from overlap metrics; the specimen study's
+            lamella maps use 2).
+
+    Returns:
+        Dice, precision, recall, pixel accuracy, HD95 (mm), ASSD (mm), surface Dice, volumes (ml, or cm² for
+        2D), and for 3D the lesion-wise detection counts. Every number's unit is in its key.
+    """
+    check_same_grid(pred, ref, pred_name, ref_name)
+    ref_values = np.asarray(ref.array)
+    ignore = ref_values == ignore_label if ignore_label is not None else None
+    p = pred.array == label if label is not None else pred.array != 0
+    r = ref_values == label if label is not None else ref_values != 0
+    if ignore is not None:
+        r = r & ~ignore
+    conf = M.confusion(p, r, ignore)
+    surf = M.surface_metrics(np.where(ignore, False, p) if ignore is not None else p, r, ref.spacing, tolerance_mm)
+    voxel = ref.voxel_volume_ml if ref.ndim == 3 else ref.pixel_area_cm2
+    size_key = "volume_ml" if ref.ndim == 3 else "area_cm2"
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "prediction": pred_name,
+        "reference": ref_name,
+        "spacing_mm": list(ref.spacing),
+        "dice": M.dice(p, r, ignore),
+        "precision": M.precision(p, r, ignore),
+        "recall": M.recall(p, r, ignore),
+        "pixel_accuracy": M.pixel_accuracy(p, r, ignore),
+        "hd95_mm": surf.hd95_mm,
+        "hd95_defined": surf.hd95_defined,
+        "assd_mm": surf.assd_mm,
+        "surface_dice": surf.surface_dice,
+        "tolerance_mm": tolerance_mm,
+        f"prediction_{size_key}": float(np.count_nonzero(p) * voxel),
+        f"reference_{size_key}": float(np.count_nonzero(r) * voxel),
+        "confusion": {"tp": conf.tp, "fp": conf.fp, "fn": conf.fn, "tn": conf.tn},
+    }
+    if ignore is not None:
+        out["ignored_pixels"] = int(np.count_nonzero(ignore))
+    if ref.ndim == 3:
+        det = M.lesion_detection(p, r, ref.spacing)
+        out["lesions"] = {"tp": det.tp, "fn": det.fn, "fp": det.fp, "recall": det.recall, "precision": det.precision}
+    if not surf.hd95_defined:
+        out["note"] = "one mask is empty: HD95 and ASSD are set to the image diagonal (the worst case)"
+    return out
