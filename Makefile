@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck install clean
+.PHONY: demo test test-slow lint typecheck install clean models
 
 install: $(STAMP)
 
@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/breastseg phantom specimen --out $(DEMO)/specimen --seed 0 --margin-mm 1.5 --lamellae 3
-	@echo "Demo written to $(DEMO)/specimen. The margin assessment itself arrives with the specimen workflow (issue #4)."
+	$(BIN)/breastseg phantom specimen --out $(DEMO)/specimen --seed 0 --margin-mm 1.5
+	$(BIN)/breastseg specimen assess --ct $(DEMO)/specimen/ct.nii.gz --pet $(DEMO)/specimen/pet.nii.gz \
+	  --pet-info $(DEMO)/specimen/truth.json --out $(DEMO)/specimen/assessment
+	@echo "Truth: $$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print(t["margin_status"], round(t["margin_mm"], 2), "mm")' $(DEMO)/specimen/truth.json)"
+	@echo "Open $(DEMO)/specimen/assessment/report.html to see the report."
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -36,3 +39,14 @@ test-slow: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+
+# Re-fit the packaged threshold model on phantom lamellae (seeds 100-109); its card says how it was made.
+models: $(STAMP)
+	rm -rf build/threshold-fit
+	for s in 100 101 102 103 104 105 106 107 108 109; do \
+	  $(BIN)/breastseg phantom specimen --out build/threshold-fit/s$$s --seed $$s --lamellae 3 > /dev/null || exit 1; \
+	done
+	$(BIN)/breastseg specimen fit-threshold --input petct --folds 5 \
+	  --description "synthetic specimen phantoms, seeds 100-109, 3 lamellae each (make models)" \
+	  $$(for s in 100 101 102 103 104 105 106 107 108 109; do echo --manifest build/threshold-fit/s$$s/lamellae/manifest.csv; done) \
+	  --out src/breastseg/models/specimen_threshold_petct.json

@@ -18,9 +18,10 @@ The scale factor from stored PET values to SUVbw follows the QIBA vendor-neutral
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from breastseg.errors import InputError
 from breastseg.image import Image
@@ -218,3 +219,28 @@ def pet_info_from_values(
         series_datetime=scan_time,
         acquisition_datetimes=(scan_time,),
     )
+
+
+def pet_info_from_mapping(doc: Mapping[str, Any], source: str) -> PetInfo:
+    """SUV metadata from a JSON-like mapping (a phantom's ``truth.json`` ``"pet"`` section has this form).
+
+    Keys: ``patient_weight_kg``, ``patient_height_m``, ``patient_sex``, ``injected_dose_bq``,
+    ``injection_datetime``, ``scan_datetime`` (ISO 8601); optional ``half_life_s`` and ``units``.
+    """
+    try:
+        extra = {"half_life_s": float(doc["half_life_s"])} if "half_life_s" in doc else {}
+        return pet_info_from_values(
+            weight_kg=float(doc["patient_weight_kg"]),
+            height_m=float(doc["patient_height_m"]),
+            sex=str(doc["patient_sex"]),
+            injected_dose_bq=float(doc["injected_dose_bq"]),
+            injection_time=datetime.fromisoformat(doc["injection_datetime"]),
+            scan_time=datetime.fromisoformat(doc["scan_datetime"]),
+            units=str(doc.get("units", "BQML")),
+            source=source,
+            **extra,
+        )
+    except KeyError as exc:
+        raise InputError(f"{source}: PET info lacks {exc.args[0]!r}") from exc
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: malformed PET info ({exc})") from exc

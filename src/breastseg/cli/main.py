@@ -14,6 +14,7 @@ from breastseg._version import __version__
 from breastseg.cli.evaluate import evaluate
 from breastseg.cli.phantom import phantom
 from breastseg.cli.planned import planned_groups
+from breastseg.cli.specimen import specimen
 from breastseg.errors import BreastsegError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,6 +44,7 @@ def cli() -> None:
 
 cli.add_command(phantom)
 cli.add_command(evaluate)
+cli.add_command(specimen)
 for group in planned_groups():
     cli.add_command(group)
 

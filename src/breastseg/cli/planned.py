@@ -9,10 +9,6 @@ from __future__ import annotations
 import click
 
 _PLANNED = {
-    "specimen": (
-        "Margin assessment of a lumpectomy specimen on micro-PET-CT.",
-        "issue #4 (preprocessing, threshold baseline, margin read-out) and #5 (Residual U-Net)",
-    ),
     "petct": (
         "Metastatic lesions, SUV biomarkers and treatment response on whole-body FDG PET/CT.",
         "issue #8 (PET/CT workflow)",

@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 
 from breastseg.errors import InputError
 from breastseg.image import bounding_box
-from breastseg.masks import label_components
+from breastseg.masks import label_components, surface_voxels
 
 #: above this many voxels in the tolerance ball, surface Dice uses a k-d tree instead of a dilation
 _MAX_BALL_OFFSETS = 125
@@ -204,24 +204,6 @@ def pr_auc(prob: np.ndarray, ref: np.ndarray, ignore: np.ndarray | None = None) 
 # ---------------------------------------------------------------------------------------------------
 # surface distances
 # ---------------------------------------------------------------------------------------------------
-def surface_voxels(mask: np.ndarray) -> np.ndarray:
-    """Voxels of ``mask`` with at least one face neighbour outside it (array border counts as outside).
-
-    Same set as ``mask ^ scipy.ndimage.binary_erosion(mask)`` (MONAI's edges), computed with shifted
-    boolean ANDs, several times faster.
-    """
-    m = np.asarray(mask, dtype=bool)
-    padded = np.pad(m, 1)
-    core = tuple(slice(1, -1) for _ in range(m.ndim))
-    eroded = padded[core].copy()
-    for axis in range(m.ndim):
-        for lo, hi in ((0, -2), (2, None)):
-            sl = list(core)
-            sl[axis] = slice(lo, hi)
-            eroded &= padded[tuple(sl)]
-    return m & ~eroded
-
-
 @dataclass(frozen=True)
 class SurfaceDistances:
     """Directed surface distances (mm) between two masks' surface voxels.

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from breastseg.errors import InputError
-from breastseg.image import Grid, Image
+from breastseg.image import Grid, Image, bounding_box
 from breastseg.io import StudyIdentity, write_dicom_series, write_image
 from breastseg.io.atomic import atomic_path
 from breastseg.masks import fill_holes, largest_component
@@ -44,7 +44,6 @@ _CT_HU = {
     "air": -1000.0,
     "fat": -100.0,
     "fibroglandular": 40.0,
-    "tumour": 80.0,
     "container": 120.0,
     "wire": 3000.0,
 }
@@ -68,10 +67,15 @@ class SpecimenPhantomConfig:
     pet_units: Literal["BQML", "SUVbw"] = "BQML"
     wire: bool = True
     container: bool = True
-    ct_noise_hu: float = 15.0
-    pet_relative_noise: float = 0.15
-    tumour_suv: float = 6.0
-    fibroglandular_suv: float = 1.2
+    ct_noise_hu: float = 20.0
+    ct_texture_hu: float = 12.0
+    ct_tumour_hu: float = 65.0
+    pet_relative_noise: float = 0.25
+    tumour_suv: float = 4.0
+    tumour_heterogeneity: float = 0.35
+    fibroglandular_suv: float = 0.9
+    fibroglandular_heterogeneity: float = 0.4
+    uptake_boundary_mm: float = 0.4
     fat_suv: float = 0.4
     patient_weight_kg: float = 68.0
     patient_height_m: float = 1.65
@@ -169,6 +173,22 @@ def _bed(grid: Grid, specimen: np.ndarray, thickness_mm: float = 1.0) -> np.ndar
     return bed
 
 
+def _perturbed(mask: np.ndarray, grid: Grid, amplitude_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """``mask`` with its boundary moved in and out by up to ~``amplitude_mm`` (smooth random field)."""
+    if amplitude_mm <= 0:
+        return mask
+    margin = [int(np.ceil(3 * amplitude_mm / s)) + 2 for s in grid.spacing]
+    box = bounding_box(mask, margin=margin)
+    if box is None:
+        return mask
+    sub = np.ascontiguousarray(mask[box], dtype=np.uint8)
+    signed = edt.edt(sub, anisotropy=grid.spacing) - edt.edt(1 - sub, anisotropy=grid.spacing)
+    sub_grid = Grid(sub.shape, grid.spacing, (0.0, 0.0, 0.0), np.eye(3))
+    out = mask.copy()
+    out[box] = signed > amplitude_mm * smooth_field(sub_grid, 3.0, rng)
+    return out
+
+
 def _fwhm_sigma_vox(fwhm_mm: float, spacing: tuple[float, ...]) -> list[float]:
     return [fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / s for s in spacing]
 
@@ -208,7 +228,8 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     hu = np.zeros(grid.shape, dtype=np.float32)
     for name, value in _CT_HU.items():
         hu[labels == TISSUE_LABELS[name]] = value
-    hu += np.where(specimen, 8.0 * smooth_field(grid, 1.0, rng), 0.0).astype(np.float32)
+    hu[labels == TISSUE_LABELS["tumour"]] = cfg.ct_tumour_hu
+    hu += np.where(specimen, cfg.ct_texture_hu * smooth_field(grid, 1.0, rng), 0.0).astype(np.float32)
     hu = ndimage.gaussian_filter(hu, sigma=0.6)
     hu += rng.normal(0.0, cfg.ct_noise_hu, size=grid.shape).astype(np.float32)
     ct = Image(hu.astype(np.float32), grid.spacing, grid.origin, grid.direction, modality="CT", units="HU")
@@ -216,9 +237,13 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     # --- PET: SUVbw map, ~1 mm resolution, PET grid, Poisson-like noise, then Bq/ml
     suv = np.zeros(grid.shape, dtype=np.float32)
     suv[labels == TISSUE_LABELS["fat"]] = cfg.fat_suv
-    suv[labels == TISSUE_LABELS["fibroglandular"]] = cfg.fibroglandular_suv
-    heterogeneity = 1.0 + 0.15 * smooth_field(grid, 2.0, rng)
-    suv[tumour] = cfg.tumour_suv * heterogeneity[tumour]
+    fibro_sel = labels == TISSUE_LABELS["fibroglandular"]
+    fibro_field = np.clip(1.0 + cfg.fibroglandular_heterogeneity * smooth_field(grid, 2.0, rng), 0.3, None)
+    suv[fibro_sel] = cfg.fibroglandular_suv * fibro_field[fibro_sel]
+    heterogeneity = np.clip(1.0 + cfg.tumour_heterogeneity * smooth_field(grid, 2.0, rng), 0.2, None)
+    # the metabolic boundary is not the histological one: FDG uptake follows the tumour within ±uptake_boundary_mm
+    uptake = _perturbed(tumour, grid, cfg.uptake_boundary_mm, rng) & specimen
+    suv[uptake] = cfg.tumour_suv * heterogeneity[uptake]
     suv = ndimage.gaussian_filter(suv, sigma=_fwhm_sigma_vox(cfg.pet_fwhm_mm, grid.spacing))
     pet_grid = grid.with_spacing(cfg.pet_spacing_mm)
     suv_pet = Image(suv, grid.spacing, grid.origin, grid.direction).resample_onto(pet_grid, order=1).array
@@ -262,7 +287,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
         "specimen_volume_ml": float(specimen.sum() * grid.voxel_volume_mm3 / 1000.0),
         "tumour_centre_lps_mm": [round(v, 4) for v in grid.index_to_world(tumour_centre)],
         "labels": TISSUE_LABELS,
-        "ct_hu": _CT_HU,
+        "ct_hu": {**_CT_HU, "tumour": cfg.ct_tumour_hu},
         "pet": {
             "units": cfg.pet_units,
             "patient_weight_kg": weight,
@@ -276,6 +301,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
             "lean_body_mass_kg": lbm,
             "sul_per_bqml": bw_factor * lbm / weight,
             "tumour_suvbw": cfg.tumour_suv,
+            "tumour_ct_hu": cfg.ct_tumour_hu,
             "fibroglandular_suvbw": cfg.fibroglandular_suv,
             "fat_suvbw": cfg.fat_suv,
         },
@@ -371,18 +397,35 @@ def _slice_2d(image: Image, k: int, array: np.ndarray | None = None) -> Image:
     )
 
 
+def _cut_region(tissue: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half-plane beyond a random straight line that crosses the outer part of the tissue."""
+    pts = np.argwhere(tissue)
+    if len(pts) == 0:
+        return np.zeros_like(tissue)
+    centre = pts.mean(axis=0)
+    angle = rng.uniform(0, 2 * np.pi)
+    normal = np.array([np.sin(angle), np.cos(angle)])
+    offset = np.quantile((pts - centre) @ normal, 0.85)
+    yy, xx = np.indices(tissue.shape)
+    return np.asarray(((yy - centre[0]) * normal[0] + (xx - centre[1]) * normal[1]) > offset)
+
+
 def make_lamellae(
     phantom: Phantom,
     n: int = 3,
     thickness_mm: float = 2.5,
     unknown_fraction: float = 0.10,
     seed: int | None = None,
+    cut_edge: bool = True,
+    unknown_band_mm: float = 0.3,
 ) -> list[Lamella]:
     """Cut ``n`` lamella slices through the tumour, ``thickness_mm`` apart (the study's 2–3 mm lamellas).
 
     The PET is resampled onto the CT grid with third-order interpolation, as the study's preprocessing does.
     About ``unknown_fraction`` of each slice's tissue is labelled unknown (the study had ~11 %), in smooth
-    patches, as where histopathology could not be registered.
+    patches, as where histopathology could not be registered, plus a band of ``unknown_band_mm`` around the
+    tumour boundary (co-registration uncertainty). With ``cut_edge`` a straight cut removes the outer part
+    of the tissue on one side, as the pathologist's knife does.
     """
     ct, tumour, specimen = (
         phantom.images["ct"],
@@ -400,19 +443,31 @@ def make_lamellae(
     rng = np.random.default_rng(phantom.config.seed + 1000 if seed is None else seed)
     out = []
     for i, k in enumerate(picks):
-        tissue = specimen[k]
+        tissue = specimen[k].copy()
+        ct2d, pet2d, tum2d = ct.array[k].copy(), pet_on_ct.array[k].copy(), tumour[k].copy()
+        if cut_edge:
+            # the pathologist's straight cut: tissue beyond a line through the outer third is gone
+            cut = _cut_region(tissue, rng)
+            ct2d[cut & tissue] = _CT_HU["air"] + rng.normal(0, 15.0, int((cut & tissue).sum()))
+            pet2d[cut & tissue] = 0.0
+            tissue &= ~cut
+            tum2d &= ~cut
         plane = Grid(ct.shape[1:], ct.spacing[1:], ct.grid.origin[:2], ct.grid.direction[:2, :2])
         field2d = smooth_field(plane, 1.5, rng)
         threshold = np.quantile(field2d[tissue], 1.0 - unknown_fraction) if tissue.any() else np.inf
-        label = np.where(tumour[k], LAMELLA_LABELS["malignant"], LAMELLA_LABELS["benign"]).astype(np.uint8)
+        label = np.where(tum2d, LAMELLA_LABELS["malignant"], LAMELLA_LABELS["benign"]).astype(np.uint8)
         label[tissue & (field2d > threshold)] = LAMELLA_LABELS["unknown"]
+        # co-registration uncertainty: a band around the tumour boundary is unknown
+        band_px = max(1, round(unknown_band_mm / ct.spacing[1]))
+        band = ndimage.binary_dilation(tum2d, iterations=band_px) & ~ndimage.binary_erosion(tum2d, iterations=band_px)
+        label[band & tissue] = LAMELLA_LABELS["unknown"]
         z_mm = float(ct.grid.index_to_world([k, 0, 0])[2])
         out.append(
             Lamella(
                 index=i,
                 z_mm=z_mm,
-                ct=_slice_2d(ct, k),
-                pet=_slice_2d(pet_on_ct, k),
+                ct=_slice_2d(ct, k, ct2d),
+                pet=_slice_2d(pet_on_ct, k, pet2d),
                 label=_slice_2d(ct, k, label).with_array(label, units="label", modality="SEG"),
             )
         )

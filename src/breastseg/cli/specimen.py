@@ -1,0 +1,238 @@
+"""``breastseg specimen``: margin assessment of a lumpectomy specimen on micro-PET-CT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from breastseg.errors import InputError
+from breastseg.workflows.specimen.lamellae import cases_from_manifests
+from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
+from breastseg.workflows.specimen.preprocess import PreprocessConfig
+from breastseg.workflows.specimen.threshold import fit_threshold_model
+
+_FACES = ("+x", "-x", "+y", "-y", "+z", "-z")
+
+
+def _face_names(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    names: dict[str, str] = {}
+    for part in text.split(","):
+        key, _, name = part.partition("=")
+        key = key.strip()
+        if key not in _FACES or not name.strip():
+            raise InputError(f"--orientation takes FACE=name pairs with FACE one of {', '.join(_FACES)}; got {part!r}")
+        names[key] = name.strip()
+    return names
+
+
+@click.group()
+def specimen() -> None:
+    """Margin assessment of a lumpectomy specimen on micro-PET-CT (Maris et al. 2025)."""
+
+
+@specimen.command("assess")
+@click.option(
+    "--ct",
+    "ct_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Micro-CT in HU: a DICOM folder or a NIfTI/NRRD/MHA file.",
+)
+@click.option(
+    "--pet",
+    "pet_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Micro-PET co-registered with the CT: DICOM folder (SUV tags read) or NIfTI/NRRD/MHA.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (replaced as a whole when the run succeeds).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["threshold", "resunet"]),
+    default="threshold",
+    show_default=True,
+    help="Segmentation method (the Residual U-Net arrives with issue #5).",
+)
+@click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Model file; default: the packaged threshold model (fitted on phantoms: fit your own).",
+)
+@click.option(
+    "--pet-units",
+    type=click.Choice(["BQML", "SUVbw", "SUL"]),
+    default=None,
+    help="Units of a NIfTI/NRRD PET, which does not store them (DICOM says it itself).",
+)
+@click.option(
+    "--pet-info",
+    "pet_info",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON with patient weight/height/sex, injected dose and times, for a Bq/ml PET without DICOM.",
+)
+@click.option(
+    "--positive-margin-mm",
+    type=click.FloatRange(min=0.0),
+    default=0.1,
+    show_default=True,
+    help="Margin at or below which the status is positive.",
+)
+@click.option(
+    "--keep-all-components",
+    is_flag=True,
+    help="Keep every tumour component (known multifocal tumour); default keeps the largest.",
+)
+@click.option(
+    "--working-spacing",
+    "working_spacing",
+    type=click.FloatRange(min=0.01),
+    default=None,
+    help="Resample to this isotropic spacing (mm) for speed, e.g. 0.2; default: the CT grid.",
+)
+@click.option(
+    "--orientation",
+    default=None,
+    help="Names of the specimen's faces, e.g. '+x=lateral,-x=medial,+z=superior' (default: LPS names).",
+)
+def assess(
+    ct_path: Path,
+    pet_path: Path,
+    out_dir: Path,
+    method: str,
+    model: str | None,
+    pet_units: str | None,
+    pet_info: str | None,
+    positive_margin_mm: float,
+    keep_all_components: bool,
+    working_spacing: float | None,
+    orientation: str | None,
+) -> None:
+    """Segment the tumour and report the margin status of one specimen.
+
+    Writes result.json (margin status, minimum margin in mm, closest point and face, per-face margins,
+    volumes, timings), tumour_mask.nii.gz and specimen_mask.nii.gz on the CT grid, and report.html with
+    its figures.
+
+    \b
+    Example (a phantom with known truth):
+      breastseg phantom specimen --out case0 --margin-mm 1.5
+      breastseg specimen assess --ct case0/ct.nii.gz --pet case0/pet.nii.gz \\
+          --pet-info case0/truth.json --out case0/assessment
+    """
+    config = AssessConfig(
+        method="resunet" if method == "resunet" else "threshold",
+        model=model,
+        pet_units=pet_units,  # type: ignore[arg-type]
+        positive_margin_mm=positive_margin_mm,
+        keep_largest_component=not keep_all_components,
+        face_names=_face_names(orientation),
+        preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
+    )
+    console = Console(stderr=True)
+    with console.status("starting…") as status:
+        result = run_assessment(
+            ct_path, pet_path, out_dir, config, pet_info, progress=lambda step: status.update(f"{step}…")
+        )
+    margin = result["min_margin_mm"]
+    table = Table(title="specimen margin", show_header=False)
+    colour = "red" if result["margin_status"] == "positive" else "green"
+    table.add_row("status", f"[bold {colour}]{result['margin_status'].upper()}[/]")
+    table.add_row("minimum margin", "—" if margin is None else f"{margin:.2f} mm")
+    table.add_row("closest face", str(result["closest_face"]))
+    if result.get("ensemble_positive_fraction") is not None:
+        table.add_row("ensemble calling positive", f"{100 * result['ensemble_positive_fraction']:.0f} %")
+    table.add_row("tumour volume", f"{result['tumour_volume_ml']:.2f} ml")
+    table.add_row("time", f"{result['timings_s']['total']:.1f} s")
+    table.add_row("report", str(out_dir / "report.html"))
+    if result.get("reason"):
+        table.add_row("note", result["reason"])
+    Console().print(table)
+
+
+@specimen.command("fit-threshold")
+@click.option(
+    "--manifest",
+    "manifests",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Lamella manifest CSV (repeatable); rows: patient_id, slice_id, tumour_type, ct, pet, label.",
+)
+@click.option(
+    "--input",
+    "kind",
+    type=click.Choice(["ct", "pet", "petct"]),
+    default="petct",
+    show_default=True,
+    help="What is thresholded: absolute HU (ct), relative SUL (pet), or CT-gated relative SUL (petct).",
+)
+@click.option(
+    "--tumour-type",
+    "tumour_types",
+    multiple=True,
+    default=("NST",),
+    show_default=True,
+    help="Fit on slices of these tumour types (the study fits NST apart from ILC + DCIS).",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Patient-grouped folds: one threshold each, averaged as an ensemble in 3D.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the fold split.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model file to write (JSON; a .card.md model card is written beside it).",
+)
+@click.option("--description", default="", help="What the training data is, for the model card.")
+def fit_threshold(
+    manifests: tuple[str, ...],
+    kind: str,
+    tumour_types: tuple[str, ...],
+    folds: int,
+    seed: int,
+    out_path: Path,
+    description: str,
+) -> None:
+    """Fit the study's intensity-threshold baseline on 2D lamellae.
+
+    CT: HU threshold swept −2000…+2000 in steps of 2; PET: 0–100 % of the patient's SUL maximum; PET-CT: the
+    CT's high-density tissue (Otsu) gates the PET, then a relative threshold. The best mean Dice over the
+    training patients wins.
+    """
+    cases = cases_from_manifests(manifests, tumour_types)
+    model = fit_threshold_model(
+        "ct" if kind == "ct" else "pet" if kind == "pet" else "petct",
+        cases,
+        n_folds=folds,
+        seed=seed,
+        tumour_types=tumour_types,
+        data_description=description,
+    )
+    model.save(out_path)
+    table = Table(title=f"threshold model ({kind})")
+    table.add_column("fold")
+    table.add_column("threshold")
+    table.add_column("mean training Dice")
+    for i, f in enumerate(model.folds):
+        table.add_row(str(i), f"{f.value:g}", f"{f.mean_training_dice:.3f}")
+    Console().print(table)
+    Console().print(f"written {out_path} and {out_path.with_suffix('.card.md')}")

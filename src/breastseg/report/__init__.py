@@ -1,0 +1,1 @@
+"""Figures (matplotlib) and HTML reports shared by the workflows."""

@@ -1,0 +1,93 @@
+"""2D lamella training data: a manifest of slices, preprocessed the way the study preprocesses them.
+
+A manifest is a CSV with one row per slice: ``patient_id``, ``slice_id``, ``tumour_type`` (NST / ILC / DCIS) and
+the paths (relative to the CSV) of ``ct`` (HU), ``pet`` (on the CT grid) and ``label`` (0 benign, 1 malignant,
+2 unknown). ``breastseg phantom specimen --lamellae N`` writes one.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from breastseg.errors import InputError
+from breastseg.io import read_image
+from breastseg.masks import fill_holes
+from breastseg.workflows.specimen.preprocess import remove_background, remove_container, tissue_mask
+from breastseg.workflows.specimen.threshold import ThresholdCase
+
+REQUIRED_COLUMNS = ("patient_id", "slice_id", "tumour_type", "ct", "pet", "label")
+UNKNOWN_LABEL = 2
+
+
+def read_manifest(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a lamella manifest, with paths made absolute; checks the columns."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{path}: manifest lacks columns {missing}; needs {list(REQUIRED_COLUMNS)}")
+            rows = list(reader)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the manifest ({exc})") from exc
+    if not rows:
+        raise InputError(f"{path}: the manifest has no rows")
+    for row in rows:
+        for key in ("ct", "pet", "label"):
+            row[key] = str((path.parent / row[key]).resolve())
+    return rows
+
+
+def preprocess_slice(
+    ct: np.ndarray, pet: np.ndarray, label: np.ndarray, spacing: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Container removal, Otsu tissue (largest component), background removal and label clean-up of a slice.
+
+    Outside the tissue every pixel is benign; holes in the tumour label are filled (the study's rules).
+    """
+    from breastseg.image import Image
+
+    ct_img = Image(np.asarray(ct, np.float32), tuple(spacing), units="HU")
+    ct_img, _ = remove_container(ct_img)
+    tissue, _ = tissue_mask(ct_img)
+    ct_img, pet_img = remove_background(ct_img, ct_img.with_array(np.asarray(pet, np.float32)), tissue)
+    lab = np.asarray(label).astype(np.uint8).copy()
+    malignant = fill_holes(lab == 1)
+    lab[malignant] = 1
+    lab[~tissue] = 0
+    return ct_img.array, pet_img.array, lab, tissue
+
+
+def cases_from_manifests(paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None) -> list[ThresholdCase]:
+    """Read and preprocess every slice of the manifests, grouped into one case per patient."""
+    by_patient: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for manifest in paths:
+        for row in read_manifest(manifest):
+            if tumour_types and row["tumour_type"] not in tumour_types:
+                continue
+            ct = read_image(row["ct"])
+            pet = read_image(row["pet"])
+            label = read_image(row["label"])
+            if not (ct.grid.same_as(pet.grid) and ct.grid.same_as(label.grid)):
+                raise InputError(f"{manifest}: slice {row['slice_id']}: CT, PET and label are not on one grid")
+            by_patient.setdefault(row["patient_id"], []).append(
+                preprocess_slice(ct.array, pet.array, label.array, ct.spacing)
+            )
+    if not by_patient:
+        raise InputError("no slices selected from the manifests")
+    return [
+        ThresholdCase(
+            patient_id=pid,
+            ct=[s[0] for s in slices],
+            pet=[s[1] for s in slices],
+            label=[s[2] for s in slices],
+            tissue=[s[3] for s in slices],
+            unknown_label=UNKNOWN_LABEL,
+        )
+        for pid, slices in sorted(by_patient.items())
+    ]

@@ -1,0 +1,246 @@
+"""``breastseg specimen assess``: from a micro-PET-CT pair to the margin status, as the study's Methods read.
+
+read → preprocess (SUL, median, PET onto CT, container, Otsu tissue, background, crop) → predict (threshold
+ensemble; the Residual U-Net arrives with issue #5) → post-process (0.5, holes, largest 3D component) → margin
+read-out → write (result.json, masks, figures, report.html), all into a temporary folder renamed at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from breastseg._version import __version__
+from breastseg.errors import InputError, ModelError
+from breastseg.image import Image
+from breastseg.io import read_dicom_series, read_image, write_image
+from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.dicom_meta import PetInfo
+from breastseg.masks import binarize
+from breastseg.suv import pet_info_from_mapping
+from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, depth_map_mm
+from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
+from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
+
+RESULT_SCHEMA_VERSION = 1
+Method = Literal["threshold", "resunet"]
+DEFAULT_THRESHOLD_MODEL = "specimen_threshold_petct.json"
+
+
+@dataclass(frozen=True)
+class AssessConfig:
+    """Options of a specimen assessment (defaults: the study's)."""
+
+    method: Method = "threshold"
+    model: str | None = None
+    pet_units: PetUnits | None = None
+    positive_margin_mm: float = POSITIVE_MARGIN_MM
+    keep_largest_component: bool = True
+    probability_threshold: float = 0.5
+    face_names: Mapping[str, str] | None = None
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+
+@dataclass(eq=False)
+class SpecimenAssessment:
+    """Everything an assessment produced, before it is written."""
+
+    result: dict[str, Any]
+    pair: SpecimenPair
+    tumour: np.ndarray
+    probability: np.ndarray
+    margin: MarginResult
+    closest_index: tuple[int, int, int]
+
+
+def default_model_path(method: Method) -> Path:
+    """The packaged model for a method (threshold: fitted on synthetic phantoms, see its card)."""
+    if method != "threshold":
+        raise ModelError("the Residual U-Net arrives with issue #5; use --method threshold for now")
+    return Path(str(resources.files("breastseg.models") / DEFAULT_THRESHOLD_MODEL))
+
+
+def load_model(method: Method, model: str | None) -> tuple[ThresholdModel, Path]:
+    if method == "resunet":
+        raise ModelError("the Residual U-Net arrives with issue #5; use --method threshold for now")
+    path = Path(model) if model else default_model_path(method)
+    return ThresholdModel.load(path), path
+
+
+def read_pet_info_json(path: str | Path) -> PetInfo:
+    """Patient and injection data for a PET without DICOM headers, from JSON.
+
+    Keys (top level or under ``"pet"``, as in a phantom's ``truth.json``): ``patient_weight_kg``,
+    ``patient_height_m``, ``patient_sex``, ``injected_dose_bq``, ``injection_datetime``, ``scan_datetime``
+    (ISO 8601), optional ``half_life_s`` and ``units``.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read PET info JSON ({exc})") from exc
+    return pet_info_from_mapping(doc.get("pet", doc), str(path))
+
+
+def read_specimen_inputs(ct_path: str | Path, pet_path: str | Path) -> tuple[Image, Image, PetInfo | None]:
+    """Read CT and PET (DICOM folders or NIfTI/NRRD/MHA); from DICOM the PET's SUV metadata comes along."""
+    ct = read_image(ct_path, modality="CT")
+    pet_path = Path(pet_path)
+    info = None
+    if pet_path.is_dir() or pet_path.suffix.lower() == ".dcm":
+        series = read_dicom_series(pet_path, modality="PT")
+        pet, info = series.image, series.pet_info()
+    else:
+        pet = read_image(pet_path, modality="PT")
+    return ct, pet, info
+
+
+def assess_specimen(
+    ct: Image,
+    pet: Image,
+    pet_info: PetInfo | None = None,
+    config: AssessConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SpecimenAssessment:
+    """Assess the margin of one specimen (see the module docstring for the steps)."""
+    cfg = config or AssessConfig()
+    say = progress or (lambda _name: None)
+    t_start = time.perf_counter()
+    say("loading the model")
+    model, model_path = load_model(cfg.method, cfg.model)
+    pair = preprocess(ct, pet, pet_info, cfg.pet_units, cfg.preprocess, progress=say)
+    timings = dict(pair.timings_s)
+
+    say("predicting")
+    t0 = time.perf_counter()
+    members = model.masks(pair.ct.array, pair.pet.array, pair.tissue)
+    probability = ensemble_probability(members)
+    timings["predict"] = round(time.perf_counter() - t0, 4)
+
+    say("post-processing")
+    t0 = time.perf_counter()
+    tumour = binarize(
+        probability,
+        cfg.probability_threshold,
+        fill=True,
+        keep_largest=cfg.keep_largest_component,
+        within=pair.tissue,
+    )
+    # members only vote on the margin: holes never reach the surface, so they are not filled
+    members_pp = [binarize(m, 0.5, False, cfg.keep_largest_component, pair.tissue) for m in members]
+    timings["postprocess"] = round(time.perf_counter() - t0, 4)
+
+    say("margin")
+    t0 = time.perf_counter()
+    grid = pair.ct.grid
+    depth = depth_map_mm(pair.tissue, grid.spacing)
+    margin = assess_margin(tumour, pair.tissue, grid, cfg.positive_margin_mm, members_pp, cfg.face_names, depth=depth)
+    timings["margin"] = round(time.perf_counter() - t0, 4)
+    timings["total"] = round(time.perf_counter() - t_start, 4)
+
+    if margin.closest_point_mm is not None:
+        closest = tuple(round(float(v)) for v in grid.world_to_index(margin.closest_point_mm))
+    else:
+        closest = tuple(int(v) for v in np.argwhere(pair.tissue).mean(axis=0).round())
+    voxel_ml = grid.voxel_volume_mm3 / 1000.0
+    suv_in_tumour = pair.pet.array[tumour]
+    result: dict[str, Any] = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "breastseg_version": __version__,
+        **margin.as_dict(),
+        "tumour_volume_ml": round(float(tumour.sum() * voxel_ml), 4),
+        "specimen_volume_ml": round(float(pair.tissue.sum() * voxel_ml), 4),
+        "tumour_sul_max": round(float(suv_in_tumour.max()), 4) if suv_in_tumour.size else None,
+        "tumour_sul_mean": round(float(suv_in_tumour.mean()), 4) if suv_in_tumour.size else None,
+        "method": cfg.method,
+        "model": {
+            "path": str(model_path),
+            "input": model.input,
+            "folds": len(model.folds),
+            "thresholds": [f.value for f in model.folds],
+            "threshold_units": model.units,
+        },
+        "working_spacing_mm": list(grid.spacing),
+        "otsu_tissue_threshold_hu": round(pair.otsu_hu, 2),
+        "container_voxels_removed": int(pair.container.sum()),
+        "timings_s": timings,
+        "config": _jsonable(dataclasses.asdict(cfg)),
+    }
+    return SpecimenAssessment(result, pair, tumour, probability, margin, closest)  # type: ignore[arg-type]
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _full_grid(pair: SpecimenPair, mask: np.ndarray, original_ct: Image) -> Image:
+    full = np.zeros(pair.full_grid_ct.shape, dtype=np.uint8)
+    full[pair.crop] = mask.astype(np.uint8)
+    img = pair.full_grid_ct.with_array(full, units="label", modality="SEG")
+    if not img.grid.same_as(original_ct.grid):
+        img = img.resample_onto(original_ct, order=0)
+    return img
+
+
+def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir: str | Path) -> dict[str, Path]:
+    """Write result.json, the masks on the CT's grid, the figure and report.html into ``out_dir`` atomically."""
+    from breastseg.report.figures import orthogonal_slices
+    from breastseg.report.specimen_html import specimen_report
+
+    out_dir = Path(out_dir)
+    a = assessment
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        paths = {
+            "tumour_mask": write_image(_full_grid(a.pair, a.tumour, original_ct), tmp / "tumour_mask.nii.gz"),
+            "specimen_mask": write_image(_full_grid(a.pair, a.pair.tissue, original_ct), tmp / "specimen_mask.nii.gz"),
+        }
+        fig = orthogonal_slices(
+            a.pair.ct,
+            a.pair.pet,
+            a.pair.tissue,
+            a.tumour,
+            a.closest_index,
+            tmp / "figures" / "closest_point.png",
+            title=f"margin {a.result['margin_status']}"
+            + (f", {a.result['min_margin_mm']:.2f} mm" if a.result["min_margin_mm"] is not None else ""),
+        )
+        paths["figure"] = fig
+        result = dict(a.result)
+        result["files"] = {
+            "tumour_mask": "tumour_mask.nii.gz",
+            "specimen_mask": "specimen_mask.nii.gz",
+            "report": "report.html",
+            "figures": ["figures/closest_point.png"],
+        }
+        paths["result"] = write_json(result, tmp / "result.json")
+        paths["report"] = specimen_report(result, tmp / "report.html")
+    return {name: out_dir / p.relative_to(tmp) for name, p in paths.items()}
+
+
+def run_assessment(
+    ct_path: str | Path,
+    pet_path: str | Path,
+    out_dir: str | Path,
+    config: AssessConfig | None = None,
+    pet_info_path: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict."""
+    ct, pet, info = read_specimen_inputs(ct_path, pet_path)
+    if pet_info_path is not None:
+        info = read_pet_info_json(pet_info_path)
+        if (config or AssessConfig()).pet_units is None and pet.units is None:
+            pet = pet.with_array(pet.array, units=info.units)
+    assessment = assess_specimen(ct, pet, info, config, progress)
+    assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
+    write_assessment(assessment, ct, out_dir)
+    return assessment.result

@@ -1,0 +1,309 @@
+"""Specimen micro-PET-CT preprocessing, step by step in the study's order (Maris et al. 2025, Methods).
+
+1. PET → SUL (lean-body-mass SUV, Janmahasatian), decay-corrected from the DICOM times (:func:`pet_to_sul`);
+2. PET median filter with a 2 mm isotropic kernel (:func:`median_filter_pet`);
+3. PET resampled onto the CT grid with third-order interpolation (:func:`resample_pet_to_ct`);
+4. specimen container / bed removed from the CT (:func:`remove_container`);
+5. Otsu threshold on the CT → tissue mask, largest connected component only (:func:`tissue_mask`);
+6. background removed (:func:`remove_background`) and 7. the pair cropped to the tissue (:func:`crop_to_tissue`).
+
+Every step is a plain function of images (arrays with geometry) and returns new images; :func:`preprocess`
+runs them all and records the time of each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import edt
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+from breastseg.errors import InputError
+from breastseg.image import Image, bounding_box
+from breastseg.io.dicom_meta import PetInfo
+from breastseg.masks import fill_holes, label_components, largest_component
+from breastseg.suv import to_suv
+
+#: air in HU, the value the background is set to
+AIR_HU = -1000.0
+
+PetUnits = Literal["BQML", "SUVbw", "SUL"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of specimen preprocessing (defaults: the study's).
+
+    Attributes:
+        median_kernel_mm: PET median filter size (isotropic), mm.
+        working_spacing_mm: resample CT (linear) and PET (third order) to this isotropic spacing instead of the
+            CT's own, for speed (``None``: the CT grid, as the study).
+        container_thickness_mm: structures of the CT foreground thinner than this (a bed plate, a container
+            wall, a wire outside the tissue) are candidates for removal …
+        container_min_extent_mm: … if they extend at least this far (tissue crumbs stay).
+        crop_margin_mm: margin kept around the tissue when cropping, mm.
+    """
+
+    median_kernel_mm: float = 2.0
+    working_spacing_mm: float | None = None
+    container_thickness_mm: float = 1.5
+    container_min_extent_mm: float = 10.0
+    crop_margin_mm: float = 0.5
+
+
+@dataclass(eq=False)
+class SpecimenPair:
+    """Preprocessed CT (HU) and PET (SUL) on one grid, the tissue mask, and what was done to get there.
+
+    Attributes:
+        ct, pet: cropped images on the working grid; outside tissue CT is air and PET is 0.
+        tissue: the specimen (tissue) mask on the same grid.
+        full_grid_ct: the CT before cropping (working grid), for writing masks back on the full grid.
+        crop: the crop box (array slices) of ``ct`` within ``full_grid_ct``.
+        container: voxels removed as container / bed / wire outside tissue (full working grid).
+        otsu_hu: the Otsu threshold that separated tissue from air.
+        timings_s: seconds per step.
+    """
+
+    ct: Image
+    pet: Image
+    tissue: np.ndarray
+    full_grid_ct: Image
+    crop: tuple[slice, ...]
+    container: np.ndarray
+    otsu_hu: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------
+# input checks
+# ---------------------------------------------------------------------------------------------------
+def check_ct(ct: Image, source: str = "CT") -> None:
+    """CT must be 3D and in HU (air near −1000, not raw 0…4095 detector values)."""
+    if ct.ndim != 3:
+        raise InputError(f"{source}: the specimen CT must be 3D, got shape {ct.shape}")
+    lo, hi = float(np.min(ct.array)), float(np.max(ct.array))
+    if lo >= 0:
+        raise InputError(
+            f"{source}: CT values span {lo:g}…{hi:g} with nothing below 0; expected Hounsfield units "
+            "(air ≈ −1000). Apply RescaleSlope/Intercept or convert to HU first"
+        )
+
+
+def check_pet(pet: Image, ct: Image, source: str = "PET") -> None:
+    """PET must be 3D, mostly non-negative, and cover the CT's field of view (co-registered pair)."""
+    if pet.ndim != 3:
+        raise InputError(f"{source}: the specimen PET must be 3D, got shape {pet.shape}")
+    if float(np.percentile(pet.array, 1)) < -0.05 * float(np.max(np.abs(pet.array)) or 1.0):
+        raise InputError(f"{source}: many negative PET values; expected activity or SUV (≥ 0)")
+    ct_lo, ct_hi = _extent(ct)
+    pet_lo, pet_hi = _extent(pet)
+    overlap = np.clip(np.minimum(ct_hi, pet_hi) - np.maximum(ct_lo, pet_lo), 0, None)
+    ct_size = ct_hi - ct_lo
+    fraction = float(np.prod(overlap) / np.prod(ct_size)) if np.all(ct_size > 0) else 0.0
+    if fraction < 0.5:
+        raise InputError(
+            f"{source}: PET and CT fields of view overlap by {100 * fraction:.0f} % of the CT; they must be "
+            "co-registered (same frame of reference, same physical region)"
+        )
+
+
+def _extent(img: Image) -> tuple[np.ndarray, np.ndarray]:
+    corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in img.shape], indexing="ij")).reshape(3, -1).T
+    world = img.grid.index_to_world(corners)
+    return world.min(axis=0), world.max(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the steps
+# ---------------------------------------------------------------------------------------------------
+def pet_to_sul(pet: Image, info: PetInfo | None, units: PetUnits | None = None) -> Image:
+    """Step 1: PET → SUL (Janmahasatian lean body mass), decay-corrected as the QIBA pseudo-code.
+
+    Args:
+        pet: the PET image; its ``units`` (or ``units``) say what the values are.
+        info: DICOM PET metadata (or :func:`breastseg.suv.pet_info_from_values`); needed unless the image is
+            already in SUL.
+        units: overrides ``pet.units`` (``"BQML"``, ``"SUVbw"``, ``"SUL"``) for formats that do not store it.
+    """
+    if units is not None:
+        pet = pet.with_array(pet.array, units=units)
+    if pet.units == "SUL":
+        return pet
+    if pet.units is None:
+        raise InputError(
+            "PET units are unknown (NIfTI/NRRD store none): say --pet-units BQML|SUVbw|SUL, and for BQML give "
+            "the patient and injection data (--pet-info)"
+        )
+    if info is None:
+        raise InputError(
+            f"PET in {pet.units} needs patient weight, height, sex, injected dose and times to become SUL: "
+            "read it from DICOM, or give --pet-info (JSON), or --pet-units SUL for a PET already in SUL"
+        )
+    return to_suv(pet, info, kind="lbm")
+
+
+def _odd_kernel(size_mm: float, spacing: tuple[float, ...]) -> tuple[int, ...]:
+    sizes = []
+    for s in spacing:
+        n = max(1, round(size_mm / s))
+        sizes.append(n if n % 2 == 1 else n + 1)
+    return tuple(sizes)
+
+
+def median_filter_pet(pet: Image, kernel_mm: float = 2.0) -> Image:
+    """Step 2: median filter with a ``kernel_mm`` isotropic kernel (odd voxel count per axis, ≥ 1)."""
+    size = _odd_kernel(kernel_mm, pet.spacing)
+    return pet.with_array(ndimage.median_filter(pet.array.astype(np.float32), size=size, mode="nearest"))
+
+
+def resample_pet_to_ct(pet: Image, ct: Image) -> Image:
+    """Step 3: PET onto the CT grid with third-order (cubic B-spline) interpolation; overshoot below 0 clipped."""
+    out = pet.resample_onto(ct, order=3, fill=0.0)
+    return out.with_array(np.clip(out.array, 0.0, None))
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of ``values`` (HU clipped to [−1000, 1000] so metal does not stretch the histogram)."""
+    v = np.clip(np.asarray(values, dtype=np.float32), AIR_HU, 1000.0)
+    if v.size == 0 or float(v.min()) == float(v.max()):
+        raise InputError("cannot compute an Otsu threshold on constant values")
+    return float(threshold_otsu(v, nbins=512))
+
+
+def remove_container(ct: Image, thickness_mm: float = 1.5, min_extent_mm: float = 10.0) -> tuple[Image, np.ndarray]:
+    """Step 4: remove the specimen bed / container (and a wire's part outside the tissue) from the CT.
+
+    The CT foreground (Otsu) is opened with a ball of diameter ``thickness_mm`` (via distance transforms);
+    what the opening removes splits into connected pieces, and pieces that extend at least
+    ``min_extent_mm`` are foreign thin structures: a bed plate, a container wall, a hook wire sticking out.
+    Their voxels become air. Tissue crumbs the opening shaves off the surface are short and stay.
+
+    Returns:
+        The CT with those voxels set to air, and their mask.
+    """
+    fg = ct.array > otsu_threshold(ct.array)
+    radius = thickness_mm / 2.0
+    spacing = ct.spacing
+    inside = edt.edt(np.ascontiguousarray(fg, dtype=np.uint8), anisotropy=spacing, black_border=True)
+    eroded = inside > radius
+    outside = edt.edt(np.ascontiguousarray(~eroded, dtype=np.uint8), anisotropy=spacing, black_border=False)
+    opened = outside <= radius
+    thin = fg & ~opened
+    labels, n = label_components(thin, 26 if ct.ndim == 3 else 8)
+    container = np.zeros(ct.shape, dtype=bool)
+    if n:
+        boxes = ndimage.find_objects(labels)
+        keep = [
+            i + 1
+            for i, box in enumerate(boxes)
+            if box is not None
+            and np.linalg.norm([(b.stop - b.start) * s for b, s in zip(box, spacing, strict=True)]) >= min_extent_mm
+        ]
+        if keep:
+            container = np.isin(labels, keep)
+    return ct.with_array(np.where(container, AIR_HU, ct.array).astype(np.float32)), container
+
+
+def tissue_mask(ct: Image) -> tuple[np.ndarray, float]:
+    """Step 5: Otsu threshold on the CT, largest connected component, internal holes filled.
+
+    Returns:
+        The tissue mask and the Otsu threshold (HU).
+
+    Raises:
+        InputError: nothing above the threshold (no tissue in the image).
+    """
+    if float(ct.array.max()) <= AIR_HU + 50.0:
+        raise InputError(f"no tissue found in the CT (nothing above {AIR_HU + 50:.0f} HU)")
+    t = otsu_threshold(ct.array)
+    fg = ct.array > t
+    if not fg.any():
+        raise InputError(f"no tissue found in the CT (nothing above the Otsu threshold {t:.0f} HU)")
+    return fill_holes(largest_component(fg, connectivity=6 if ct.ndim == 3 else 4)), t
+
+
+def remove_background(ct: Image, pet: Image, tissue: np.ndarray) -> tuple[Image, Image]:
+    """Step 6: outside the tissue, CT becomes air and PET 0 (pixels outside tissue are benign)."""
+    return (
+        ct.with_array(np.where(tissue, ct.array, AIR_HU).astype(np.float32)),
+        pet.with_array(np.where(tissue, pet.array, 0.0).astype(np.float32)),
+    )
+
+
+def crop_to_tissue(
+    ct: Image, pet: Image, tissue: np.ndarray, margin_mm: float = 0.5
+) -> tuple[Image, Image, np.ndarray, tuple[slice, ...]]:
+    """Step 7: crop CT, PET and tissue to the tissue's bounding box plus ``margin_mm``."""
+    margin = [int(np.ceil(margin_mm / s)) for s in ct.spacing]
+    box = bounding_box(tissue, margin=margin)
+    if box is None:
+        raise InputError("the tissue mask is empty; nothing to crop to")
+    return ct.crop(box), pet.crop(box), tissue[box], box
+
+
+# ---------------------------------------------------------------------------------------------------
+# all steps
+# ---------------------------------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+def _timed(timings: dict[str, float], name: str, fn: Callable[[], T]) -> T:
+    t0 = time.perf_counter()
+    out = fn()
+    timings[name] = round(time.perf_counter() - t0, 4)
+    return out
+
+
+def preprocess(
+    ct: Image,
+    pet: Image,
+    pet_info: PetInfo | None = None,
+    pet_units: PetUnits | None = None,
+    config: PreprocessConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SpecimenPair:
+    """Run every preprocessing step in the study's order and time each.
+
+    Args:
+        ct: micro-CT in HU.
+        pet: micro-PET (Bq/ml, SUVbw or SUL) co-registered with the CT.
+        pet_info: SUV metadata (from DICOM, or given by hand).
+        pet_units: the PET's units when the file does not say.
+        progress: called with each step's name before it runs.
+    """
+    cfg = config or PreprocessConfig()
+    say = progress or (lambda _name: None)
+    timings: dict[str, float] = {}
+    check_ct(ct)
+    check_pet(pet, ct)
+    say("PET to SUL")
+    sul = _timed(timings, "pet_to_sul", lambda: pet_to_sul(pet, pet_info, pet_units))
+    say("PET median filter")
+    sul = _timed(timings, "median_filter", lambda: median_filter_pet(sul, cfg.median_kernel_mm))
+    if cfg.working_spacing_mm:
+        say("CT to working spacing")
+        spacing = cfg.working_spacing_mm
+        ct = _timed(timings, "ct_to_working_grid", lambda: ct.resample_to_spacing(spacing, order=1, fill=AIR_HU))
+    say("PET onto the CT grid")
+    sul = _timed(timings, "resample_pet", lambda: resample_pet_to_ct(sul, ct))
+    say("container removal")
+    ct_clean, container = _timed(
+        timings,
+        "remove_container",
+        lambda: remove_container(ct, cfg.container_thickness_mm, cfg.container_min_extent_mm),
+    )
+    say("tissue mask")
+    tissue, otsu = _timed(timings, "tissue_mask", lambda: tissue_mask(ct_clean))
+    say("background removal")
+    ct_bg, pet_bg = _timed(timings, "remove_background", lambda: remove_background(ct_clean, sul, tissue))
+    say("crop to tissue")
+    ct_c, pet_c, tissue_c, box = _timed(
+        timings, "crop", lambda: crop_to_tissue(ct_bg, pet_bg, tissue, cfg.crop_margin_mm)
+    )
+    return SpecimenPair(ct_c, pet_c, tissue_c, ct_bg, box, container, otsu, timings)

@@ -1,0 +1,73 @@
+"""Margin read-out on analytic cases: a sphere in a box has a known margin to every face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from breastseg.image import Grid
+from breastseg.workflows.specimen.margin import assess_margin
+
+SPACING = 0.2
+
+
+def box_and_sphere(gap_to_right_mm: float, radius_mm: float = 4.0) -> tuple[np.ndarray, np.ndarray, Grid]:
+    """A 24 × 20 × 30 mm box (one voxel of air around it) with a sphere ``gap`` mm inside its −x face."""
+    shape = (122, 102, 152)
+    grid = Grid(shape, (SPACING,) * 3, (0.0, 0.0, 0.0), np.eye(3))
+    box = np.zeros(shape, bool)
+    box[1:-1, 1:-1, 1:-1] = True
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    # the box's −x face (voxel edge) lies at x = 0.5 voxel; put the sphere's edge gap mm further in
+    cx = 0.5 + (gap_to_right_mm + radius_mm) / SPACING
+    cz, cy = (shape[0] - 1) / 2, (shape[1] - 1) / 2
+    sphere = ((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) * SPACING**2 <= radius_mm**2
+    return sphere & box, box, grid
+
+
+@pytest.mark.parametrize("gap", [0.6, 1.0, 2.0, 5.0])
+def test_sphere_in_a_box_margin_within_one_voxel(gap: float) -> None:
+    tumour, box, grid = box_and_sphere(gap)
+    r = assess_margin(tumour, box, grid)
+    assert r.min_margin_mm == pytest.approx(gap, abs=SPACING)
+    assert r.status == "negative"
+    assert r.closest_face == "right"  # −x in LPS is the patient's right
+    # the point lies on the sphere, on the side facing −x
+    assert r.closest_point_mm[0] == pytest.approx(0.5 * SPACING + gap, abs=SPACING)
+    # per-face margins: the other faces are analytic too (box 1..121 × 1..101 × 1..151 voxels)
+    faces = r.per_face_margin_mm
+    assert faces["right"] == pytest.approx(gap, abs=SPACING)
+    centre_x_mm = 0.5 * SPACING + gap + 4.0
+    assert faces["left"] == pytest.approx(
+        (151 - 0.5) * SPACING - centre_x_mm - 4.0 + 0.5 * SPACING - SPACING, abs=SPACING
+    )
+    assert faces["anterior"] == pytest.approx(faces["posterior"], abs=SPACING)
+
+
+def test_touching_tumour_is_positive() -> None:
+    tumour, box, grid = box_and_sphere(0.0)
+    r = assess_margin(tumour, box, grid)
+    assert r.min_margin_mm == 0.0 and r.status == "positive"
+
+
+def test_threshold_is_configurable() -> None:
+    tumour, box, grid = box_and_sphere(1.0)
+    assert assess_margin(tumour, box, grid, threshold_mm=2.0).status == "positive"
+
+
+def test_empty_tumour_is_an_explicit_negative() -> None:
+    _, box, grid = box_and_sphere(1.0)
+    r = assess_margin(np.zeros_like(box), box, grid)
+    assert r.status == "negative" and r.min_margin_mm is None
+    assert r.reason == "no tumour predicted in the specimen"
+    assert r.as_dict()["min_margin_mm"] is None
+
+
+def test_ensemble_agreement_and_face_names() -> None:
+    near, box, grid = box_and_sphere(0.0)
+    far, _, _ = box_and_sphere(3.0)
+    names = {"+x": "lateral", "-x": "medial", "+y": "deep", "-y": "superficial", "+z": "superior", "-z": "inferior"}
+    r = assess_margin(far, box, grid, members=[near, far, far, near], face_names=names)
+    assert r.ensemble_positive_fraction == 0.5
+    assert r.closest_face == "medial"
+    assert set(r.per_face_margin_mm) == set(names.values())

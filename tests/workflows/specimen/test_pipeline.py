@@ -1,0 +1,131 @@
+"""End to end: phantom → ``specimen assess`` → result checked against the phantom's truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from breastseg.cli.main import main
+from breastseg.io import read_image
+from breastseg.phantoms.base import Phantom, write_phantom
+from breastseg.phantoms.specimen import write_specimen_dicom
+from breastseg.workflows.specimen import pipeline
+from breastseg.workflows.specimen.pipeline import AssessConfig, assess_specimen, run_assessment
+from tests.workflows.specimen.conftest import clean_phantom, phantom_pet_info
+
+
+@pytest.mark.parametrize(("seed", "margin_mm"), [(21, None), (22, 1.0), (23, 2.0), (24, 5.0)])
+def test_threshold_method_calls_clean_phantoms_right(seed: int, margin_mm: float | None) -> None:
+    ph = clean_phantom(seed, margin_mm)
+    result = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph)).result
+    assert result["margin_status"] == ph.truth["margin_status"]
+    if margin_mm is None:
+        assert result["min_margin_mm"] == 0.0
+    else:
+        # the PET's ~1 mm blur widens the thresholded tumour: measured margins err on the safe side
+        assert 0.1 < result["min_margin_mm"] <= ph.truth["margin_mm"] + 0.2
+    assert result["tumour_volume_ml"] == pytest.approx(ph.truth["tumour_volume_ml"], rel=0.6)
+    assert result["specimen_volume_ml"] == pytest.approx(ph.truth["specimen_volume_ml"], rel=0.03)
+
+
+def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Phantom) -> None:
+    write_phantom(negative_phantom, tmp_path / "case")
+    out = tmp_path / "case" / "assessment"
+    rc = main(
+        [
+            "specimen",
+            "assess",
+            "--ct",
+            str(tmp_path / "case/ct.nii.gz"),
+            "--pet",
+            str(tmp_path / "case/pet.nii.gz"),
+            "--pet-info",
+            str(tmp_path / "case/truth.json"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    for key in (
+        "schema_version",
+        "margin_status",
+        "min_margin_mm",
+        "closest_point_mm",
+        "closest_face",
+        "per_face_margin_mm",
+        "tumour_volume_ml",
+        "specimen_volume_ml",
+        "method",
+        "model",
+        "timings_s",
+    ):
+        assert key in result, key
+    assert result["margin_status"] == "negative"
+    ct = read_image(tmp_path / "case/ct.nii.gz")
+    tumour = read_image(out / "tumour_mask.nii.gz")
+    specimen = read_image(out / "specimen_mask.nii.gz")
+    assert tumour.grid.same_as(ct.grid) and specimen.grid.same_as(ct.grid)
+    assert (tumour.array > 0).sum() * ct.voxel_volume_ml == pytest.approx(result["tumour_volume_ml"], rel=1e-3)
+    html = (out / "report.html").read_text()
+    assert "NEGATIVE" in html and "figures/closest_point.png" in html
+    assert (out / "figures" / "closest_point.png").stat().st_size > 10_000
+    # the closest point lies in the tumour mask written on the CT grid
+    idx = np.round(ct.grid.world_to_index(result["closest_point_mm"])).astype(int)
+    assert tumour.array[tuple(idx)] == 1
+
+
+def test_dicom_inputs_read_suv_from_headers(tmp_path: Path, positive_phantom: Phantom) -> None:
+    paths = write_specimen_dicom(positive_phantom, tmp_path / "dicom")
+    result = run_assessment(paths["ct"], paths["pet"], tmp_path / "out")
+    assert result["margin_status"] == "positive"
+    sul_factor = positive_phantom.truth["pet"]["sul_per_bqml"] / positive_phantom.truth["pet"]["suvbw_per_bqml"]
+    assert result["tumour_sul_max"] == pytest.approx(4.0 * sul_factor, rel=0.35)
+
+
+def test_empty_prediction_is_an_explicit_negative(negative_phantom: Phantom) -> None:
+    ph = negative_phantom
+    flat_pet = ph.images["pet"].with_array(np.zeros_like(ph.images["pet"].array))
+    result = assess_specimen(ph.images["ct"], flat_pet, phantom_pet_info(ph)).result
+    assert result["margin_status"] == "negative" and result["min_margin_mm"] is None
+    assert result["reason"] == "no tumour predicted in the specimen"
+
+
+def test_failed_run_leaves_no_half_written_folder(
+    tmp_path: Path, negative_phantom: Phantom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_phantom(negative_phantom, tmp_path / "case")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.json").write_text("{}")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("breastseg.report.specimen_html.specimen_report", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_assessment(
+            tmp_path / "case/ct.nii.gz",
+            tmp_path / "case/pet.nii.gz",
+            out,
+            AssessConfig(),
+            pet_info_path=tmp_path / "case/truth.json",
+        )
+    assert sorted(p.name for p in out.iterdir()) == ["earlier.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "out"]
+
+
+def test_resunet_is_not_faked(negative_phantom: Phantom) -> None:
+    from breastseg.errors import ModelError
+
+    with pytest.raises(ModelError, match="issue #5"):
+        assess_specimen(
+            negative_phantom.images["ct"],
+            negative_phantom.images["pet"],
+            phantom_pet_info(negative_phantom),
+            AssessConfig(method="resunet"),
+        )
+    assert pipeline.default_model_path("threshold").is_file()

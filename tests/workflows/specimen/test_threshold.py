@@ -1,0 +1,96 @@
+"""The intensity-threshold baseline: the Dice sweep against brute force, known optima, model files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from breastseg.errors import ModelError
+from breastseg.evaluation.metrics import dice
+from breastseg.workflows.specimen import threshold as T
+
+
+def test_dice_curve_equals_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 50, 5000).round()
+    truth = values + rng.normal(0, 40, 5000) > 30
+    sweep = T.CT_SWEEP_HU
+    curve = T.dice_curve(values, truth, sweep)
+    for k in (0, 900, 1015, 1040, 1100, 2000):
+        assert curve[k] == pytest.approx(dice(values >= sweep[k], truth)), sweep[k]
+
+
+def _case(pid: str, tumour_hu: float, benign_hu: float, tumour_sul: float, benign_sul: float) -> T.ThresholdCase:
+    label = np.zeros((20, 20), np.uint8)
+    label[5:10, 5:10] = 1
+    label[0:2, :] = 2  # unknown rows: must not count
+    tissue = np.ones((20, 20), bool)
+    ct = np.where(label == 1, tumour_hu, benign_hu).astype(np.float32)
+    ct[0:2, :] = 500.0  # unknown pixels look like tumour; excluded, they cannot pull the threshold
+    pet = np.where(label == 1, tumour_sul, benign_sul).astype(np.float32)
+    return T.ThresholdCase(pid, [ct], [pet], [label], [tissue])
+
+
+def test_fit_finds_the_separating_threshold() -> None:
+    cases = [_case("a", 80, 20, 4.0, 1.0), _case("b", 90, 30, 5.0, 1.0)]
+    ct = T.fit_threshold("ct", cases)
+    # any threshold in (30, 80] separates both perfectly; the lowest of the sweep is kept
+    assert ct.value == 32.0 and ct.mean_training_dice == 1.0
+    pet = T.fit_threshold("pet", cases)
+    # relative: tumour at 1.0 of max, benign at 0.25 (a) and 0.2 (b): the lowest perfect threshold is 0.255
+    assert pet.value == pytest.approx(0.255) and pet.mean_training_dice == 1.0
+
+
+def test_petct_gate_removes_dense_free_uptake() -> None:
+    label = np.zeros((20, 20), np.uint8)
+    label[5:10, 5:10] = 1
+    ct = np.full((20, 20), -100.0, np.float32)  # fat
+    ct[5:10, 5:10] = 70.0  # dense tumour
+    ct[12:18, 12:18] = 40.0  # dense benign
+    pet = np.where(label == 1, 4.0, 0.5).astype(np.float32)
+    pet[14:16, 0:4] = 4.0  # hot fat, as hot as the tumour (not dense): the CT gate removes it
+    case = T.ThresholdCase("p", [ct], [pet], [label], [np.ones((20, 20), bool)])
+    assert T.fit_threshold("petct", [case]).mean_training_dice == 1.0
+    assert T.fit_threshold("pet", [case]).mean_training_dice < 1.0
+
+
+def test_model_round_trip_and_card(tmp_path: Path) -> None:
+    cases = [_case(str(i), 80 + i, 20, 4.0, 1.0) for i in range(6)]
+    model = T.fit_threshold_model("petct", cases, n_folds=5, data_description="unit test cases")
+    assert len(model.folds) == 5
+    assert all(len(f.training_patients) < 6 for f in model.folds)  # each fold leaves patients out
+    path = model.save(tmp_path / "m.json")
+    back = T.ThresholdModel.load(path)
+    assert [f.value for f in back.folds] == [f.value for f in model.folds]
+    card = (tmp_path / "m.card.md").read_text()
+    assert "unit test cases" in card and "| fold | threshold |" in card
+    doc = json.loads(path.read_text())
+    assert doc["kind"] == T.MODEL_KIND and doc["input"] == "petct"
+
+
+def test_ensemble_probability_is_the_fraction_of_folds() -> None:
+    a = np.array([True, True, False])
+    b = np.array([True, False, False])
+    np.testing.assert_allclose(T.ensemble_probability([a, b]), [1.0, 0.5, 0.0])
+
+
+def test_bad_model_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no such model file"):
+        T.ThresholdModel.load(tmp_path / "missing.json")
+    (tmp_path / "x.json").write_text('{"kind": "something else"}')
+    with pytest.raises(ModelError, match="not a specimen threshold model"):
+        T.ThresholdModel.load(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not a readable"):
+        T.ThresholdModel.load(tmp_path / "y.json")
+
+
+def test_packaged_model_loads() -> None:
+    from breastseg.workflows.specimen.pipeline import default_model_path
+
+    model = T.ThresholdModel.load(default_model_path("threshold"))
+    assert model.input == "petct" and len(model.folds) == 5
+    assert 0.05 < model.folds[0].value < 0.95
