@@ -17,6 +17,10 @@ def _fmt(value: Any, unit: str = "") -> str:
     return html.escape(str(value)) + ((" " + unit) if unit else "")
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f} % of the members"
+
+
 def specimen_report(result: dict[str, Any], path: str | Path) -> Path:
     """Write ``report.html`` for a specimen result (figures referenced relative to the page)."""
     status = result["margin_status"]
@@ -27,7 +31,7 @@ def specimen_report(result: dict[str, Any], path: str | Path) -> Path:
         ("Positive when ≤", _fmt(result.get("positive_margin_threshold_mm"), "mm")),
         ("Closest face", _fmt(result.get("closest_face"))),
         ("Closest point (LPS)", _fmt(result.get("closest_point_mm"), "mm")),
-        ("Ensemble calling positive", _fmt(result.get("ensemble_positive_fraction"))),
+        ("Ensemble calling positive", _percent(result.get("ensemble_positive_fraction"))),
         ("Tumour volume", _fmt(result.get("tumour_volume_ml"), "ml")),
         ("Specimen volume", _fmt(result.get("specimen_volume_ml"), "ml")),
         ("Tumour SULmax", _fmt(result.get("tumour_sul_max"))),
