@@ -47,3 +47,42 @@ def oblique_image() -> Image:
         modality="CT",
         units="HU",
     )
+
+
+@pytest.fixture(scope="session")
+def phantom_lamellae(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Preprocessed 2D lamellae of 6 small specimen phantoms (3 slices each), as LamellaSlice objects."""
+    from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_lamellae, make_specimen_phantom, write_lamellae
+    from breastseg.workflows.specimen.lamellae import read_lamellae
+
+    root = tmp_path_factory.mktemp("lamellae")
+    manifests = []
+    for seed in range(6):
+        cfg = SpecimenPhantomConfig(
+            seed=500 + seed,
+            ct_spacing_mm=0.3,
+            pet_spacing_mm=0.6,
+            specimen_size_mm=(20.0, 24.0, 30.0),
+            tumour_diameter_mm=9.0,
+            margin_mm=[None, 1.0, 2.0][seed % 3],
+        )
+        ph = make_specimen_phantom(cfg)
+        manifests.append(write_lamellae(make_lamellae(ph, 3, thickness_mm=2.4), root / f"s{seed}", f"pt{seed}"))
+    return read_lamellae(manifests)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(phantom_lamellae: list):
+    """A 3-member PET-CT ResU-Net bundle trained for a few epochs (seconds on a CPU)."""
+    from breastseg.learn.patches import PatchConfig
+    from breastseg.learn.trainer import TrainConfig
+    from breastseg.nets.resunet import ResUNetConfig
+    from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
+
+    spec = ResUNetTraining(
+        inputs="petct",
+        net=ResUNetConfig(depth=3, first_channels=8),
+        train=TrainConfig(epochs=12, early_stopping_patience=8, patch=PatchConfig(size=48, per_image=12)),
+        folds=3,
+    )
+    return train_bundle(phantom_lamellae, spec, show_progress=False, description="test phantoms")

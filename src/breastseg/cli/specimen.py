@@ -9,10 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 from breastseg.errors import InputError
-from breastseg.workflows.specimen.lamellae import cases_from_manifests
+from breastseg.learn.bundle import ModelBundle
+from breastseg.learn.patches import PatchConfig
+from breastseg.learn.trainer import TrainConfig
+from breastseg.nets.resunet import ResUNetConfig
+from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 from breastseg.workflows.specimen.preprocess import PreprocessConfig
 from breastseg.workflows.specimen.threshold import fit_threshold_model
+from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
 
 _FACES = ("+x", "-x", "+y", "-y", "+z", "-z")
 
@@ -28,6 +33,24 @@ def _face_names(text: str | None) -> dict[str, str] | None:
             raise InputError(f"--orientation takes FACE=name pairs with FACE one of {', '.join(_FACES)}; got {part!r}")
         names[key] = name.strip()
     return names
+
+
+_manifest_option = click.option(
+    "--manifest",
+    "manifests",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Lamella manifest CSV (repeatable); rows: patient_id, slice_id, tumour_type, ct, pet, label.",
+)
+_tumour_type_option = click.option(
+    "--tumour-type",
+    "tumour_types",
+    multiple=True,
+    default=("NST",),
+    show_default=True,
+    help="Use slices of these tumour types (the study treats NST apart from ILC + DCIS).",
+)
 
 
 @click.group()
@@ -62,13 +85,18 @@ def specimen() -> None:
     type=click.Choice(["threshold", "resunet"]),
     default="threshold",
     show_default=True,
-    help="Segmentation method (the Residual U-Net arrives with issue #5).",
+    help="Intensity-threshold ensemble, or a Residual U-Net bundle run slice-wise along all three axes.",
 )
 @click.option(
     "--model",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Model file; default: the packaged threshold model (fitted on phantoms: fit your own).",
+    help="Model file: a threshold JSON or a ResU-Net bundle (.pt); default: the packaged threshold model.",
+)
+@click.option(
+    "--patient-id",
+    default=None,
+    help="Leave out bundle members trained on this patient (leakage guard when evaluating).",
 )
 @click.option(
     "--pet-units",
@@ -119,6 +147,7 @@ def assess(
     keep_all_components: bool,
     working_spacing: float | None,
     orientation: str | None,
+    patient_id: str | None,
 ) -> None:
     """Segment the tumour and report the margin status of one specimen.
 
@@ -139,6 +168,7 @@ def assess(
         positive_margin_mm=positive_margin_mm,
         keep_largest_component=not keep_all_components,
         face_names=_face_names(orientation),
+        patient_id=patient_id,
         preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
     )
     console = Console(stderr=True)
@@ -163,14 +193,7 @@ def assess(
 
 
 @specimen.command("fit-threshold")
-@click.option(
-    "--manifest",
-    "manifests",
-    required=True,
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Lamella manifest CSV (repeatable); rows: patient_id, slice_id, tumour_type, ct, pet, label.",
-)
+@_manifest_option
 @click.option(
     "--input",
     "kind",
@@ -179,14 +202,7 @@ def assess(
     show_default=True,
     help="What is thresholded: absolute HU (ct), relative SUL (pet), or CT-gated relative SUL (petct).",
 )
-@click.option(
-    "--tumour-type",
-    "tumour_types",
-    multiple=True,
-    default=("NST",),
-    show_default=True,
-    help="Fit on slices of these tumour types (the study fits NST apart from ILC + DCIS).",
-)
+@_tumour_type_option
 @click.option(
     "--folds",
     type=click.IntRange(min=1),
@@ -236,3 +252,106 @@ def fit_threshold(
         table.add_row(str(i), f"{f.value:g}", f"{f.mean_training_dice:.3f}")
     Console().print(table)
     Console().print(f"written {out_path} and {out_path.with_suffix('.card.md')}")
+
+
+@specimen.command("train")
+@_manifest_option
+@click.option(
+    "--input",
+    "inputs",
+    type=click.Choice(["ct", "pet", "petct"]),
+    default="petct",
+    show_default=True,
+    help="Network input channels.",
+)
+@_tumour_type_option
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Ensemble members: one per patient-grouped fold (validation for early stopping).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="Maximum epochs per member.")
+@click.option("--depth", type=click.IntRange(min=2, max=6), default=4, show_default=True, help="U-Net levels.")
+@click.option(
+    "--channels",
+    "first_channels",
+    type=click.IntRange(min=2),
+    default=16,
+    show_default=True,
+    help="Channels of the first level (doubling per level).",
+)
+@click.option("--patch-size", type=click.IntRange(min=16), default=96, show_default=True, help="Patch size, pixels.")
+@click.option("--patches-per-image", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0.0, min_open=True), default=0.01, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of splits, initialisation and sampling.")
+@click.option(
+    "--init-from",
+    "init_from",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Fine-tune the members of this bundle (transfer learning, e.g. NST → ILC + DCIS).",
+)
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for per-epoch checkpoints; an interrupted run resumes from them.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bundle file to write (.pt).",
+)
+@click.option("--description", default="", help="What the training data is, for the model card.")
+def train_cmd(
+    manifests: tuple[str, ...],
+    inputs: str,
+    tumour_types: tuple[str, ...],
+    folds: int,
+    epochs: int,
+    depth: int,
+    first_channels: int,
+    patch_size: int,
+    patches_per_image: int,
+    learning_rate: float,
+    seed: int,
+    init_from: str | None,
+    checkpoints: Path | None,
+    out_path: Path,
+    description: str,
+) -> None:
+    """Train the Residual U-Net ensemble on 2D lamellae and write a model bundle.
+
+    \b
+    Example:
+      breastseg specimen train --manifest lamellae/manifest.csv --input petct --epochs 40 --out resunet.pt
+      breastseg specimen assess --ct CT --pet PET --method resunet --model resunet.pt --out result
+    """
+    slices = read_lamellae(manifests, tumour_types)
+    spec = ResUNetTraining(
+        inputs=inputs,
+        net=ResUNetConfig(depth=depth, first_channels=first_channels),
+        train=TrainConfig(
+            epochs=epochs,
+            learning_rate=learning_rate,
+            seed=seed,
+            patch=PatchConfig(size=patch_size, per_image=patches_per_image),
+        ),
+        folds=folds,
+        seed=seed,
+    )
+    base = ModelBundle.load(init_from) if init_from else None
+    bundle = train_bundle(slices, spec, init_from=base, checkpoint_dir=checkpoints, description=description)
+    bundle.save(out_path)
+    table = Table(title=f"ResU-Net bundle ({inputs}), {len(slices)} slices")
+    table.add_column("member")
+    table.add_column("validation patients")
+    table.add_column("best validation Dice")
+    for m in bundle.members:
+        table.add_row(m.fold, ", ".join(m.validation_patients), f"{m.best_validation_dice:.3f}")
+    Console().print(table)
+    Console().print(f"written {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")

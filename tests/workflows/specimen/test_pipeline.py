@@ -118,10 +118,10 @@ def test_failed_run_leaves_no_half_written_folder(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "out"]
 
 
-def test_resunet_is_not_faked(negative_phantom: Phantom) -> None:
+def test_resunet_without_a_bundle_says_how_to_get_one(negative_phantom: Phantom) -> None:
     from breastseg.errors import ModelError
 
-    with pytest.raises(ModelError, match="issue #5"):
+    with pytest.raises(ModelError, match="specimen train"):
         assess_specimen(
             negative_phantom.images["ct"],
             negative_phantom.images["pet"],
@@ -129,3 +129,31 @@ def test_resunet_is_not_faked(negative_phantom: Phantom) -> None:
             AssessConfig(method="resunet"),
         )
     assert pipeline.default_model_path("threshold").is_file()
+
+
+def test_resunet_bundle_runs_triplanar(tmp_path: Path, tiny_bundle, phantom_lamellae) -> None:
+    from breastseg.evaluation.metrics import dice
+    from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
+
+    path = tiny_bundle.save(tmp_path / "bundle.pt")
+    ph = make_specimen_phantom(
+        SpecimenPhantomConfig(
+            seed=600, ct_spacing_mm=0.3, pet_spacing_mm=0.6, specimen_size_mm=(20.0, 24.0, 30.0), tumour_diameter_mm=9.0
+        )
+    )
+    cfg = AssessConfig(method="resunet", model=str(path))
+    a = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), cfg)
+    assert a.result["model"]["members_used"] == 3 and a.result["model"]["input"] == "ct+pet"
+    assert a.result["ensemble_positive_fraction"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    truth = ph.images["tumour"].array[a.pair.crop] > 0
+    assert dice(a.tumour, truth) > 0.5
+    # the leakage guard: naming a patient every member saw is refused rather than silently used
+    from breastseg.errors import ModelError
+
+    with pytest.raises(ModelError, match="every member"):
+        assess_specimen(
+            ph.images["ct"],
+            ph.images["pet"],
+            phantom_pet_info(ph),
+            AssessConfig(method="resunet", model=str(path), patient_id="pt0"),
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,23 @@ def preprocess_slice(
     return ct_img.array, pet_img.array, lab, tissue
 
 
-def cases_from_manifests(paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None) -> list[ThresholdCase]:
-    """Read and preprocess every slice of the manifests, grouped into one case per patient."""
-    by_patient: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+@dataclass(frozen=True, eq=False)
+class LamellaSlice:
+    """One preprocessed 2D slice: CT (HU, air outside tissue), PET (SUL or as given, 0 outside), label, tissue."""
+
+    patient_id: str
+    slice_id: str
+    tumour_type: str
+    ct: np.ndarray
+    pet: np.ndarray
+    label: np.ndarray
+    tissue: np.ndarray
+    spacing: tuple[float, ...]
+
+
+def read_lamellae(paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None) -> list[LamellaSlice]:
+    """Read and preprocess every slice of the manifests (optionally only some tumour types)."""
+    out = []
     for manifest in paths:
         for row in read_manifest(manifest):
             if tumour_types and row["tumour_type"] not in tumour_types:
@@ -75,19 +90,33 @@ def cases_from_manifests(paths: Iterable[str | Path], tumour_types: Sequence[str
             label = read_image(row["label"])
             if not (ct.grid.same_as(pet.grid) and ct.grid.same_as(label.grid)):
                 raise InputError(f"{manifest}: slice {row['slice_id']}: CT, PET and label are not on one grid")
-            by_patient.setdefault(row["patient_id"], []).append(
-                preprocess_slice(ct.array, pet.array, label.array, ct.spacing)
+            c, p, lab, tissue = preprocess_slice(ct.array, pet.array, label.array, ct.spacing)
+            out.append(
+                LamellaSlice(row["patient_id"], row["slice_id"], row["tumour_type"], c, p, lab, tissue, ct.spacing)
             )
-    if not by_patient:
+    if not out:
         raise InputError("no slices selected from the manifests")
+    return out
+
+
+def cases_from_slices(slices: Sequence[LamellaSlice]) -> list[ThresholdCase]:
+    """Group slices into one threshold-fitting case per patient."""
+    by_patient: dict[str, list[LamellaSlice]] = {}
+    for s in slices:
+        by_patient.setdefault(s.patient_id, []).append(s)
     return [
         ThresholdCase(
             patient_id=pid,
-            ct=[s[0] for s in slices],
-            pet=[s[1] for s in slices],
-            label=[s[2] for s in slices],
-            tissue=[s[3] for s in slices],
+            ct=[s.ct for s in group],
+            pet=[s.pet for s in group],
+            label=[s.label for s in group],
+            tissue=[s.tissue for s in group],
             unknown_label=UNKNOWN_LABEL,
         )
-        for pid, slices in sorted(by_patient.items())
+        for pid, group in sorted(by_patient.items())
     ]
+
+
+def cases_from_manifests(paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None) -> list[ThresholdCase]:
+    """Read and preprocess every slice of the manifests, grouped into one case per patient."""
+    return cases_from_slices(read_lamellae(paths, tumour_types))

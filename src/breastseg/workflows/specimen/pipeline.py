@@ -1,7 +1,8 @@
 """``breastseg specimen assess``: from a micro-PET-CT pair to the margin status, as the study's Methods read.
 
 read → preprocess (SUL, median, PET onto CT, container, Otsu tissue, background, crop) → predict (threshold
-ensemble; the Residual U-Net arrives with issue #5) → post-process (0.5, holes, largest 3D component) → margin
+ensemble, or the Residual U-Net bundle slice-wise along all three axes) → post-process (0.5, holes, largest 3D
+component) → margin
 read-out → write (result.json, masks, figures, report.html), all into a temporary folder renamed at the end.
 """
 
@@ -24,7 +25,9 @@ from breastseg.image import Image
 from breastseg.io import read_dicom_series, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom_meta import PetInfo
+from breastseg.learn.bundle import ModelBundle
 from breastseg.masks import binarize
+from breastseg.predict.slices import predict_triplanar
 from breastseg.suv import pet_info_from_mapping
 from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, depth_map_mm
 from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
@@ -46,6 +49,7 @@ class AssessConfig:
     keep_largest_component: bool = True
     probability_threshold: float = 0.5
     face_names: Mapping[str, str] | None = None
+    patient_id: str | None = None
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
 
@@ -64,15 +68,54 @@ class SpecimenAssessment:
 def default_model_path(method: Method) -> Path:
     """The packaged model for a method (threshold: fitted on synthetic phantoms, see its card)."""
     if method != "threshold":
-        raise ModelError("the Residual U-Net arrives with issue #5; use --method threshold for now")
+        raise ModelError("no Residual U-Net bundle is packaged yet: give one with --model (breastseg specimen train)")
     return Path(str(resources.files("breastseg.models") / DEFAULT_THRESHOLD_MODEL))
 
 
-def load_model(method: Method, model: str | None) -> tuple[ThresholdModel, Path]:
-    if method == "resunet":
-        raise ModelError("the Residual U-Net arrives with issue #5; use --method threshold for now")
-    path = Path(model) if model else default_model_path(method)
-    return ThresholdModel.load(path), path
+@dataclass(eq=False)
+class Prediction:
+    """The ensemble's tumour probability, each member's binary call, and what the model was."""
+
+    probability: np.ndarray
+    members: list[np.ndarray]
+    model_info: dict[str, Any]
+
+
+def predict_tumour(pair: SpecimenPair, cfg: AssessConfig) -> Prediction:
+    """Run the configured method on the preprocessed pair (threshold ensemble or tri-planar ResU-Net ensemble)."""
+    if cfg.method == "threshold":
+        path = Path(cfg.model) if cfg.model else default_model_path("threshold")
+        model = ThresholdModel.load(path)
+        members = model.masks(pair.ct.array, pair.pet.array, pair.tissue)
+        info = {
+            "path": str(path),
+            "input": model.input,
+            "folds": len(model.folds),
+            "thresholds": [f.value for f in model.folds],
+            "threshold_units": model.units,
+        }
+        return Prediction(ensemble_probability(members), members, info)
+    if cfg.model is None:
+        default_model_path("resunet")
+    bundle = ModelBundle.load(str(cfg.model))
+    nets = bundle.networks(exclude_patient=cfg.patient_id)
+    pet_max = float(pair.pet.array[pair.tissue].max()) if pair.tissue.any() else 0.0
+    channels = bundle.normalisation.apply(pair.ct.array, pair.pet.array, pet_max)
+    total = np.zeros(pair.tissue.shape, np.float32)
+    calls = []
+    for net in nets:
+        prob = predict_triplanar([net], channels, bundle.net.size_multiple, within=pair.tissue)
+        total += prob
+        calls.append((prob >= 0.5) & pair.tissue)
+    info = {
+        "path": str(cfg.model),
+        "input": "+".join(bundle.normalisation.channels),
+        "members_used": len(nets),
+        "members_in_bundle": len(bundle.members),
+        "excluded_patient": cfg.patient_id,
+        "ct_limits_hu": [bundle.normalisation.ct_low_hu, bundle.normalisation.ct_high_hu],
+    }
+    return Prediction(np.where(pair.tissue, total / len(nets), 0.0).astype(np.float32), calls, info)
 
 
 def read_pet_info_json(path: str | Path) -> PetInfo:
@@ -114,15 +157,13 @@ def assess_specimen(
     cfg = config or AssessConfig()
     say = progress or (lambda _name: None)
     t_start = time.perf_counter()
-    say("loading the model")
-    model, model_path = load_model(cfg.method, cfg.model)
     pair = preprocess(ct, pet, pet_info, cfg.pet_units, cfg.preprocess, progress=say)
     timings = dict(pair.timings_s)
 
     say("predicting")
     t0 = time.perf_counter()
-    members = model.masks(pair.ct.array, pair.pet.array, pair.tissue)
-    probability = ensemble_probability(members)
+    prediction = predict_tumour(pair, cfg)
+    probability, members = prediction.probability, prediction.members
     timings["predict"] = round(time.perf_counter() - t0, 4)
 
     say("post-processing")
@@ -161,13 +202,7 @@ def assess_specimen(
         "tumour_sul_max": round(float(suv_in_tumour.max()), 4) if suv_in_tumour.size else None,
         "tumour_sul_mean": round(float(suv_in_tumour.mean()), 4) if suv_in_tumour.size else None,
         "method": cfg.method,
-        "model": {
-            "path": str(model_path),
-            "input": model.input,
-            "folds": len(model.folds),
-            "thresholds": [f.value for f in model.folds],
-            "threshold_units": model.units,
-        },
+        "model": prediction.model_info,
         "working_spacing_mm": list(grid.spacing),
         "otsu_tissue_threshold_hu": round(pair.otsu_hu, 2),
         "container_voxels_removed": int(pair.container.sum()),

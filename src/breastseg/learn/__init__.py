@@ -1,0 +1,1 @@
+"""Learning: datasets, normalisation, splits, patch sampling and augmentation, losses, the trainer, bundles."""

@@ -1,0 +1,121 @@
+"""A model bundle: the ensemble's weights, the architecture, the normalisation and the model card, in one file.
+
+Saved with ``torch.save`` as plain tensors and JSON strings and loaded with ``weights_only=True`` (no code is
+unpickled). Every member records the patients it was trained on, so inference can leave out the members that
+saw the patient being predicted (the study's leakage guard).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from breastseg.errors import ModelError
+from breastseg.io.atomic import atomic_path
+from breastseg.learn.normalisation import Normalisation
+from breastseg.nets.resunet import ResUNetConfig, build_resunet
+
+BUNDLE_KIND = "breastseg.specimen.resunet"
+BUNDLE_SCHEMA_VERSION = 1
+
+
+@dataclass(eq=False)
+class Member:
+    """One trained network of the ensemble."""
+
+    state_dict: dict[str, torch.Tensor]
+    training_patients: tuple[str, ...]
+    validation_patients: tuple[str, ...] = ()
+    fold: str = ""
+    best_validation_dice: float | None = None
+
+
+@dataclass(eq=False)
+class ModelBundle:
+    net: ResUNetConfig
+    normalisation: Normalisation
+    members: list[Member]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def networks(self, exclude_patient: str | None = None) -> list[nn.Module]:
+        """The members' networks, leaving out any trained or validated on ``exclude_patient``.
+
+        Raises:
+            ModelError: every member saw that patient (nothing independent is left to predict with).
+        """
+        chosen = [
+            m
+            for m in self.members
+            if exclude_patient is None or exclude_patient not in (*m.training_patients, *m.validation_patients)
+        ]
+        if not chosen:
+            raise ModelError(f"every member of the bundle was trained on patient {exclude_patient!r}")
+        nets = []
+        for m in chosen:
+            net = build_resunet(self.net)
+            net.load_state_dict(m.state_dict)
+            net.eval()
+            nets.append(net)
+        return nets
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        header = {
+            "kind": BUNDLE_KIND,
+            "schema_version": BUNDLE_SCHEMA_VERSION,
+            "net": asdict(self.net),
+            "normalisation": self.normalisation.to_json(),
+            "card": self.card,
+            "members": [
+                {
+                    "training_patients": list(m.training_patients),
+                    "validation_patients": list(m.validation_patients),
+                    "fold": m.fold,
+                    "best_validation_dice": m.best_validation_dice,
+                }
+                for m in self.members
+            ],
+        }
+        payload = {"header": json.dumps(header), "weights": [m.state_dict for m in self.members]}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelBundle:
+        path = Path(path)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            header = json.loads(payload["header"])
+        except FileNotFoundError as exc:
+            raise ModelError(f"{path}: no such model bundle") from exc
+        except Exception as exc:  # torch raises several types for foreign or corrupt files
+            raise ModelError(f"{path}: not a readable breastseg model bundle ({exc})") from exc
+        if header.get("kind") != BUNDLE_KIND:
+            raise ModelError(f"{path}: not a specimen Residual U-Net bundle (kind {header.get('kind')!r})")
+        members = [
+            Member(
+                w,
+                tuple(m["training_patients"]),
+                tuple(m.get("validation_patients", ())),
+                m.get("fold", ""),
+                m.get("best_validation_dice"),
+            )
+            for w, m in zip(payload["weights"], header["members"], strict=True)
+        ]
+        return cls(
+            ResUNetConfig(**header["net"]),
+            Normalisation.from_json(header["normalisation"]),
+            members,
+            header.get("card", {}),
+        )
+
+
+def patients_of(members: Sequence[Member]) -> set[str]:
+    return {p for m in members for p in (*m.training_patients, *m.validation_patients)}

@@ -1,0 +1,99 @@
+"""Random training patches with a tunable tumour-centre bias, and the study's augmentations.
+
+Each epoch draws ``per_image`` patches from every training image; with probability ``positive_bias`` a patch is
+centred on a random malignant pixel, otherwise on a random tissue pixel. Augmentations (each with probability
+``p``): rotation by a multiple of 90° plus a small random angle, flips, Gaussian noise, Gaussian smoothing and a
+contrast (gamma) change. Labels follow the geometric transforms with nearest-neighbour interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Patch sampling and augmentation (the study tuned size, patches per image and the positive bias)."""
+
+    size: int = 96
+    per_image: int = 8
+    positive_bias: float = 0.5
+    augment_probability: float = 0.5
+    max_rotation_deg: float = 15.0
+    noise_sd: float = 0.05
+    smooth_sigma_px: tuple[float, float] = (0.5, 1.5)
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+
+
+def _centre(label: np.ndarray, tissue: np.ndarray, bias: float, rng: np.random.Generator) -> np.ndarray:
+    malignant = np.argwhere(label == 1)
+    if malignant.size and rng.random() < bias:
+        return malignant[rng.integers(len(malignant))]
+    pool = np.argwhere(tissue)
+    if pool.size == 0:
+        pool = np.argwhere(np.ones_like(tissue))
+    return pool[rng.integers(len(pool))]
+
+
+def extract_patch(
+    channels: np.ndarray, label: np.ndarray, centre: np.ndarray, size: int, unknown_label: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Square patch around ``centre``; outside the image channels are 0 and labels are benign."""
+    half = size // 2
+    h, w = label.shape
+    top, left = int(centre[0]) - half, int(centre[1]) - half
+    x = np.zeros((channels.shape[0], size, size), np.float32)
+    y = np.zeros((size, size), np.int64)
+    ys, ye = max(0, top), min(h, top + size)
+    xs, xe = max(0, left), min(w, left + size)
+    x[:, ys - top : ye - top, xs - left : xe - left] = channels[:, ys:ye, xs:xe]
+    y[ys - top : ye - top, xs - left : xe - left] = label[ys:ye, xs:xe]
+    return x, y
+
+
+def augment(x: np.ndarray, y: np.ndarray, cfg: PatchConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the study's augmentations to one patch ``x (C, s, s)``, ``y (s, s)``."""
+    p = cfg.augment_probability
+    if rng.random() < p:
+        k = int(rng.integers(4))
+        x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
+        angle = float(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
+        x = ndimage.rotate(x, angle, axes=(1, 2), reshape=False, order=1, mode="constant", cval=0.0)
+        y = ndimage.rotate(y, angle, axes=(0, 1), reshape=False, order=0, mode="constant", cval=0)
+    if rng.random() < p:
+        x, y = x[:, :, ::-1], y[:, ::-1]
+    if rng.random() < p:
+        x, y = x[:, ::-1, :], y[::-1, :]
+    if rng.random() < p:
+        x = x + rng.normal(0.0, cfg.noise_sd, size=x.shape).astype(np.float32)
+    if rng.random() < p:
+        sigma = float(rng.uniform(*cfg.smooth_sigma_px))
+        x = np.stack([ndimage.gaussian_filter(c, sigma) for c in x])
+    if rng.random() < p:
+        gamma = float(rng.uniform(*cfg.gamma_range))
+        x = np.clip(x, 0.0, 1.0) ** gamma
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+
+def sample_epoch(
+    images: list[np.ndarray],
+    labels: list[np.ndarray],
+    tissues: list[np.ndarray],
+    cfg: PatchConfig,
+    rng: np.random.Generator,
+    train: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of patches from every image: ``x (N, C, s, s)``, ``y (N, s, s)``, shuffled."""
+    xs, ys = [], []
+    for img, lab, tissue in zip(images, labels, tissues, strict=True):
+        for _ in range(cfg.per_image):
+            x, y = extract_patch(img, lab, _centre(lab, tissue, cfg.positive_bias, rng), cfg.size)
+            if train:
+                x, y = augment(x, y, cfg, rng)
+            xs.append(x)
+            ys.append(y)
+    order = rng.permutation(len(xs))
+    return np.stack(xs)[order], np.stack(ys)[order]

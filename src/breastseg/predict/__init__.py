@@ -1,0 +1,1 @@
+"""Prediction: run trained networks on slices, volumes (tri-planar) and ensembles."""

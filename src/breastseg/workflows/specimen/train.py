@@ -1,0 +1,113 @@
+"""Training the specimen Residual U-Net on 2D lamellae: one network per patient-grouped fold, as a bundle.
+
+Each member trains on the patients outside its fold and early-stops on the fold's patients (validation). The
+normalisation (CT limits from the pooled foreground HU of the training pool; PET relative to each patient's
+SUL maximum) is fitted once and stored in the bundle. ``init_from`` fine-tunes an existing bundle's members
+(the study's transfer from NST to ILC + DCIS), keeping its architecture and normalisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from breastseg._version import __version__
+from breastseg.errors import InputError
+from breastseg.learn.bundle import Member, ModelBundle
+from breastseg.learn.normalisation import CHANNEL_SETS, Normalisation, fit_normalisation, pet_maximum
+from breastseg.learn.splits import stratified_group_folds
+from breastseg.learn.trainer import TrainConfig, TrainImage, train
+from breastseg.nets.resunet import ResUNetConfig
+from breastseg.workflows.specimen.lamellae import LamellaSlice
+
+
+@dataclass(frozen=True)
+class ResUNetTraining:
+    """What to train: inputs (ct, pet or petct), architecture, optimisation, number of folds and seed."""
+
+    inputs: str = "petct"
+    net: ResUNetConfig = field(default_factory=ResUNetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    folds: int = 5
+    seed: int = 0
+
+
+def to_train_images(slices: Sequence[LamellaSlice], normalisation: Normalisation) -> list[TrainImage]:
+    """Normalise every slice; PET relative to its patient's SUL maximum over all the patient's slices."""
+    peaks: dict[str, float] = {}
+    for pid in {s.patient_id for s in slices}:
+        mine = [s for s in slices if s.patient_id == pid]
+        peaks[pid] = pet_maximum([s.pet for s in mine], [s.tissue for s in mine])
+    return [
+        TrainImage(s.patient_id, normalisation.apply(s.ct, s.pet, peaks[s.patient_id]), s.label, s.tissue)
+        for s in slices
+    ]
+
+
+def train_bundle(
+    slices: Sequence[LamellaSlice],
+    spec: ResUNetTraining | None = None,
+    init_from: ModelBundle | None = None,
+    checkpoint_dir: str | Path | None = None,
+    description: str = "",
+    show_progress: bool = True,
+) -> ModelBundle:
+    """Train ``spec.folds`` members (patient-grouped, stratified by tumour type) and bundle them."""
+    spec = spec or ResUNetTraining()
+    if spec.inputs not in CHANNEL_SETS:
+        raise InputError(f"inputs must be one of {sorted(CHANNEL_SETS)}, got {spec.inputs!r}")
+    types = {s.patient_id: s.tumour_type for s in slices}
+    if len(types) < spec.folds:
+        raise InputError(f"{len(types)} patients are too few for {spec.folds} folds")
+    if init_from is not None:
+        net_cfg, norm = init_from.net, init_from.normalisation
+    else:
+        net_cfg = dataclasses.replace(spec.net, in_channels=len(CHANNEL_SETS[spec.inputs]))
+        norm = fit_normalisation(spec.inputs, [s.ct for s in slices], [s.tissue for s in slices])
+    images = to_train_images(slices, norm)
+    members = []
+    folds = stratified_group_folds(types, spec.folds, spec.seed)
+    for k, validation in enumerate(folds):
+        val_set = set(validation)
+        train_images = [img for img in images if img.patient_id not in val_set]
+        val_images = [img for img in images if img.patient_id in val_set]
+        init = init_from.members[k % len(init_from.members)].state_dict if init_from is not None else None
+        ckpt = Path(checkpoint_dir) / f"member{k}.pt" if checkpoint_dir else None
+        result = train(
+            net_cfg,
+            train_images,
+            val_images,
+            dataclasses.replace(spec.train, seed=spec.train.seed + k),
+            checkpoint=ckpt,
+            init_state=init,
+            show_progress=show_progress,
+            description=f"member {k + 1}/{len(folds)}",
+        )
+        members.append(
+            Member(
+                result.state_dict,
+                tuple(sorted(types.keys() - val_set)),
+                tuple(validation),
+                f"fold{k}",
+                result.best_validation_dice,
+            )
+        )
+    card = {
+        "model": "Residual U-Net (MONAI UNet, residual units), Maris et al. 2025",
+        "inputs": spec.inputs,
+        "trained": datetime.now(UTC).isoformat(timespec="seconds"),
+        "breastseg_version": __version__,
+        "data": description or "not described",
+        "patients": sorted(types),
+        "tumour_types": sorted(set(types.values())),
+        "n_slices": len(slices),
+        "members": len(members),
+        "validation_dice": [m.best_validation_dice for m in members],
+        "fine_tuned_from": init_from.card.get("data") if init_from is not None else None,
+        "training": dataclasses.asdict(spec),
+        "intended_use": "research",
+    }
+    return ModelBundle(net_cfg, norm, members, card)

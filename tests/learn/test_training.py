@@ -1,0 +1,88 @@
+"""End-to-end training on phantom lamellae, checkpoint resume, and the bundle's leakage guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from breastseg.errors import ModelError
+from breastseg.learn.bundle import ModelBundle
+from breastseg.learn.patches import PatchConfig
+from breastseg.learn.trainer import TrainConfig, no_skill_dice, train, validation_dice
+from breastseg.nets.resunet import ResUNetConfig
+from breastseg.workflows.specimen.train import to_train_images
+
+
+def test_validation_dice_beats_no_skill(tiny_bundle: ModelBundle, phantom_lamellae: list) -> None:
+    images = to_train_images(phantom_lamellae, tiny_bundle.normalisation)
+    for member in tiny_bundle.members:
+        val = [img for img in images if img.patient_id in member.validation_patients]
+        baseline = no_skill_dice(val)
+        assert member.best_validation_dice is not None
+        assert member.best_validation_dice > baseline + 0.15, (member.fold, member.best_validation_dice, baseline)
+        # the stored weights reproduce the stored score
+        net = tiny_bundle.networks()[tiny_bundle.members.index(member)]
+        assert validation_dice([net], val, tiny_bundle.net.size_multiple) == pytest.approx(member.best_validation_dice)
+
+
+def test_members_never_validate_on_their_training_patients(tiny_bundle: ModelBundle) -> None:
+    for m in tiny_bundle.members:
+        assert not set(m.training_patients) & set(m.validation_patients)
+    assert sorted(p for m in tiny_bundle.members for p in m.validation_patients) == tiny_bundle.card["patients"]
+
+
+def test_bundle_round_trip_and_leakage_guard(tmp_path: Path, tiny_bundle: ModelBundle) -> None:
+    path = tiny_bundle.save(tmp_path / "b.pt")
+    back = ModelBundle.load(path)
+    assert back.normalisation == tiny_bundle.normalisation and back.net == tiny_bundle.net
+    x = torch.rand(1, 2, 32, 32)
+    for a, b in zip(tiny_bundle.networks(), back.networks(), strict=True):
+        assert torch.equal(a(x), b(x))
+    # every member trained or validated on every patient of its own training pool: nothing independent is left
+    with pytest.raises(ModelError, match="every member"):
+        back.networks(exclude_patient=back.members[0].validation_patients[0])
+
+
+def test_leakage_guard_drops_members_that_saw_the_patient(tiny_bundle: ModelBundle) -> None:
+    bundle = ModelBundle(tiny_bundle.net, tiny_bundle.normalisation, list(tiny_bundle.members), tiny_bundle.card)
+    bundle.members[0].training_patients = ("outsider", *bundle.members[0].training_patients)
+    assert len(bundle.networks(exclude_patient="nobody")) == len(bundle.members)
+    # "outsider" was used by member 0 only
+    assert len(bundle.networks(exclude_patient="outsider")) == len(bundle.members) - 1
+    bundle.members[0].training_patients = bundle.members[0].training_patients[1:]
+
+
+def test_corrupt_bundle(tmp_path: Path) -> None:
+    (tmp_path / "x.pt").write_bytes(b"not a bundle")
+    with pytest.raises(ModelError, match="not a readable"):
+        ModelBundle.load(tmp_path / "x.pt")
+
+
+def test_checkpoint_resumes_where_it_stopped(tmp_path: Path, tiny_bundle: ModelBundle, phantom_lamellae: list) -> None:
+    images = to_train_images(phantom_lamellae, tiny_bundle.normalisation)
+    tr = [i for i in images if i.patient_id != "pt0"]
+    va = [i for i in images if i.patient_id == "pt0"]
+    net = ResUNetConfig(in_channels=2, depth=2, first_channels=4)
+    cfg = TrainConfig(epochs=3, patch=PatchConfig(size=32, per_image=2), early_stopping_patience=99)
+    full = train(net, tr, va, cfg, show_progress=False)
+    ckpt = tmp_path / "ckpt.pt"
+    # an "interrupted" run: 2 epochs, then the same configuration for 3 continues from epoch 2
+    first = train(
+        net,
+        tr,
+        va,
+        TrainConfig(epochs=2, patch=cfg.patch, early_stopping_patience=99),
+        checkpoint=ckpt,
+        show_progress=False,
+    )
+    assert len(first.history) == 2
+    saved = torch.load(ckpt, weights_only=False)
+    saved["config"]["epochs"] = 3  # same run, longer budget
+    torch.save(saved, ckpt)
+    resumed = train(net, tr, va, cfg, checkpoint=ckpt, show_progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.history[:2] == first.history
+    np.testing.assert_allclose([h["loss"] for h in resumed.history], [h["loss"] for h in full.history], rtol=1e-5)
