@@ -10,14 +10,17 @@ from rich.table import Table
 
 from breastseg.errors import InputError
 from breastseg.learn.bundle import ModelBundle
+from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
+from breastseg.learn.search import SearchSpace, run_search, summarise
+from breastseg.learn.splits import nested_folds
 from breastseg.learn.trainer import TrainConfig
 from breastseg.nets.resunet import ResUNetConfig
 from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 from breastseg.workflows.specimen.preprocess import PreprocessConfig
 from breastseg.workflows.specimen.threshold import fit_threshold_model
-from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
+from breastseg.workflows.specimen.train import ResUNetTraining, to_train_images, train_bundle
 
 _FACES = ("+x", "-x", "+y", "-y", "+z", "-z")
 
@@ -355,3 +358,87 @@ def train_cmd(
         table.add_row(m.fold, ", ".join(m.validation_patients), f"{m.best_validation_dice:.3f}")
     Console().print(table)
     Console().print(f"written {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+@specimen.command("search")
+@_manifest_option
+@click.option("--input", "inputs", type=click.Choice(["ct", "pet", "petct"]), default="petct", show_default=True)
+@_tumour_type_option
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Trials this process runs (the study ran 100 per test fold).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Epochs per model in a trial (the study trained 150).",
+)
+@click.option(
+    "--space",
+    type=click.Choice(["study", "small"]),
+    default="study",
+    show_default=True,
+    help="Search ranges: the study's, or a small one that runs in minutes on a CPU.",
+)
+@click.option("--outer", type=click.IntRange(min=2), default=5, show_default=True, help="Outer (test) folds.")
+@click.option("--inner", type=click.IntRange(min=2), default=5, show_default=True, help="Inner folds per test fold.")
+@click.option(
+    "--test-fold",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Which outer fold's training patients this search tunes on.",
+)
+@click.option(
+    "--storage",
+    default="optuna.db",
+    show_default=True,
+    help="SQLite file, or postgresql://user@host:port/db to share one study between machines.",
+)
+@click.option("--study-name", default=None, help="Study name (default: specimen-<input>-fold<k>).")
+@click.option("--seed", default=0, show_default=True)
+def search(
+    manifests: tuple[str, ...],
+    inputs: str,
+    tumour_types: tuple[str, ...],
+    trials: int,
+    epochs: int,
+    space: str,
+    outer: int,
+    inner: int,
+    test_fold: int,
+    storage: str,
+    study_name: str | None,
+    seed: int,
+) -> None:
+    """Tune the Residual U-Net with Optuna (TPE) on one test fold's inner folds.
+
+    Run the same command on several machines with one PostgreSQL --storage and --study-name to share
+    the search; each process adds its --trials.
+    """
+    slices = read_lamellae(manifests, tumour_types)
+    types = {s.patient_id: s.tumour_type for s in slices}
+    folds = nested_folds(types, outer, inner, seed)
+    if test_fold >= len(folds):
+        raise InputError(f"--test-fold must be below --outer ({outer})")
+    fold = folds[test_fold]
+    pool = [s for s in slices if s.patient_id not in set(fold.test)]
+    norm = fit_normalisation(inputs, [s.ct for s in pool], [s.tissue for s in pool])
+    name = study_name or f"specimen-{inputs}-fold{test_fold}"
+    chosen = SearchSpace.small() if space == "small" else SearchSpace.study()
+    study = run_search(
+        to_train_images(pool, norm),
+        fold.inner,
+        storage=storage,
+        study_name=name,
+        n_trials=trials,
+        epochs=epochs,
+        space=chosen,
+        seed=seed,
+    )
+    Console().print(summarise(study))

@@ -26,7 +26,7 @@ class ResUNetConfig:
         depth: number of resolution levels (channels double at each).
         first_channels: channels of the first level.
         kernel_size: convolution kernel size (odd).
-        norm: instance, batch, layer (group norm with one group) or group (8 groups).
+        norm: instance, batch, layer (group norm with one group) or group (two groups).
         dropout: dropout probability.
         num_res_units: residual units per level (2 in the study's MONAI setting).
         spatial_dims: 2 for the study's 2D network.
@@ -55,7 +55,8 @@ def _norm(norm: Norm, channels: int) -> Any:
         return "batch"
     if norm == "layer":
         return ("group", {"num_groups": 1})
-    return ("group", {"num_groups": min(8, channels)})
+    # two groups divide every layer's channels, the two-class output included
+    return ("group", {"num_groups": 2})
 
 
 def build_resunet(config: ResUNetConfig) -> nn.Module:
