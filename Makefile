@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck install clean models
+.PHONY: demo test test-slow lint typecheck install clean models demo-model
 
 install: $(STAMP)
 
@@ -50,3 +50,17 @@ models: $(STAMP)
 	  --description "synthetic specimen phantoms, seeds 100-109, 3 lamellae each (make models)" \
 	  $$(for s in 100 101 102 103 104 105 106 107 108 109; do echo --manifest build/threshold-fit/s$$s/lamellae/manifest.csv; done) \
 	  --out src/breastseg/models/specimen_threshold_petct.json
+
+# Re-train the packaged demo ResU-Net bundle on phantom lamellae (seeds 100-119); about 15 minutes on 2 cores.
+DEMO_SEEDS := 100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117 118 119
+demo-model: $(STAMP)
+	rm -rf build/demo-model
+	for s in $(DEMO_SEEDS); do \
+	  case $$((s % 3)) in 0) m="--positive";; 1) m="--margin-mm 1.0";; *) m="--margin-mm 3.0";; esac; \
+	  $(BIN)/breastseg phantom specimen --out build/demo-model/s$$s --seed $$s --lamellae 3 $$m > /dev/null || exit 1; \
+	done
+	$(BIN)/breastseg specimen train --input petct --folds 5 --epochs 40 --depth 4 --channels 16 \
+	  --patch-size 96 --patches-per-image 8 --seed 0 \
+	  --description "synthetic specimen phantoms, seeds 100-119, 3 lamellae each (make demo-model); not for clinical use" \
+	  $$(for s in $(DEMO_SEEDS); do echo --manifest build/demo-model/s$$s/lamellae/manifest.csv; done) \
+	  --out src/breastseg/models/specimen_resunet_demo.pt

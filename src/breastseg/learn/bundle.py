@@ -85,6 +85,8 @@ class ModelBundle:
         payload = {"header": json.dumps(header), "weights": [m.state_dict for m in self.members]}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
+        with atomic_path(path.with_suffix(".card.md")) as tmp:
+            tmp.write_text(render_card(self), encoding="utf-8")
         return path
 
     @classmethod
@@ -119,3 +121,30 @@ class ModelBundle:
 
 def patients_of(members: Sequence[Member]) -> set[str]:
     return {p for m in members for p in (*m.training_patients, *m.validation_patients)}
+
+
+def render_card(bundle: ModelBundle) -> str:
+    """Markdown model card: inputs, normalisation limits, training data, validation scores, intended use."""
+    card = bundle.card
+    norm = bundle.normalisation
+    lines = [
+        f"# Model card: {card.get('model', 'Residual U-Net bundle')}",
+        "",
+        f"* **Inputs**: {', '.join(norm.channels)} (2D slices; tri-planar in 3D)",
+        f"* **Normalisation**: CT {norm.ct_low_hu:.1f}…{norm.ct_high_hu:.1f} HU (5th–95th percentile of the training "
+        f"foreground) → [0, 1]; PET 0…{100 * norm.pet_high_fraction:.0f} % of the specimen's SUL maximum → [0, 1]",
+        f"* **Architecture**: depth {bundle.net.depth}, {bundle.net.first_channels} first-level channels, kernel "
+        f"{bundle.net.kernel_size}, {bundle.net.norm} norm, dropout {bundle.net.dropout}",
+        f"* **Trained**: {card.get('trained', '?')} with breastseg {card.get('breastseg_version', '?')}",
+        f"* **Training data**: {card.get('data', '?')} — {len(card.get('patients', []))} patients, "
+        f"{card.get('n_slices', '?')} slices, tumour types {', '.join(card.get('tumour_types', []))}",
+        f"* **Fine-tuned from**: {card.get('fine_tuned_from') or '—'}",
+        f"* **Intended use**: {card.get('intended_use', 'research')}",
+        "",
+        "| member | validation patients | best validation Dice |",
+        "|---|---|---|",
+    ]
+    for m in bundle.members:
+        score = "—" if m.best_validation_dice is None else f"{m.best_validation_dice:.3f}"
+        lines.append(f"| {m.fold} | {', '.join(m.validation_patients)} | {score} |")
+    return "\n".join(lines) + "\n"

@@ -118,15 +118,15 @@ def test_failed_run_leaves_no_half_written_folder(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "out"]
 
 
-def test_resunet_without_a_bundle_says_how_to_get_one(negative_phantom: Phantom) -> None:
+def test_missing_bundle_is_a_model_error(negative_phantom: Phantom, tmp_path: Path) -> None:
     from breastseg.errors import ModelError
 
-    with pytest.raises(ModelError, match="specimen train"):
+    with pytest.raises(ModelError, match="no such model bundle"):
         assess_specimen(
             negative_phantom.images["ct"],
             negative_phantom.images["pet"],
             phantom_pet_info(negative_phantom),
-            AssessConfig(method="resunet"),
+            AssessConfig(method="resunet", model=str(tmp_path / "missing.pt")),
         )
     assert pipeline.default_model_path("threshold").is_file()
 

@@ -36,6 +36,7 @@ from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_prob
 RESULT_SCHEMA_VERSION = 1
 Method = Literal["threshold", "resunet"]
 DEFAULT_THRESHOLD_MODEL = "specimen_threshold_petct.json"
+DEFAULT_RESUNET_BUNDLE = "specimen_resunet_demo.pt"
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,12 @@ class SpecimenAssessment:
 
 
 def default_model_path(method: Method) -> Path:
-    """The packaged model for a method (threshold: fitted on synthetic phantoms, see its card)."""
-    if method != "threshold":
-        raise ModelError("no Residual U-Net bundle is packaged yet: give one with --model (breastseg specimen train)")
-    return Path(str(resources.files("breastseg.models") / DEFAULT_THRESHOLD_MODEL))
+    """The packaged model of a method; both are fitted on synthetic phantoms (see their cards), for demos."""
+    name = DEFAULT_THRESHOLD_MODEL if method == "threshold" else DEFAULT_RESUNET_BUNDLE
+    path = Path(str(resources.files("breastseg.models") / name))
+    if not path.is_file():
+        raise ModelError(f"no packaged {method} model ({name}); give one with --model (breastseg specimen train)")
+    return path
 
 
 @dataclass(eq=False)
@@ -81,7 +84,7 @@ class Prediction:
     model_info: dict[str, Any]
 
 
-def predict_tumour(pair: SpecimenPair, cfg: AssessConfig) -> Prediction:
+def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[str], None] | None = None) -> Prediction:
     """Run the configured method on the preprocessed pair (threshold ensemble or tri-planar ResU-Net ensemble)."""
     if cfg.method == "threshold":
         path = Path(cfg.model) if cfg.model else default_model_path("threshold")
@@ -95,15 +98,16 @@ def predict_tumour(pair: SpecimenPair, cfg: AssessConfig) -> Prediction:
             "threshold_units": model.units,
         }
         return Prediction(ensemble_probability(members), members, info)
-    if cfg.model is None:
-        default_model_path("resunet")
-    bundle = ModelBundle.load(str(cfg.model))
+    bundle_path = Path(cfg.model) if cfg.model else default_model_path("resunet")
+    bundle = ModelBundle.load(bundle_path)
     nets = bundle.networks(exclude_patient=cfg.patient_id)
     pet_max = float(pair.pet.array[pair.tissue].max()) if pair.tissue.any() else 0.0
     channels = bundle.normalisation.apply(pair.ct.array, pair.pet.array, pet_max)
     total = np.zeros(pair.tissue.shape, np.float32)
     calls = []
-    for net in nets:
+    for i, net in enumerate(nets):
+        if progress is not None:
+            progress(f"predicting (model {i + 1} of {len(nets)}, three axes)")
         prob = predict_triplanar([net], channels, bundle.net.size_multiple, within=pair.tissue)
         total += prob
         calls.append((prob >= 0.5) & pair.tissue)
@@ -162,7 +166,7 @@ def assess_specimen(
 
     say("predicting")
     t0 = time.perf_counter()
-    prediction = predict_tumour(pair, cfg)
+    prediction = predict_tumour(pair, cfg, say)
     probability, members = prediction.probability, prediction.members
     timings["predict"] = round(time.perf_counter() - t0, 4)
 
