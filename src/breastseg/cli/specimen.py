@@ -43,8 +43,9 @@ _manifest_option = click.option(
     "manifests",
     required=True,
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Lamella manifest CSV (repeatable); rows: patient_id, slice_id, tumour_type, ct, pet, label.",
+    type=click.Path(exists=True),
+    help="Lamella manifest CSV (rows: patient_id, slice_id, tumour_type, ct, pet, label) or an nnU-Net raw "
+    "dataset folder (_0000 CT, _0001 PET); repeatable.",
 )
 _tumour_type_option = click.option(
     "--tumour-type",

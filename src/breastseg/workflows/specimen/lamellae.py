@@ -1,6 +1,7 @@
 """2D lamella training data: a manifest of slices, preprocessed the way the study preprocesses them.
 
-A manifest is a CSV with one row per slice: ``patient_id``, ``slice_id``, ``tumour_type`` (NST / ILC / DCIS) and
+A manifest is a CSV with one row per slice (or an nnU-Net v2 raw dataset folder, see
+:mod:`breastseg.learn.nnunet`): ``patient_id``, ``slice_id``, ``tumour_type`` (NST / ILC / DCIS) and
 the paths (relative to the CSV) of ``ct`` (HU), ``pet`` (on the CT grid) and ``label`` (0 benign, 1 malignant,
 2 unknown). ``breastseg phantom specimen --lamellae N`` writes one.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from breastseg.errors import InputError
 from breastseg.io import read_image
+from breastseg.learn.nnunet import nnunet_rows
 from breastseg.masks import fill_holes
 from breastseg.workflows.specimen.preprocess import remove_background, remove_container, tissue_mask
 from breastseg.workflows.specimen.threshold import ThresholdCase
@@ -25,8 +27,10 @@ UNKNOWN_LABEL = 2
 
 
 def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a lamella manifest, with paths made absolute; checks the columns."""
+    """Rows of a lamella manifest (a CSV, or an nnU-Net raw dataset folder), paths absolute; checks the columns."""
     path = Path(path)
+    if path.is_dir():
+        return nnunet_rows(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
