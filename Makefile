@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/breastseg phantom specimen --out $(DEMO)/specimen --seed 0 --margin-mm 1.5
 	$(BIN)/breastseg specimen assess --ct $(DEMO)/specimen/ct.nii.gz --pet $(DEMO)/specimen/pet.nii.gz \
-	  --pet-info $(DEMO)/specimen/truth.json --out $(DEMO)/specimen/assessment
+	  --pet-info $(DEMO)/specimen/truth.json --method resunet --out $(DEMO)/specimen/assessment
 	@echo "Truth: $$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print(t["margin_status"], round(t["margin_mm"], 2), "mm")' $(DEMO)/specimen/truth.json)"
 	@echo "Open $(DEMO)/specimen/assessment/report.html to see the report."
 

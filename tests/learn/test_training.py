@@ -86,3 +86,18 @@ def test_checkpoint_resumes_where_it_stopped(tmp_path: Path, tiny_bundle: ModelB
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.history[:2] == first.history
     np.testing.assert_allclose([h["loss"] for h in resumed.history], [h["loss"] for h in full.history], rtol=1e-5)
+
+
+def test_packaged_demo_bundle() -> None:
+    from breastseg.workflows.specimen.pipeline import default_model_path
+
+    path = default_model_path("resunet")
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    bundle = ModelBundle.load(path)
+    assert len(bundle.members) == 5 and bundle.normalisation.channels == ("ct", "pet")
+    assert "not for clinical use" in bundle.card["data"] and "make demo-model" in bundle.card["data"]
+    card = path.with_suffix(".card.md").read_text()
+    assert "| member | validation patients | best validation Dice |" in card
+    # every member validated on patients it never trained on
+    for m in bundle.members:
+        assert not set(m.training_patients) & set(m.validation_patients)
