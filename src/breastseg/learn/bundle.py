@@ -8,7 +8,6 @@ saw the patient being predicted (the study's leakage guard).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,10 +116,6 @@ class ModelBundle:
             members,
             header.get("card", {}),
         )
-
-
-def patients_of(members: Sequence[Member]) -> set[str]:
-    return {p for m in members for p in (*m.training_patients, *m.validation_patients)}
 
 
 def render_card(bundle: ModelBundle) -> str:

@@ -2,13 +2,13 @@
 
 Every patient lands in exactly one test fold; within an outer fold's remaining patients, the inner folds give
 train/validation pairs. No patient is ever in two of train / validation / test. The split is a function of
-the patient list, their types and the seed, and is written next to results as JSON.
+the patient list, their types and the seed; every bundle member records its training and validation patients.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,7 +70,3 @@ def nested_folds(types: Mapping[str, str], outer: int = 5, inner: int = 5, seed:
             )
         )
     return out
-
-
-def splits_as_json(folds: Sequence[OuterFold]) -> list[dict[str, object]]:
-    return [asdict(f) for f in folds]

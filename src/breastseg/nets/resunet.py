@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
 from monai.networks.nets import UNet
 from torch import nn
 
@@ -89,8 +88,5 @@ def pad_multiple(size: int, multiple: int) -> int:
 
 
 def count_parameters(net: nn.Module) -> int:
+    """Trainable parameters (the study's network has a few hundred thousand to millions)."""
     return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
-
-
-def as_tensor(x: Any) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float32)
