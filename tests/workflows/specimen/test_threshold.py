@@ -94,3 +94,14 @@ def test_packaged_model_loads() -> None:
     model = T.ThresholdModel.load(default_model_path("threshold"))
     assert model.input == "petct" and len(model.folds) == 5
     assert 0.05 < model.folds[0].value < 0.95
+
+
+def test_probability_maps_are_per_patient_min_max() -> None:
+    ct = np.array([[-1000.0, -100.0, 0.0, 100.0]], np.float32)
+    pet = np.array([[0.0, 1.0, 2.0, 4.0]], np.float32)
+    tissue = np.array([[False, True, True, True]])
+    fold = T.FittedThreshold(0.5, 1.0, ("a",))
+    ct_prob = T.ThresholdModel("ct", [fold]).probability(ct, pet, tissue)
+    np.testing.assert_allclose(ct_prob, [[0.0, 0.0, 0.5, 1.0]])  # tissue HU −100…100 → 0…1, outside 0
+    pet_prob = T.ThresholdModel("pet", [fold]).probability(ct, pet, tissue)
+    np.testing.assert_allclose(pet_prob, [[0.0, 0.25, 0.5, 1.0]])  # relative to the SUL maximum
