@@ -99,7 +99,7 @@ def test_two_processes_share_one_study_in_postgresql(tmp_path: Path) -> None:
         ]
         for w in workers:
             _, err = w.communicate(timeout=300)
-            assert w.returncode == 0, err.decode()[-2000:]
+            assert w.returncode == 0, err.decode()[-8000:]
         study = optuna.load_study(study_name="shared", storage=url)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert len(complete) == 4

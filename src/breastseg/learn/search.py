@@ -164,14 +164,7 @@ def run_search(
     """Run ``n_trials`` trials of a (possibly shared) study; other processes may add trials concurrently."""
     if not images:
         raise InputError("no training images for the search")
-    sampler = optuna.samplers.TPESampler(seed=seed)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage_url(storage),
-        direction="maximize",
-        sampler=sampler,
-        load_if_exists=True,
-    )
+    study = open_study(storage, study_name, seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(make_objective(images, inner, space or SearchSpace.study(), epochs, seed), n_trials=n_trials)
     return study
