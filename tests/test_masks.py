@@ -37,3 +37,13 @@ def test_fill_holes_fills_an_enclosed_cavity_only() -> None:
     cup[3, 3, 3:] = False  # opened to the border: not a hole
     assert fill_holes(shell)[3, 3, 3]
     assert not fill_holes(cup)[3, 3, 3]
+
+
+def test_depth_below_surface_by_hand() -> None:
+    from breastseg.masks import depth_below_surface_mm
+
+    m = np.zeros((1, 3, 7), bool)
+    m[0, 1, 1:6] = True  # a row of 5 voxels, 0.5 mm apart along x, 2 mm across
+    depth = depth_below_surface_mm(m, (2.0, 2.0, 0.5))
+    np.testing.assert_allclose(depth[0, 1], [0.0, 0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
+    assert depth[~m].max() == 0.0

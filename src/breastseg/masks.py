@@ -6,9 +6,11 @@ Masks are boolean NumPy arrays in array order ``(z, y, x)`` or ``(y, x)``. Conne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, cast
 
 import cc3d
+import edt
 import numpy as np
 from scipy import ndimage
 
@@ -36,6 +38,18 @@ def largest_component(mask: np.ndarray, connectivity: int | None = None) -> np.n
         return mask.copy()
     conn = cast(Connectivity, connectivity or _default_connectivity(mask.ndim))
     return np.asarray(cc3d.largest_k(mask, k=1, connectivity=conn) > 0)
+
+
+def depth_below_surface_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Face-to-face depth (mm) of every voxel of ``mask`` below its surface; 0 outside the mask.
+
+    For each voxel, the Euclidean distance (true spacing, ``edt``) from its centre to the nearest voxel
+    centre outside the mask (outside the array counts as outside), minus one voxel of the finest axis: a
+    voxel next to the outside has depth 0. The specimen margin and the specimen phantom's truth both use it.
+    """
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    dist = edt.edt(m, anisotropy=tuple(float(s) for s in spacing), black_border=True)
+    return np.where(m > 0, np.maximum(dist - min(spacing), 0.0), 0.0).astype(np.float32)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

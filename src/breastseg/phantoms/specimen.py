@@ -29,7 +29,7 @@ from breastseg.errors import InputError
 from breastseg.image import Grid, Image, bounding_box
 from breastseg.io import StudyIdentity, write_dicom_series, write_image
 from breastseg.io.atomic import atomic_path
-from breastseg.masks import fill_holes, largest_component
+from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
 from breastseg.phantoms.base import Phantom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
 from breastseg.suv import F18_HALF_LIFE_S, lean_body_mass_kg, pet_info_from_values, suv_scale_factor
@@ -106,12 +106,6 @@ def _ct_grid(cfg: SpecimenPhantomConfig) -> Grid:
     # centre the field of view on the LPS origin (x, y, z order for the origin)
     half = (np.asarray(shape) - 1) * cfg.ct_spacing_mm / 2.0
     return Grid(shape, (cfg.ct_spacing_mm,) * 3, tuple(-half[::-1]), np.eye(3))
-
-
-def surface_gap_mm(specimen: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """Face-to-face gap (mm) from each specimen voxel to the specimen surface (see module docstring)."""
-    dist = edt.edt(np.ascontiguousarray(specimen, dtype=np.uint8), anisotropy=spacing, black_border=True)
-    return np.where(specimen, dist - min(spacing), 0.0).astype(np.float32)
 
 
 def _place_tumour(
@@ -207,7 +201,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     specimen = irregular_blob(
         grid, centre, np.asarray(cfg.specimen_size_mm) / 2.0, irregularity=0.12, correlation_mm=10.0, rng=rng
     )
-    gap = surface_gap_mm(specimen, grid.spacing)
+    gap = depth_below_surface_mm(specimen, grid.spacing)
     tumour = _place_tumour(grid, specimen, gap, cfg, rng)
     fibro = specimen & ~tumour & (smooth_field(grid, 3.0, rng) > 0.4)
 

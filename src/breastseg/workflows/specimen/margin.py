@@ -17,12 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import edt
 import numpy as np
 from scipy.spatial import cKDTree
 
 from breastseg.image import Grid
-from breastseg.masks import surface_voxels
+from breastseg.masks import depth_below_surface_mm, surface_voxels
 
 POSITIVE_MARGIN_MM = 0.1
 
@@ -71,12 +70,6 @@ class MarginResult:
         }
 
 
-def depth_map_mm(specimen: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """Face-to-face depth below the specimen surface of every voxel (0 outside), mm."""
-    dist = edt.edt(np.ascontiguousarray(specimen, dtype=np.uint8), anisotropy=tuple(spacing), black_border=True)
-    return np.where(specimen, np.maximum(dist - min(spacing), 0.0), 0.0).astype(np.float32)
-
-
 def _box_faces(points: np.ndarray, specimen: np.ndarray, spacing: Sequence[float], grid: Grid) -> np.ndarray:
     """Face index (into ``FACES``) of each point, by where it lies on the specimen mapped to a unit cube.
 
@@ -111,11 +104,11 @@ def assess_margin(
         threshold_mm: positive when the minimum margin is at most this.
         members: the ensemble members' tumour masks, for the share calling it positive.
         face_names: names for the faces (e.g. ``{"+x": "lateral", …}``); LPS names by default.
-        depth: a precomputed :func:`depth_map_mm` of ``specimen`` (reused across members).
+        depth: a precomputed :func:`~breastseg.masks.depth_below_surface_mm` of ``specimen`` (reused across members).
     """
     names = dict(LPS_FACE_NAMES if face_names is None else face_names)
     spacing = grid.spacing
-    depth = depth_map_mm(specimen, spacing) if depth is None else depth
+    depth = depth_below_surface_mm(specimen, spacing) if depth is None else depth
     fraction = None
     if members:
         calls = [bool(m.any()) and float(depth[m].min()) <= threshold_mm + 1e-9 for m in members]

@@ -26,10 +26,10 @@ from breastseg.io import read_dicom_series, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.learn.bundle import ModelBundle
-from breastseg.masks import binarize
+from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.predict.slices import predict_triplanar
 from breastseg.suv import pet_info_from_mapping
-from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, depth_map_mm
+from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin
 from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
 
@@ -186,7 +186,7 @@ def assess_specimen(
     say("margin")
     t0 = time.perf_counter()
     grid = pair.ct.grid
-    depth = depth_map_mm(pair.tissue, grid.spacing)
+    depth = depth_below_surface_mm(pair.tissue, grid.spacing)
     margin = assess_margin(tumour, pair.tissue, grid, cfg.positive_margin_mm, members_pp, cfg.face_names, depth=depth)
     timings["margin"] = round(time.perf_counter() - t0, 4)
     timings["total"] = round(time.perf_counter() - t_start, 4)
