@@ -12,6 +12,9 @@ from breastseg.image import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+#: ``breastseg phantom specimen`` options for a small, quick specimen (0.4 mm CT, 0.8 mm PET, 8 mm tumour)
+SMALL_PHANTOM_ARGS = ["--ct-spacing-mm", "0.4", "--pet-spacing-mm", "0.8", "--tumour-diameter-mm", "8"]
+
 
 def shared_data_dir() -> Path:
     """``$BREASTSEG_DATA`` or ``../shared/data`` beside the repository."""

@@ -11,6 +11,7 @@ import pytest
 
 from breastseg import __version__
 from breastseg.cli.main import main
+from tests.conftest import SMALL_PHANTOM_ARGS
 
 BIN = Path(sys.executable).parent / "breastseg"
 
@@ -40,12 +41,7 @@ def test_phantom_specimen_writes_the_promised_files(tmp_path: Path, capsys: pyte
             "--seed",
             "5",
             "--positive",
-            "--ct-spacing-mm",
-            "0.4",
-            "--pet-spacing-mm",
-            "0.8",
-            "--tumour-diameter-mm",
-            "8",
+            *SMALL_PHANTOM_ARGS,
             "--lamellae",
             "2",
         ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from breastseg.cli.main import main
+from tests.conftest import SMALL_PHANTOM_ARGS
 
 
 def test_fit_threshold_from_phantom_lamellae(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -64,12 +65,7 @@ def test_assess_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
                 "specimen",
                 "--out",
                 str(tmp_path / "c"),
-                "--ct-spacing-mm",
-                "0.4",
-                "--pet-spacing-mm",
-                "0.8",
-                "--tumour-diameter-mm",
-                "8",
+                *SMALL_PHANTOM_ARGS,
             ]
         )
         == 0

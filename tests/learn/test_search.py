@@ -12,6 +12,7 @@ from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.search import SearchSpace, best_configuration, run_search, storage_url
 from breastseg.learn.splits import stratified_group_folds
 from breastseg.workflows.specimen.train import to_train_images
+from tests.conftest import SMALL_PHANTOM_ARGS
 from tests.servers import postgres_server
 
 BIN = Path(sys.executable).parent / "breastseg"
@@ -55,12 +56,7 @@ def _manifests(root: Path) -> list[str]:
                 str(seed),
                 "--lamellae",
                 "2",
-                "--ct-spacing-mm",
-                "0.4",
-                "--pet-spacing-mm",
-                "0.8",
-                "--tumour-diameter-mm",
-                "8",
+                *SMALL_PHANTOM_ARGS,
             ],
             check=True,
             capture_output=True,
