@@ -101,3 +101,31 @@ def test_packaged_demo_bundle() -> None:
     # every member validated on patients it never trained on
     for m in bundle.members:
         assert not set(m.training_patients) & set(m.validation_patients)
+
+
+def test_transfer_learning_starts_from_the_base_members(tiny_bundle: ModelBundle, phantom_lamellae: list) -> None:
+    """``--init-from``: each member fine-tunes its base member (same architecture and normalisation).
+
+    With a vanishing learning rate the fine-tuned weights must stay the base member's; a network that ignored
+    ``init_from`` would start from a fresh Kaiming initialisation instead.
+    """
+    import dataclasses
+
+    from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
+
+    # pretend the other half of the patients are ILC + DCIS: fine-tune on them alone
+    others = [
+        dataclasses.replace(s, tumour_type="ILC") for s in phantom_lamellae if s.patient_id in {"pt3", "pt4", "pt5"}
+    ]
+    spec = ResUNetTraining(
+        inputs="petct",
+        train=TrainConfig(epochs=1, learning_rate=1e-12, patch=PatchConfig(size=32, per_image=2)),
+        folds=3,
+    )
+    tuned = train_bundle(others, spec, init_from=tiny_bundle, show_progress=False, description="ILC phantoms")
+    assert tuned.net == tiny_bundle.net and tuned.normalisation == tiny_bundle.normalisation
+    assert tuned.card["fine_tuned_from"] == tiny_bundle.card["data"] and tuned.card["tumour_types"] == ["ILC"]
+    for base, member in zip(tiny_bundle.members, tuned.members, strict=True):
+        for name, weight in base.state_dict.items():
+            torch.testing.assert_close(member.state_dict[name], weight, rtol=1e-6, atol=1e-6)
+        assert set(member.training_patients) <= {"pt3", "pt4", "pt5"}

@@ -2,12 +2,16 @@
 
 Saved with ``torch.save`` as plain tensors and JSON strings and loaded with ``weights_only=True`` (no code is
 unpickled). Every member records the patients it was trained on, so inference can leave out the members that
-saw the patient being predicted (the study's leakage guard).
+saw the patient being predicted (the study's leakage guard). A member may carry its own architecture and
+normalisation: the study's 25-model ensemble joins five test folds whose searches chose different networks
+(:func:`combine_bundles`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +19,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from breastseg._version import __version__
 from breastseg.errors import ModelError
 from breastseg.io.atomic import atomic_path
 from breastseg.learn.normalisation import Normalisation
 from breastseg.nets.resunet import ResUNetConfig, build_resunet
 
 BUNDLE_KIND = "breastseg.specimen.resunet"
-BUNDLE_SCHEMA_VERSION = 1
+BUNDLE_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 @dataclass(eq=False)
@@ -33,6 +39,17 @@ class Member:
     validation_patients: tuple[str, ...] = ()
     fold: str = ""
     best_validation_dice: float | None = None
+    net: ResUNetConfig | None = None
+    normalisation: Normalisation | None = None
+
+
+@dataclass(eq=False)
+class EnsembleNet:
+    """One loaded member, ready to predict: its network, input normalisation and padding multiple."""
+
+    net: nn.Module
+    normalisation: Normalisation
+    size_multiple: int
 
 
 @dataclass(eq=False)
@@ -42,8 +59,14 @@ class ModelBundle:
     members: list[Member]
     card: dict[str, Any] = field(default_factory=dict)
 
-    def networks(self, exclude_patient: str | None = None) -> list[nn.Module]:
-        """The members' networks, leaving out any trained or validated on ``exclude_patient``.
+    def member_net(self, member: Member) -> ResUNetConfig:
+        return member.net or self.net
+
+    def member_normalisation(self, member: Member) -> Normalisation:
+        return member.normalisation or self.normalisation
+
+    def ensemble(self, exclude_patient: str | None = None) -> list[EnsembleNet]:
+        """The members, loaded, leaving out any trained or validated on ``exclude_patient``.
 
         Raises:
             ModelError: every member saw that patient (nothing independent is left to predict with).
@@ -55,13 +78,18 @@ class ModelBundle:
         ]
         if not chosen:
             raise ModelError(f"every member of the bundle was trained on patient {exclude_patient!r}")
-        nets = []
+        out = []
         for m in chosen:
-            net = build_resunet(self.net)
+            config = self.member_net(m)
+            net = build_resunet(config)
             net.load_state_dict(m.state_dict)
             net.eval()
-            nets.append(net)
-        return nets
+            out.append(EnsembleNet(net, self.member_normalisation(m), config.size_multiple))
+        return out
+
+    def networks(self, exclude_patient: str | None = None) -> list[nn.Module]:
+        """The members' networks (see :meth:`ensemble`)."""
+        return [e.net for e in self.ensemble(exclude_patient)]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -77,6 +105,8 @@ class ModelBundle:
                     "validation_patients": list(m.validation_patients),
                     "fold": m.fold,
                     "best_validation_dice": m.best_validation_dice,
+                    **({"net": asdict(m.net)} if m.net is not None else {}),
+                    **({"normalisation": m.normalisation.to_json()} if m.normalisation is not None else {}),
                 }
                 for m in self.members
             ],
@@ -100,6 +130,11 @@ class ModelBundle:
             raise ModelError(f"{path}: not a readable breastseg model bundle ({exc})") from exc
         if header.get("kind") != BUNDLE_KIND:
             raise ModelError(f"{path}: not a specimen Residual U-Net bundle (kind {header.get('kind')!r})")
+        if header.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+            raise ModelError(
+                f"{path}: bundle schema version {header.get('schema_version')!r} is newer than this breastseg "
+                f"({__version__}) reads; update breastseg"
+            )
         members = [
             Member(
                 w,
@@ -107,6 +142,8 @@ class ModelBundle:
                 tuple(m.get("validation_patients", ())),
                 m.get("fold", ""),
                 m.get("best_validation_dice"),
+                ResUNetConfig(**m["net"]) if "net" in m else None,
+                Normalisation.from_json(m["normalisation"]) if "normalisation" in m else None,
             )
             for w, m in zip(payload["weights"], header["members"], strict=True)
         ]
@@ -116,6 +153,25 @@ class ModelBundle:
             members,
             header.get("card", {}),
         )
+
+
+def combine_bundles(bundles: Sequence[ModelBundle], card: dict[str, Any]) -> ModelBundle:
+    """One bundle with every member of ``bundles``, each keeping its own architecture and normalisation.
+
+    The study's 3D margin ensemble: the five test folds' five-member bundles → 25 members; the leakage guard
+    still works per member, from the patients each was trained and validated on.
+    """
+    if not bundles:
+        raise ModelError("no bundles to combine")
+    channels = {b.normalisation.channels for b in bundles}
+    if len(channels) > 1:
+        raise ModelError(f"cannot combine bundles with different inputs: {sorted(channels)}")
+    members = [
+        dataclasses.replace(m, net=b.member_net(m), normalisation=b.member_normalisation(m))
+        for b in bundles
+        for m in b.members
+    ]
+    return ModelBundle(bundles[0].net, bundles[0].normalisation, members, card)
 
 
 def render_card(bundle: ModelBundle) -> str:
@@ -142,4 +198,13 @@ def render_card(bundle: ModelBundle) -> str:
     for m in bundle.members:
         score = "—" if m.best_validation_dice is None else f"{m.best_validation_dice:.3f}"
         lines.append(f"| {m.fold} | {', '.join(m.validation_patients)} | {score} |")
+    if any(m.net is not None for m in bundle.members):
+        lines += ["", "Members carry their own architectures (one hyper-parameter search per test fold):", ""]
+        lines += ["| member | depth | channels | kernel | norm | CT limits (HU) |", "|---|---|---|---|---|---|"]
+        for m in bundle.members:
+            net, norm = bundle.member_net(m), bundle.member_normalisation(m)
+            lines.append(
+                f"| {m.fold} | {net.depth} | {net.first_channels} | {net.kernel_size} | {net.norm} | "
+                f"{norm.ct_low_hu:.0f}…{norm.ct_high_hu:.0f} |"
+            )
     return "\n".join(lines) + "\n"

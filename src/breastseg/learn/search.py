@@ -23,8 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from breastseg.errors import InputError
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import InnerFold
-from breastseg.learn.trainer import TrainConfig, TrainImage, train
+from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
 from breastseg.nets.resunet import Norm, ResUNetConfig
+
+#: called with (trial number, inner fold index, network configuration, training result)
+ModelHook = Callable[[int, int, ResUNetConfig, TrainResult], None]
 
 
 @dataclass(frozen=True)
@@ -101,28 +104,42 @@ def storage_url(storage: str | Path) -> str:
     return f"sqlite:///{Path(text).resolve()}"
 
 
+def train_inner_fold(
+    net: ResUNetConfig, images: Sequence[TrainImage], fold: InnerFold, cfg: TrainConfig
+) -> TrainResult:
+    """Train one model on ``fold``'s training patients, validated (early stopping) on its validation patients."""
+    train_set, val_set = set(fold.train), set(fold.validation)
+    return train(
+        net,
+        [i for i in images if i.patient_id in train_set],
+        [i for i in images if i.patient_id in val_set],
+        cfg,
+        show_progress=False,
+    )
+
+
 def make_objective(
     images: Sequence[TrainImage],
     inner: Sequence[InnerFold],
     space: SearchSpace,
     epochs: int,
     seed: int = 0,
+    on_model: ModelHook | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """The objective: mean best validation Dice of one model per inner fold."""
+    """The objective: mean best validation Dice of one model per inner fold.
+
+    ``on_model(trial_number, inner_fold, net_config, result)`` receives every trained model, so a caller can
+    keep the best trial's models instead of training them again.
+    """
     in_channels = int(images[0].channels.shape[0])
 
     def objective(trial: optuna.Trial) -> float:
         net, cfg = suggest(trial, space, in_channels, epochs, seed + trial.number)
         scores = []
         for k, fold in enumerate(inner):
-            train_set, val_set = set(fold.train), set(fold.validation)
-            result = train(
-                net,
-                [i for i in images if i.patient_id in train_set],
-                [i for i in images if i.patient_id in val_set],
-                cfg,
-                show_progress=False,
-            )
+            result = train_inner_fold(net, images, fold, cfg)
+            if on_model is not None:
+                on_model(trial.number, k, net, result)
             scores.append(result.best_validation_dice)
             trial.report(float(np.mean(scores)), k)
         return float(np.mean(scores))
@@ -134,6 +151,7 @@ def open_study(storage: str | Path, study_name: str, seed: int = 0, attempts: in
     """Create or join a study. Workers that start together on an empty database race to create its tables;
     the losers wait a moment and join (each attempt after a random, growing pause)."""
     rng = random.Random(seed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     for attempt in range(attempts):
         try:
             return optuna.create_study(
@@ -160,13 +178,16 @@ def run_search(
     epochs: int,
     space: SearchSpace | None = None,
     seed: int = 0,
+    on_model: ModelHook | None = None,
 ) -> optuna.Study:
     """Run ``n_trials`` trials of a (possibly shared) study; other processes may add trials concurrently."""
     if not images:
         raise InputError("no training images for the search")
     study = open_study(storage, study_name, seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(make_objective(images, inner, space or SearchSpace.study(), epochs, seed), n_trials=n_trials)
+    objective = make_objective(images, inner, space or SearchSpace.study(), epochs, seed, on_model)
+    if n_trials > 0:
+        study.optimize(objective, n_trials=n_trials)
     return study
 
 

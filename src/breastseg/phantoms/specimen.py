@@ -40,6 +40,15 @@ TISSUE_LABELS = {"air": 0, "fat": 1, "fibroglandular": 2, "tumour": 3, "containe
 LAMELLA_LABELS = {"benign": 0, "malignant": 1, "unknown": 2}
 
 POSITIVE_MARGIN_MM = 0.1
+
+#: How the three tumour types of the specimen study differ in the phantom (overrides of the NST defaults).
+#: Invasive lobular carcinoma grows diffusely with lower FDG avidity and density contrast; DCIS lesions are
+#: small and only mildly FDG-avid — both harder to segment, as the study found.
+TUMOUR_TYPE_PRESETS: dict[str, dict[str, float]] = {
+    "NST": {},
+    "ILC": {"tumour_suv": 2.6, "ct_tumour_hu": 55.0, "tumour_irregularity": 0.45, "tumour_heterogeneity": 0.5},
+    "DCIS": {"tumour_suv": 2.0, "ct_tumour_hu": 50.0, "tumour_diameter_mm": 8.0, "tumour_heterogeneity": 0.5},
+}
 _CT_HU = {
     "air": -1000.0,
     "fat": -100.0,
@@ -73,6 +82,7 @@ class SpecimenPhantomConfig:
     pet_relative_noise: float = 0.25
     tumour_suv: float = 4.0
     tumour_heterogeneity: float = 0.35
+    tumour_irregularity: float = 0.25
     fibroglandular_suv: float = 0.9
     fibroglandular_heterogeneity: float = 0.4
     uptake_boundary_mm: float = 0.4
@@ -125,7 +135,7 @@ def _place_tumour(
                 f"{cfg.specimen_size_mm} mm; make the specimen larger or the tumour smaller"
             )
         centre = candidates[rng.integers(len(candidates))]
-        blob = irregular_blob(grid, centre, radii, irregularity=0.25, correlation_mm=4.0, rng=rng)
+        blob = irregular_blob(grid, centre, radii, irregularity=cfg.tumour_irregularity, correlation_mm=4.0, rng=rng)
         allowed = gap >= margin - 1e-6 if margin > 0 else specimen
         tumour = fill_holes(largest_component(blob & allowed & specimen, connectivity=6))
         expected = 4.0 / 3.0 * np.pi * np.prod(radii) / grid.voxel_volume_mm3

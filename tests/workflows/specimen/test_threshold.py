@@ -105,3 +105,34 @@ def test_probability_maps_are_per_patient_min_max() -> None:
     np.testing.assert_allclose(ct_prob, [[0.0, 0.0, 0.5, 1.0]])  # tissue HU −100…100 → 0…1, outside 0
     pet_prob = T.ThresholdModel("pet", [fold]).probability(ct, pet, tissue)
     np.testing.assert_allclose(pet_prob, [[0.0, 0.25, 0.5, 1.0]])  # relative to the SUL maximum
+
+
+def test_case_predictions_normalise_over_the_patients_slices() -> None:
+    # two slices of one patient: the SUL maximum (8) is on slice 2, so slice 1's 4.0 is 0.5 relative
+    tissue = np.array([[False, True, True, True]])
+    ct = [np.array([[-1000.0, -100.0, 0.0, 100.0]], np.float32), np.array([[-1000.0, -50.0, 50.0, 300.0]], np.float32)]
+    pet = [np.array([[9.0, 1.0, 2.0, 4.0]], np.float32), np.array([[0.0, 1.0, 2.0, 8.0]], np.float32)]
+    label = [np.zeros((1, 4), np.uint8)] * 2
+    case = T.ThresholdCase("p", ct, pet, label, [tissue, tissue])
+    (m1, p1), (m2, p2) = T.case_predictions("pet", case, 0.25)
+    np.testing.assert_allclose(p1, [[0.0, 0.125, 0.25, 0.5]])  # 9.0 lies outside the tissue: ignored
+    np.testing.assert_allclose(p2, [[0.0, 0.125, 0.25, 1.0]])
+    assert m1.tolist() == [[False, False, True, True]] and m2.tolist() == [[False, False, True, True]]
+    # CT: absolute HU threshold; probability min-max over both slices' tissue (−100…300 HU)
+    (c1, q1), (c2, q2) = T.case_predictions("ct", case, 40.0)
+    assert c1.tolist() == [[False, False, False, True]] and c2.tolist() == [[False, False, True, True]]
+    np.testing.assert_allclose(q1, [[0.0, 0.0, 0.25, 0.5]])
+    np.testing.assert_allclose(q2, [[0.0, 0.125, 0.375, 1.0]])
+
+
+def test_leakage_guard_leaves_out_thresholds_fitted_on_the_patient() -> None:
+    folds = [T.FittedThreshold(0.3, 1.0, ("a", "b")), T.FittedThreshold(0.6, 1.0, ("b", "c"))]
+    model = T.ThresholdModel("pet", folds)
+    assert [f.value for f in model.independent_folds("a")] == [0.6]
+    assert [f.value for f in model.independent_folds("z")] == [0.3, 0.6]
+    pet = np.array([[0.0, 0.4, 1.0]], np.float32)
+    tissue = np.ones((1, 3), bool)
+    (only,) = model.masks(pet, pet, tissue, exclude_patient="a")
+    assert only.tolist() == [[False, False, True]]  # the 0.6 threshold alone
+    with pytest.raises(ModelError, match="every threshold"):
+        model.independent_folds("b")

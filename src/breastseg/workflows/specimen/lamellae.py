@@ -8,7 +8,6 @@ the paths (relative to the CSV) of ``ct`` (HU), ``pet`` (on the CT grid) and ``l
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from breastseg.errors import InputError
 from breastseg.io import read_image
+from breastseg.io.tables import read_csv_rows
 from breastseg.learn.nnunet import nnunet_rows
 from breastseg.masks import fill_holes
 from breastseg.workflows.specimen.preprocess import remove_background, remove_container, tissue_mask
@@ -31,17 +31,7 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
     path = Path(path)
     if path.is_dir():
         return nnunet_rows(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path}: manifest lacks columns {missing}; needs {list(REQUIRED_COLUMNS)}")
-            rows = list(reader)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the manifest ({exc})") from exc
-    if not rows:
-        raise InputError(f"{path}: the manifest has no rows")
+    rows = read_csv_rows(path, REQUIRED_COLUMNS, "manifest")
     for row in rows:
         for key in ("ct", "pet", "label"):
             row[key] = str((path.parent / row[key]).resolve())

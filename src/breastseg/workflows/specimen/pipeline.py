@@ -26,6 +26,7 @@ from breastseg.io import read_dicom_series, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.learn.bundle import ModelBundle
+from breastseg.learn.normalisation import Normalisation
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.predict.slices import predict_triplanar
 from breastseg.suv import pet_info_from_mapping
@@ -89,37 +90,43 @@ def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[st
     if cfg.method == "threshold":
         path = Path(cfg.model) if cfg.model else default_model_path("threshold")
         model = ThresholdModel.load(path)
-        members = model.masks(pair.ct.array, pair.pet.array, pair.tissue)
+        members = model.masks(pair.ct.array, pair.pet.array, pair.tissue, exclude_patient=cfg.patient_id)
+        used = model.independent_folds(cfg.patient_id)
         info = {
             "path": str(path),
             "input": model.input,
             "folds": len(model.folds),
-            "thresholds": [f.value for f in model.folds],
+            "folds_used": len(used),
+            "excluded_patient": cfg.patient_id,
+            "thresholds": [f.value for f in used],
             "threshold_units": model.units,
         }
         return Prediction(ensemble_probability(members), members, info)
     bundle_path = Path(cfg.model) if cfg.model else default_model_path("resunet")
     bundle = ModelBundle.load(bundle_path)
-    nets = bundle.networks(exclude_patient=cfg.patient_id)
+    ensemble = bundle.ensemble(exclude_patient=cfg.patient_id)
     pet_max = float(pair.pet.array[pair.tissue].max()) if pair.tissue.any() else 0.0
-    channels = bundle.normalisation.apply(pair.ct.array, pair.pet.array, pet_max)
+    channels: dict[Normalisation, np.ndarray] = {}  # members of one search share one normalisation
     total = np.zeros(pair.tissue.shape, np.float32)
     calls = []
-    for i, net in enumerate(nets):
+    for i, member in enumerate(ensemble):
         if progress is not None:
-            progress(f"predicting (model {i + 1} of {len(nets)}, three axes)")
-        prob = predict_triplanar([net], channels, bundle.net.size_multiple, within=pair.tissue)
+            progress(f"predicting (model {i + 1} of {len(ensemble)}, three axes)")
+        norm = member.normalisation
+        if norm not in channels:
+            channels[norm] = norm.apply(pair.ct.array, pair.pet.array, pet_max)
+        prob = predict_triplanar([member.net], channels[norm], member.size_multiple, within=pair.tissue)
         total += prob
         calls.append((prob >= 0.5) & pair.tissue)
     info = {
-        "path": str(cfg.model),
+        "path": str(bundle_path),
         "input": "+".join(bundle.normalisation.channels),
-        "members_used": len(nets),
+        "members_used": len(ensemble),
         "members_in_bundle": len(bundle.members),
         "excluded_patient": cfg.patient_id,
-        "ct_limits_hu": [bundle.normalisation.ct_low_hu, bundle.normalisation.ct_high_hu],
+        "ct_limits_hu": sorted({(n.ct_low_hu, n.ct_high_hu) for n in channels}),
     }
-    return Prediction(np.where(pair.tissue, total / len(nets), 0.0).astype(np.float32), calls, info)
+    return Prediction(np.where(pair.tissue, total / len(ensemble), 0.0).astype(np.float32), calls, info)
 
 
 def read_pet_info_json(path: str | Path) -> PetInfo:
@@ -147,6 +154,21 @@ def read_specimen_inputs(ct_path: str | Path, pet_path: str | Path) -> tuple[Ima
         pet, info = series.image, series.pet_info()
     else:
         pet = read_image(pet_path, modality="PT")
+    return ct, pet, info
+
+
+def load_specimen(
+    ct_path: str | Path,
+    pet_path: str | Path,
+    pet_info_path: str | Path | None = None,
+    pet_units: PetUnits | None = None,
+) -> tuple[Image, Image, PetInfo | None]:
+    """Read CT and PET; a PET info JSON replaces the headers' and gives a NIfTI PET its units (unless set)."""
+    ct, pet, info = read_specimen_inputs(ct_path, pet_path)
+    if pet_info_path is not None:
+        info = read_pet_info_json(pet_info_path)
+        if pet_units is None and pet.units is None:
+            pet = pet.with_array(pet.array, units=info.units)
     return ct, pet, info
 
 
@@ -274,11 +296,7 @@ def run_assessment(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict."""
-    ct, pet, info = read_specimen_inputs(ct_path, pet_path)
-    if pet_info_path is not None:
-        info = read_pet_info_json(pet_info_path)
-        if (config or AssessConfig()).pet_units is None and pet.units is None:
-            pet = pet.with_array(pet.array, units=info.units)
+    ct, pet, info = load_specimen(ct_path, pet_path, pet_info_path, (config or AssessConfig()).pet_units)
     assessment = assess_specimen(ct, pet, info, config, progress)
     assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
     write_assessment(assessment, ct, out_dir)

@@ -69,30 +69,54 @@ def high_density_gate_hu(ct_values_in_tissue: np.ndarray) -> float:
     return otsu_threshold(ct_values_in_tissue)
 
 
-def _patient_features(kind: ThresholdInput, case: ThresholdCase) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled feature values of the patient's known pixels and whether each is malignant."""
+def case_feature_maps(kind: ThresholdInput, case: ThresholdCase) -> list[np.ndarray]:
+    """Per-slice maps of the thresholded quantity, normalised over the patient's slices together.
+
+    CT: HU inside the tissue (−inf outside). PET / PET-CT: SUL (gated by the patient's Otsu HU for PET-CT)
+    relative to its maximum over all the patient's slices.
+    """
+    if kind == "ct":
+        return [
+            _feature("ct", np.asarray(c, float), np.asarray(p), np.asarray(t, bool), None)
+            for c, p, t in zip(case.ct, case.pet, case.tissue, strict=True)
+        ]
     gate = None
     if kind == "petct":
         tissue_hu = np.concatenate(
             [np.asarray(c)[np.asarray(t, bool)] for c, t in zip(case.ct, case.tissue, strict=True)]
         )
         gate = high_density_gate_hu(tissue_hu)
-    if kind in ("pet", "petct"):
-        # relative to the patient's maximum over all its slices
-        raw = [
-            np.where(np.asarray(t, bool), np.asarray(p, float), 0.0)
-            * (np.asarray(c) > gate if gate is not None else 1.0)
-            for c, p, t in zip(case.ct, case.pet, case.tissue, strict=True)
-        ]
-        peak = max(float(r.max()) for r in raw)
-        feats = [r / peak if peak > 0 else r for r in raw]
+    raw = [
+        np.where(np.asarray(t, bool), np.asarray(p, float), 0.0) * (np.asarray(c) > gate if gate is not None else 1.0)
+        for c, p, t in zip(case.ct, case.pet, case.tissue, strict=True)
+    ]
+    peak = max(float(r.max()) for r in raw)
+    return [r / peak if peak > 0 else r for r in raw]
+
+
+def case_predictions(
+    kind: ThresholdInput, case: ThresholdCase, threshold: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(binary mask, probability map) per slice of a test patient, with one fitted threshold.
+
+    The probability map is the study's for PR-AUC: the patient's min-max scaled input (CT: HU over the pooled
+    tissue; PET / PET-CT: the relative SUL, already in [0, 1]).
+    """
+    maps = case_feature_maps(kind, case)
+    tissues = [np.asarray(t, bool) for t in case.tissue]
+    if kind == "ct":
+        inside = np.concatenate([m[t] for m, t in zip(maps, tissues, strict=True)])
+        lo, hi = (float(inside.min()), float(inside.max())) if inside.size else (0.0, 1.0)
+        probs = [np.where(t, (m - lo) / (hi - lo) if hi > lo else 0.0, 0.0) for m, t in zip(maps, tissues, strict=True)]
     else:
-        feats = [
-            _feature("ct", np.asarray(c, float), np.asarray(p), np.asarray(t, bool), None)
-            for c, p, t in zip(case.ct, case.pet, case.tissue, strict=True)
-        ]
+        probs = maps
+    return [((m >= threshold) & t, p) for m, p, t in zip(maps, probs, tissues, strict=True)]
+
+
+def _patient_features(kind: ThresholdInput, case: ThresholdCase) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled feature values of the patient's known pixels and whether each is malignant."""
     values, truth = [], []
-    for f, lab in zip(feats, case.label, strict=True):
+    for f, lab in zip(case_feature_maps(kind, case), case.label, strict=True):
         lab = np.asarray(lab)
         known = lab != case.unknown_label
         values.append(f[known])
@@ -153,11 +177,24 @@ class ThresholdModel:
     def units(self) -> str:
         return "HU" if self.input == "ct" else "fraction of the specimen's (gated) SUL maximum"
 
-    def masks(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> list[np.ndarray]:
-        """One binary mask per fold threshold on a (3D or 2D) specimen."""
+    def independent_folds(self, exclude_patient: str | None = None) -> list[FittedThreshold]:
+        """The fold thresholds not fitted on ``exclude_patient`` (the study's leakage guard).
+
+        Raises:
+            ModelError: every fold was fitted on that patient.
+        """
+        chosen = [f for f in self.folds if exclude_patient is None or exclude_patient not in f.training_patients]
+        if not chosen:
+            raise ModelError(f"every threshold of the model was fitted on patient {exclude_patient!r}")
+        return chosen
+
+    def masks(
+        self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
+    ) -> list[np.ndarray]:
+        """One binary mask per fold threshold on a (3D or 2D) specimen, leaving out folds fitted on the patient."""
         gate = high_density_gate_hu(ct[tissue]) if self.input == "petct" else None
         feat = _feature(self.input, ct.astype(np.float32), pet.astype(np.float32), tissue, gate)
-        return [(feat >= f.value) & tissue for f in self.folds]
+        return [(feat >= f.value) & tissue for f in self.independent_folds(exclude_patient)]
 
     def probability(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
         """Per-patient min-max scaled input, the study's probability map for PR-AUC."""

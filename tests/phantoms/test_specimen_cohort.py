@@ -1,0 +1,107 @@
+"""The synthetic study cohort: layout, tumour-type presets, shared specimens and the margins it promises."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from breastseg.errors import InputError
+from breastseg.io import read_image
+from breastseg.masks import depth_below_surface_mm
+from breastseg.phantoms.specimen import TUMOUR_TYPE_PRESETS
+from breastseg.phantoms.specimen_cohort import (
+    DEFAULT_SPECIMEN_MARGINS_MM,
+    CohortConfig,
+    specimen_margins,
+    write_cohort,
+)
+from breastseg.workflows.specimen.cohort import read_specimen_manifest
+from breastseg.workflows.specimen.lamellae import read_manifest
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cohort")
+    cfg = CohortConfig(
+        nst_patients=3,
+        ilc_patients=1,
+        dcis_patients=1,
+        lamellae_per_patient=1,
+        specimen_margins_mm=(None, 1.0),
+        shared_specimens=1,
+        ct_spacing_mm=0.5,
+        pet_spacing_mm=1.0,
+    )
+    write_cohort(out, cfg)
+    return out
+
+
+def test_lamella_manifest_lists_every_patient_with_its_type(cohort: Path) -> None:
+    rows = read_manifest(cohort / "lamellae" / "manifest.csv")
+    types = {r["patient_id"]: r["tumour_type"] for r in rows}
+    assert types == {"nst000": "NST", "nst001": "NST", "nst002": "NST", "ilc000": "ILC", "dcis000": "DCIS"}
+    for row in rows:
+        assert Path(row["ct"]).is_file() and Path(row["label"]).is_file()
+
+
+def test_tumour_type_presets_reach_the_phantoms(cohort: Path) -> None:
+    doc = json.loads((cohort / "cohort.json").read_text())
+    assert doc["synthetic"] is True
+    # regenerate nothing: the lamella label of the DCIS patient is smaller than the NST ones' on average
+    rows = read_manifest(cohort / "lamellae" / "manifest.csv")
+    area = {r["patient_id"]: int((read_image(r["label"]).array == 1).sum()) for r in rows}
+    assert area["dcis000"] < np.mean([area["nst000"], area["nst001"], area["nst002"]])
+    assert TUMOUR_TYPE_PRESETS["DCIS"]["tumour_diameter_mm"] < 12.0
+
+
+def test_specimens_carry_true_margins_and_the_shared_patient(cohort: Path) -> None:
+    cases = read_specimen_manifest(cohort / "specimens" / "manifest.csv")
+    assert [c.positive for c in cases] == [True, False]
+    assert cases[0].patient_id == "nst000"  # the first lamella patient's own 3D specimen
+    assert cases[1].patient_id.startswith("spec")
+    for case in cases:
+        tumour = read_image(case.tumour).array > 0
+        specimen = read_image(case.tumour.parent / "specimen.nii.gz")
+        depth = depth_below_surface_mm(specimen.array > 0, specimen.spacing)
+        assert float(depth[tumour].min()) == pytest.approx(case.margin_mm, abs=1e-3)
+        assert (case.margin_mm <= 0.1) == case.positive
+
+
+def test_specimen_margins_spread() -> None:
+    assert specimen_margins(20) == DEFAULT_SPECIMEN_MARGINS_MM
+    for n in (1, 5, 13, 40):
+        margins = specimen_margins(n)
+        assert len(margins) == n and sum(m is None for m in margins) == round(0.4 * n)
+        assert all(0.5 <= m <= 5.0 for m in margins if m is not None)
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_specimen_manifest_errors_name_file_and_line(tmp_path: Path, cohort: Path) -> None:
+    good = {
+        "case_id": "a",
+        "patient_id": "p",
+        "tumour_type": "NST",
+        "ct": str(cohort / "specimens" / "case000" / "ct.nii.gz"),
+        "pet": str(cohort / "specimens" / "case000" / "pet.nii.gz"),
+        "margin_status": "positive",
+    }
+    with pytest.raises(InputError, match=r"bad.csv, line 2: margin_status"):
+        read_specimen_manifest(_write_manifest(tmp_path / "bad.csv", [{**good, "margin_status": "close"}]))
+    with pytest.raises(InputError, match=r"missing.csv, line 2: pet file .* does not exist"):
+        read_specimen_manifest(_write_manifest(tmp_path / "missing.csv", [{**good, "pet": "nowhere.nii.gz"}]))
+    with pytest.raises(InputError, match=r"lacks columns \['margin_status'\]"):
+        read_specimen_manifest(
+            _write_manifest(tmp_path / "cols.csv", [{k: v for k, v in good.items() if k != "margin_status"}])
+        )
+    assert read_specimen_manifest(_write_manifest(tmp_path / "ok.csv", [good]))[0].positive
