@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck install clean models demo-model
+.PHONY: demo test test-slow lint typecheck install clean models demo-model demo-lamellae bench-model
 
 install: $(STAMP)
 
@@ -53,12 +53,28 @@ models: $(STAMP)
 
 # Re-train the packaged demo ResU-Net bundle on phantom lamellae (seeds 100-119); about 15 minutes on 2 cores.
 DEMO_SEEDS := 100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117 118 119
-demo-model: $(STAMP)
+# The 25-member ensemble benchmarks/specimen_inference.py times: the study's architecture (depth 5, channels
+# 16-256), five repeats of 5-fold CV on the demo lamellae (0.2 mm pixels), joined into one bundle.
+bench-model: $(STAMP)
+	@test -d build/demo-model/s100 || $(MAKE) --no-print-directory demo-lamellae
+	for seed in 0 1 2 3 4; do \
+	  test -f build/bench-model/seed$$seed.pt || $(BIN)/breastseg specimen train --input petct --folds 5 --epochs 10 \
+	    --depth 5 --channels 16 --patch-size 96 --patches-per-image 8 --seed $$seed --description "bench seed $$seed" \
+	    $$(for s in $(DEMO_SEEDS); do echo --manifest build/demo-model/s$$s/lamellae/manifest.csv; done) \
+	    --out build/bench-model/seed$$seed.pt || exit 1; \
+	done
+	$(BIN)/breastseg specimen combine build/bench-model/seed0.pt build/bench-model/seed1.pt build/bench-model/seed2.pt \
+	  build/bench-model/seed3.pt build/bench-model/seed4.pt --out build/bench-model/ensemble25.pt \
+	  --description "synthetic specimen phantoms, seeds 100-119 (make bench-model); 5 x 5-fold; benchmark only"
+
+demo-lamellae: $(STAMP)
 	rm -rf build/demo-model
 	for s in $(DEMO_SEEDS); do \
 	  case $$((s % 3)) in 0) m="--positive";; 1) m="--margin-mm 1.0";; *) m="--margin-mm 3.0";; esac; \
 	  $(BIN)/breastseg phantom specimen --out build/demo-model/s$$s --seed $$s --lamellae 3 $$m > /dev/null || exit 1; \
 	done
+
+demo-model: demo-lamellae
 	$(BIN)/breastseg specimen train --input petct --folds 5 --epochs 40 --depth 4 --channels 16 \
 	  --patch-size 96 --patches-per-image 8 --seed 0 \
 	  --description "synthetic specimen phantoms, seeds 100-119, 3 lamellae each (make demo-model); not for clinical use" \

@@ -68,3 +68,12 @@ def test_newer_schema_is_refused_with_advice(tmp_path: Path) -> None:
     torch.save(payload, path)
     with pytest.raises(ModelError, match="newer than this breastseg"):
         ModelBundle.load(path)
+
+
+def test_pixel_spacing_is_saved_and_combining_refuses_different_scales(tmp_path: Path) -> None:
+    a = dataclasses.replace(_bundle(2, 4, -50.0, ["p1", "p2"], 0), pixel_spacing_mm=0.2)
+    b = dataclasses.replace(_bundle(2, 4, -50.0, ["p3", "p4"], 1), pixel_spacing_mm=0.2)
+    assert ModelBundle.load(a.save(tmp_path / "a.pt")).pixel_spacing_mm == 0.2
+    assert combine_bundles([a, b], {}).pixel_spacing_mm == 0.2
+    with pytest.raises(ModelError, match="pixel spacings"):
+        combine_bundles([a, dataclasses.replace(b, pixel_spacing_mm=0.1)], {})

@@ -129,3 +129,17 @@ def test_transfer_learning_starts_from_the_base_members(tiny_bundle: ModelBundle
         for name, weight in base.state_dict.items():
             torch.testing.assert_close(member.state_dict[name], weight, rtol=1e-6, atol=1e-6)
         assert set(member.training_patients) <= {"pt3", "pt4", "pt5"}
+
+
+def test_bundle_records_the_training_pixel_size_and_refuses_mixed_scales(
+    tiny_bundle: ModelBundle, phantom_lamellae: list
+) -> None:
+    import dataclasses
+
+    from breastseg.errors import InputError
+    from breastseg.workflows.specimen.train import training_pixel_spacing
+
+    assert tiny_bundle.pixel_spacing_mm == pytest.approx(phantom_lamellae[0].spacing[-1])
+    mixed = [*phantom_lamellae[:2], dataclasses.replace(phantom_lamellae[2], spacing=(0.1, 0.1))]
+    with pytest.raises(InputError, match="resample the lamellae"):
+        training_pixel_spacing(mixed)

@@ -9,13 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from breastseg.errors import InputError
-from breastseg.learn.bundle import ModelBundle
+from breastseg.learn.bundle import ModelBundle, combine_bundles
 from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.search import SearchSpace, run_search, summarise
 from breastseg.learn.splits import nested_folds
 from breastseg.learn.trainer import TrainConfig
 from breastseg.nets.resunet import ResUNetConfig
+from breastseg.predict.volume import VolumeInference
 from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 from breastseg.workflows.specimen.preprocess import PreprocessConfig
@@ -135,6 +136,14 @@ def specimen() -> None:
     help="Resample to this isotropic spacing (mm) for speed, e.g. 0.2; default: the CT grid.",
 )
 @click.option(
+    "--slice-step",
+    type=click.IntRange(min=1),
+    default=VolumeInference().slice_step,
+    show_default=True,
+    help="ResU-Net: run every N-th slice along each axis and interpolate between (1: every slice, the study's "
+    "full method; see benchmarks/specimen_inference.py for what the default changes).",
+)
+@click.option(
     "--orientation",
     default=None,
     help="Names of the specimen's faces, e.g. '+x=lateral,-x=medial,+z=superior' (default: LPS names).",
@@ -150,6 +159,7 @@ def assess(
     positive_margin_mm: float,
     keep_all_components: bool,
     working_spacing: float | None,
+    slice_step: int,
     orientation: str | None,
     patient_id: str | None,
 ) -> None:
@@ -174,6 +184,7 @@ def assess(
         face_names=_face_names(orientation),
         patient_id=patient_id,
         preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
+        inference=VolumeInference(slice_step=slice_step),
     )
     console = Console(stderr=True)
     with console.status("starting…") as status:
@@ -359,6 +370,34 @@ def train_cmd(
         table.add_row(m.fold, ", ".join(m.validation_patients), f"{m.best_validation_dice:.3f}")
     Console().print(table)
     Console().print(f"written {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+@specimen.command("combine")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle to write."
+)
+@click.option("--description", default=None, help="What the ensemble is, for the model card.")
+def combine(bundles: tuple[Path, ...], out_path: Path, description: str | None) -> None:
+    """Join bundles into one ensemble (e.g. five test folds' five models → the study's 25).
+
+    Every member keeps its own network, normalisation and training patients (the leakage guard still works);
+    the bundles must share inputs and pixel size.
+
+    \b
+    Example:
+      breastseg specimen combine fold0.pt fold1.pt fold2.pt fold3.pt fold4.pt --out ensemble25.pt
+    """
+    loaded = [ModelBundle.load(p) for p in bundles]
+    card = {
+        **loaded[0].card,
+        "data": description or "; ".join(str(b.card.get("data", p.name)) for b, p in zip(loaded, bundles, strict=True)),
+        "members": sum(len(b.members) for b in loaded),
+        "combined_from": [p.name for p in bundles],
+    }
+    combined = combine_bundles(loaded, card)
+    combined.save(out_path)
+    Console().print(f"written {out_path}: {len(combined.members)} members ({out_path.stat().st_size / 1e6:.1f} MB)")
 
 
 @specimen.command("search")

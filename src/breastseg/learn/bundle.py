@@ -58,6 +58,9 @@ class ModelBundle:
     normalisation: Normalisation
     members: list[Member]
     card: dict[str, Any] = field(default_factory=dict)
+    pixel_spacing_mm: float | None = None
+    """In-plane pixel size of the training slices, mm: 3D inference runs at this isotropic spacing (a CNN is not
+    scale invariant). ``None`` (bundles written before it was recorded): the image's own grid."""
 
     def member_net(self, member: Member) -> ResUNetConfig:
         return member.net or self.net
@@ -99,6 +102,7 @@ class ModelBundle:
             "net": asdict(self.net),
             "normalisation": self.normalisation.to_json(),
             "card": self.card,
+            "pixel_spacing_mm": self.pixel_spacing_mm,
             "members": [
                 {
                     "training_patients": list(m.training_patients),
@@ -152,6 +156,7 @@ class ModelBundle:
             Normalisation.from_json(header["normalisation"]),
             members,
             header.get("card", {}),
+            header.get("pixel_spacing_mm"),
         )
 
 
@@ -166,12 +171,15 @@ def combine_bundles(bundles: Sequence[ModelBundle], card: dict[str, Any]) -> Mod
     channels = {b.normalisation.channels for b in bundles}
     if len(channels) > 1:
         raise ModelError(f"cannot combine bundles with different inputs: {sorted(channels)}")
+    spacings = {b.pixel_spacing_mm for b in bundles}
+    if len(spacings) > 1:
+        raise ModelError(f"cannot combine bundles trained at different pixel spacings: {sorted(map(str, spacings))} mm")
     members = [
         dataclasses.replace(m, net=b.member_net(m), normalisation=b.member_normalisation(m))
         for b in bundles
         for m in b.members
     ]
-    return ModelBundle(bundles[0].net, bundles[0].normalisation, members, card)
+    return ModelBundle(bundles[0].net, bundles[0].normalisation, members, card, bundles[0].pixel_spacing_mm)
 
 
 def render_card(bundle: ModelBundle) -> str:
@@ -189,6 +197,8 @@ def render_card(bundle: ModelBundle) -> str:
         f"* **Trained**: {card.get('trained', '?')} with breastseg {card.get('breastseg_version', '?')}",
         f"* **Training data**: {card.get('data', '?')} — {len(card.get('patients', []))} patients, "
         f"{card.get('n_slices', '?')} slices, tumour types {', '.join(card.get('tumour_types', []))}",
+        f"* **Pixel spacing**: {bundle.pixel_spacing_mm if bundle.pixel_spacing_mm else 'not recorded'} mm "
+        "(3D inference resamples to it)",
         f"* **Fine-tuned from**: {card.get('fine_tuned_from') or '—'}",
         f"* **Intended use**: {card.get('intended_use', 'research')}",
         "",

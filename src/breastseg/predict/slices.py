@@ -6,6 +6,7 @@ channel 1) in [0, 1]. Images are padded (zeros, as background) to the network's 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,27 +36,54 @@ def predict_slice(nets: Sequence[nn.Module], channels: np.ndarray, multiple: int
     return predict_batch(nets, channels[None], multiple)[0]
 
 
+def _slices_to_run(keep: np.ndarray, step: int) -> np.ndarray:
+    """Indices of the slices to run: every ``step``-th from the first to the last kept slice, and the last."""
+    index = np.flatnonzero(keep)
+    if step <= 1 or index.size == 0:
+        return index
+    lo, hi = int(index[0]), int(index[-1])
+    return np.unique(np.append(np.arange(lo, hi + 1, step), hi))
+
+
+def _fill_between(prob: np.ndarray, run: np.ndarray) -> None:
+    """Linear interpolation, in place along axis 0, of the slices between consecutive run slices."""
+    for a, b in itertools.pairwise(run.tolist()):
+        for j in range(a + 1, b):
+            w = (j - a) / (b - a)
+            prob[j] = (1.0 - w) * prob[a] + w * prob[b]
+
+
 def predict_triplanar(
     nets: Sequence[nn.Module],
     channels: np.ndarray,
     multiple: int,
     batch_size: int = 16,
     within: np.ndarray | None = None,
+    slice_step: int = 1,
 ) -> np.ndarray:
     """Tri-planar prediction of a volume ``(C, Z, Y, X)``: slice-wise along each axis, averaged over the axes.
 
-    Slices with no voxel of ``within`` (the tissue) are not run; their probability is 0.
+    Slices with no voxel of ``within`` (the tissue) are not run; their probability is 0. With ``slice_step``
+    k > 1 only every k-th slice along each axis is run (plus the last tissue slice) and the slices between are
+    linearly interpolated: a network's output changes little from one thin slice to the next, so this trades a
+    small, measured difference (``benchmarks/specimen_inference.py``) for a k-fold saving.
     """
     _, *shape = channels.shape
     total = np.zeros(shape, np.float32)
     for axis in range(3):
         moved = np.moveaxis(channels, axis + 1, 1)  # (C, n_slices, a, b)
-        keep = np.ones(moved.shape[1], bool) if within is None else np.moveaxis(within, axis, 0).any(axis=(1, 2))
+        keep = (
+            np.ones(moved.shape[1], bool)
+            if within is None
+            else np.asarray(np.moveaxis(within, axis, 0).any(axis=(1, 2)))
+        )
         prob = np.zeros(moved.shape[1:], np.float32)
-        index = np.flatnonzero(keep)
+        index = _slices_to_run(keep, slice_step)
         for start in range(0, index.size, batch_size):
             chunk = index[start : start + batch_size]
             x = np.ascontiguousarray(np.moveaxis(moved[:, chunk], 0, 1))
             prob[chunk] = predict_batch(nets, x, multiple)
+        if slice_step > 1:
+            _fill_between(prob, index)
         total += np.moveaxis(prob, 0, axis)
     return total / 3.0

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from breastseg.image import Grid
-from breastseg.workflows.specimen.margin import assess_margin
+from breastseg.masks import depth_below_surface_mm
+from breastseg.workflows.specimen.margin import assess_margin, members_positive
 
 SPACING = 0.2
 
@@ -67,7 +68,11 @@ def test_ensemble_agreement_and_face_names() -> None:
     near, box, grid = box_and_sphere(0.0)
     far, _, _ = box_and_sphere(3.0)
     names = {"+x": "lateral", "-x": "medial", "+y": "deep", "-y": "superficial", "+z": "superior", "-z": "inferior"}
-    r = assess_margin(far, box, grid, members=[near, far, far, near], face_names=names)
+    depth = depth_below_surface_mm(box, grid.spacing)
+    calls = members_positive([near, far, far, near, np.zeros_like(box)], depth, threshold_mm=1.0)
+    assert calls == [True, False, False, True, False]
+    assert members_positive([far], depth, threshold_mm=3.5) == [True]
+    r = assess_margin(far, box, grid, member_calls=calls[:4], face_names=names, depth=depth)
     assert r.ensemble_positive_fraction == 0.5
     assert r.closest_face == "medial"
     assert set(r.per_face_margin_mm) == set(names.values())

@@ -157,3 +157,26 @@ def test_resunet_bundle_runs_triplanar(tmp_path: Path, tiny_bundle, phantom_lame
             phantom_pet_info(ph),
             AssessConfig(method="resunet", model=str(path), patient_id="pt0"),
         )
+
+
+def test_resunet_runs_at_the_bundle_pixel_size_on_a_finer_ct(tmp_path: Path, tiny_bundle) -> None:
+    """A CT twice as fine as the training lamellae is predicted on the bundle's 0.3 mm grid, mask on the CT grid."""
+    from breastseg.evaluation.metrics import dice
+    from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
+
+    assert tiny_bundle.pixel_spacing_mm == pytest.approx(0.3)
+    path = tiny_bundle.save(tmp_path / "bundle.pt")
+    ph = make_specimen_phantom(
+        SpecimenPhantomConfig(
+            seed=600,
+            ct_spacing_mm=0.15,
+            pet_spacing_mm=0.6,
+            specimen_size_mm=(20.0, 24.0, 30.0),
+            tumour_diameter_mm=9.0,
+        )
+    )
+    a = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), AssessConfig("resunet", str(path)))
+    assert a.result["model"]["pixel_spacing_mm"] == pytest.approx([0.3, 0.3, 0.3], rel=0.02)
+    assert a.result["working_spacing_mm"] == pytest.approx([0.15, 0.15, 0.15])
+    assert a.tumour.shape == a.pair.tissue.shape
+    assert dice(a.tumour, ph.images["tumour"].array[a.pair.crop] > 0) > 0.5

@@ -88,12 +88,18 @@ def _box_faces(points: np.ndarray, specimen: np.ndarray, spacing: Sequence[float
     return 2 * axis + negative.astype(int)  # FACES order: +x, -x, +y, -y, +z, -z
 
 
+def members_positive(members: Sequence[np.ndarray], depth: np.ndarray, threshold_mm: float) -> list[bool]:
+    """Each member mask's call: positive when it comes within ``threshold_mm`` of the surface (``depth``: mm below
+    the specimen surface on the members' grid, :func:`~breastseg.masks.depth_below_surface_mm`)."""
+    return [bool(m.any()) and float(depth[m].min()) <= threshold_mm + 1e-9 for m in members]
+
+
 def assess_margin(
     tumour: np.ndarray,
     specimen: np.ndarray,
     grid: Grid,
     threshold_mm: float = POSITIVE_MARGIN_MM,
-    members: Sequence[np.ndarray] = (),
+    member_calls: Sequence[bool] = (),
     face_names: Mapping[str, str] | None = None,
     depth: np.ndarray | None = None,
 ) -> MarginResult:
@@ -102,17 +108,14 @@ def assess_margin(
     Args:
         tumour, specimen: boolean masks on ``grid`` (array order).
         threshold_mm: positive when the minimum margin is at most this.
-        members: the ensemble members' tumour masks, for the share calling it positive.
+        member_calls: the ensemble members' calls (:func:`members_positive`), for the share calling it positive.
         face_names: names for the faces (e.g. ``{"+x": "lateral", …}``); LPS names by default.
         depth: a precomputed :func:`~breastseg.masks.depth_below_surface_mm` of ``specimen`` (reused across members).
     """
     names = dict(LPS_FACE_NAMES if face_names is None else face_names)
     spacing = grid.spacing
     depth = depth_below_surface_mm(specimen, spacing) if depth is None else depth
-    fraction = None
-    if members:
-        calls = [bool(m.any()) and float(depth[m].min()) <= threshold_mm + 1e-9 for m in members]
-        fraction = float(np.mean(calls))
+    fraction = float(np.mean(member_calls)) if len(member_calls) else None
     if not tumour.any():
         return MarginResult(
             "negative",

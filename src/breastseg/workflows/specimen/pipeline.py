@@ -26,11 +26,10 @@ from breastseg.io import read_dicom_series, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.learn.bundle import ModelBundle
-from breastseg.learn.normalisation import Normalisation
 from breastseg.masks import binarize, depth_below_surface_mm
-from breastseg.predict.slices import predict_triplanar
+from breastseg.predict.volume import VolumeInference, predict_volume
 from breastseg.suv import pet_info_from_mapping
-from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin
+from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, members_positive
 from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
 
@@ -53,6 +52,7 @@ class AssessConfig:
     face_names: Mapping[str, str] | None = None
     patient_id: str | None = None
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    inference: VolumeInference = field(default_factory=VolumeInference)
 
 
 @dataclass(eq=False)
@@ -78,15 +78,24 @@ def default_model_path(method: Method) -> Path:
 
 @dataclass(eq=False)
 class Prediction:
-    """The ensemble's tumour probability, each member's binary call, and what the model was."""
+    """The ensemble's tumour probability, each member's margin call, and what the model was."""
 
     probability: np.ndarray
-    members: list[np.ndarray]
+    member_calls: list[bool]
     model_info: dict[str, Any]
 
 
 def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[str], None] | None = None) -> Prediction:
-    """Run the configured method on the preprocessed pair (threshold ensemble or tri-planar ResU-Net ensemble)."""
+    """Run the configured method on the preprocessed pair (threshold ensemble or tri-planar ResU-Net ensemble).
+
+    Each member's margin call is read from its own post-processed mask (0.5, largest component, no filling:
+    holes never reach the surface) on the grid it was predicted on.
+    """
+
+    def calls(masks: list[np.ndarray], tissue: np.ndarray, spacing: tuple[float, ...]) -> list[bool]:
+        kept = [binarize(m, 0.5, False, cfg.keep_largest_component, tissue) for m in masks]
+        return members_positive(kept, depth_below_surface_mm(tissue, spacing), cfg.positive_margin_mm)
+
     if cfg.method == "threshold":
         path = Path(cfg.model) if cfg.model else default_model_path("threshold")
         model = ThresholdModel.load(path)
@@ -101,32 +110,26 @@ def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[st
             "thresholds": [f.value for f in used],
             "threshold_units": model.units,
         }
-        return Prediction(ensemble_probability(members), members, info)
+        member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair.ct.grid.spacing)
+        return Prediction(ensemble_probability(members), member_calls, info)
     bundle_path = Path(cfg.model) if cfg.model else default_model_path("resunet")
     bundle = ModelBundle.load(bundle_path)
     ensemble = bundle.ensemble(exclude_patient=cfg.patient_id)
-    pet_max = float(pair.pet.array[pair.tissue].max()) if pair.tissue.any() else 0.0
-    channels: dict[Normalisation, np.ndarray] = {}  # members of one search share one normalisation
-    total = np.zeros(pair.tissue.shape, np.float32)
-    calls = []
-    for i, member in enumerate(ensemble):
-        if progress is not None:
-            progress(f"predicting (model {i + 1} of {len(ensemble)}, three axes)")
-        norm = member.normalisation
-        if norm not in channels:
-            channels[norm] = norm.apply(pair.ct.array, pair.pet.array, pet_max)
-        prob = predict_triplanar([member.net], channels[norm], member.size_multiple, within=pair.tissue)
-        total += prob
-        calls.append((prob >= 0.5) & pair.tissue)
+    volume = predict_volume(
+        ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, cfg.inference, progress=progress
+    )
     info = {
         "path": str(bundle_path),
         "input": "+".join(bundle.normalisation.channels),
         "members_used": len(ensemble),
         "members_in_bundle": len(bundle.members),
         "excluded_patient": cfg.patient_id,
-        "ct_limits_hu": sorted({(n.ct_low_hu, n.ct_high_hu) for n in channels}),
+        "ct_limits_hu": sorted({(e.normalisation.ct_low_hu, e.normalisation.ct_high_hu) for e in ensemble}),
+        "pixel_spacing_mm": list(volume.model_grid.spacing),
+        "slice_step": cfg.inference.slice_step,
     }
-    return Prediction(np.where(pair.tissue, total / len(ensemble), 0.0).astype(np.float32), calls, info)
+    member_calls = calls(volume.member_probabilities, volume.model_tissue, volume.model_grid.spacing)
+    return Prediction(volume.probability, member_calls, info)
 
 
 def read_pet_info_json(path: str | Path) -> PetInfo:
@@ -189,7 +192,7 @@ def assess_specimen(
     say("predicting")
     t0 = time.perf_counter()
     prediction = predict_tumour(pair, cfg, say)
-    probability, members = prediction.probability, prediction.members
+    probability = prediction.probability
     timings["predict"] = round(time.perf_counter() - t0, 4)
 
     say("post-processing")
@@ -201,15 +204,15 @@ def assess_specimen(
         keep_largest=cfg.keep_largest_component,
         within=pair.tissue,
     )
-    # members only vote on the margin: holes never reach the surface, so they are not filled
-    members_pp = [binarize(m, 0.5, False, cfg.keep_largest_component, pair.tissue) for m in members]
     timings["postprocess"] = round(time.perf_counter() - t0, 4)
 
     say("margin")
     t0 = time.perf_counter()
     grid = pair.ct.grid
     depth = depth_below_surface_mm(pair.tissue, grid.spacing)
-    margin = assess_margin(tumour, pair.tissue, grid, cfg.positive_margin_mm, members_pp, cfg.face_names, depth=depth)
+    margin = assess_margin(
+        tumour, pair.tissue, grid, cfg.positive_margin_mm, prediction.member_calls, cfg.face_names, depth=depth
+    )
     timings["margin"] = round(time.perf_counter() - t0, 4)
     timings["total"] = round(time.perf_counter() - t_start, 4)
 

@@ -51,7 +51,7 @@ from breastseg.workflows.specimen.threshold import (
     case_predictions,
     fit_threshold,
 )
-from breastseg.workflows.specimen.train import to_train_images
+from breastseg.workflows.specimen.train import to_train_images, training_pixel_spacing
 
 METHODS = ("threshold", "resunet")
 METRICS = ("dice", "pr_auc", "hd95_mm", "surface_dice")
@@ -171,7 +171,7 @@ def _fold_bundle(
         "search": search,
         "intended_use": "research (study reproduction)",
     }
-    bundle = ModelBundle(net_cfg, norm, members, card)
+    bundle = ModelBundle(net_cfg, norm, members, card, training_pixel_spacing(pool))
     bundle.save(path)
     return bundle, search
 

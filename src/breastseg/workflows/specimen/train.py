@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from breastseg._version import __version__
 from breastseg.errors import InputError
 from breastseg.learn.bundle import Member, ModelBundle
@@ -47,6 +49,23 @@ def to_train_images(slices: Sequence[LamellaSlice], normalisation: Normalisation
     ]
 
 
+def training_pixel_spacing(slices: Sequence[LamellaSlice], tolerance: float = 0.02) -> float:
+    """The in-plane pixel size (mm) all ``slices`` share; the bundle's networks learnt features at this scale.
+
+    Raises:
+        InputError: the slices have non-square pixels or differ by more than ``tolerance`` (relative); resample
+            them to one spacing first.
+    """
+    sizes = np.array([s.spacing[-2:] for s in slices], dtype=float)
+    low, high = float(sizes.min()), float(sizes.max())
+    if high > low * (1 + tolerance):
+        raise InputError(
+            f"the training slices have pixel sizes from {low:.4g} to {high:.4g} mm; a network learns at one scale, "
+            "so resample the lamellae to one spacing first"
+        )
+    return round(float(np.median(sizes)), 6)
+
+
 def train_bundle(
     slices: Sequence[LamellaSlice],
     spec: ResUNetTraining | None = None,
@@ -62,8 +81,14 @@ def train_bundle(
     types = {s.patient_id: s.tumour_type for s in slices}
     if len(types) < spec.folds:
         raise InputError(f"{len(types)} patients are too few for {spec.folds} folds")
+    spacing = training_pixel_spacing(slices)
     if init_from is not None:
         net_cfg, norm = init_from.net, init_from.normalisation
+        base = init_from.pixel_spacing_mm
+        if base is not None and abs(spacing - base) > 0.02 * base:
+            raise InputError(
+                f"the base bundle learnt at {base:g} mm pixels but these slices have {spacing:g} mm; resample them"
+            )
     else:
         net_cfg = dataclasses.replace(spec.net, in_channels=len(CHANNEL_SETS[spec.inputs]))
         norm = fit_normalisation(spec.inputs, [s.ct for s in slices], [s.tissue for s in slices])
@@ -110,4 +135,4 @@ def train_bundle(
         "training": dataclasses.asdict(spec),
         "intended_use": "research",
     }
-    return ModelBundle(net_cfg, norm, members, card)
+    return ModelBundle(net_cfg, norm, members, card, spacing)

@@ -1,0 +1,163 @@
+"""Intraoperative speed of ``breastseg specimen assess --method resunet``: the fast default against the reference.
+
+The reference is the study's full method: every member of the ensemble, every slice along each of the three axes,
+float32. The fast path is the command's default. Both run as the real command (a fresh process each: imports,
+reading, preprocessing, inference, margin, masks, figures and report.html), on the same phantoms of the
+300 × 250 × 200-voxel geometry (CT 0.1 mm, PET 0.4 mm), one margin each of positive, 0.5, 1, 2 mm.
+
+Printed per phantom: wall time of each path, speed-up, Dice between the two tumour masks, both margin statuses and
+minimum margins, and peak resident memory of each process; then a summary row.
+
+Run: ``make bench-model`` once (the 25-member ensemble, ≈ 40 min on 2 cores), then
+``.venv/bin/python benchmarks/specimen_inference.py [--model BUNDLE] [--phantoms N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from breastseg.evaluation.metrics import dice
+from breastseg.io import read_image
+from breastseg.phantoms import write_phantom
+from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
+from breastseg.predict.volume import VolumeInference
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BUNDLE = ROOT / "build" / "bench-model" / "ensemble25.pt"
+MARGINS_MM: tuple[float | None, ...] = (None, 0.5, 1.0, 2.0)  # None: tumour on the surface (positive)
+
+
+def phantom_config(seed: int, margin_mm: float | None) -> SpecimenPhantomConfig:
+    """The issue's geometry: 300 × 250 × 200 CT voxels of 0.1 mm (x, y, z), PET at 0.4 mm."""
+    return SpecimenPhantomConfig(
+        seed=seed,
+        ct_spacing_mm=0.1,
+        pet_spacing_mm=0.4,
+        specimen_size_mm=(14.0, 17.0, 24.0),
+        padding_mm=3.0,
+        tumour_diameter_mm=8.0,
+        margin_mm=margin_mm,
+    )
+
+
+def run_assess(case: Path, model: Path, slice_step: int, out: Path) -> dict:
+    """One ``breastseg specimen assess`` process; wall time and peak RSS (MB) from the kernel's accounting."""
+    cmd = [
+        str(Path(sys.executable).parent / "breastseg"),
+        "specimen",
+        "assess",
+        "--ct",
+        str(case / "ct.nii.gz"),
+        "--pet",
+        str(case / "pet.nii.gz"),
+        "--pet-info",
+        str(case / "truth.json"),
+        "--method",
+        "resunet",
+        "--model",
+        str(model),
+        "--slice-step",
+        str(slice_step),
+        "--out",
+        str(out),
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if status != 0:
+        raise SystemExit(f"assess failed on {case}:\n{stderr[-2000:]}")
+    result = json.loads((out / "result.json").read_text())
+    return {"wall_s": wall, "peak_mb": usage.ru_maxrss / 1024, "result": result, "mask": out / "tumour_mask.nii.gz"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_BUNDLE, help="ResU-Net bundle (default: make bench-model)"
+    )
+    parser.add_argument("--phantoms", type=int, default=len(MARGINS_MM), help="how many phantoms (≤ 4 margins cycle)")
+    parser.add_argument("--fast-step", type=int, default=VolumeInference().slice_step, help="fast path slice step")
+    args = parser.parse_args()
+    if not args.model.is_file():
+        raise SystemExit(f"{args.model}: no such bundle; run `make bench-model` or pass --model")
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for i in range(args.phantoms):
+            margin = MARGINS_MM[i % len(MARGINS_MM)]
+            case = tmp / f"case{i}"
+            phantom = make_specimen_phantom(phantom_config(i, margin))
+            write_phantom(phantom, case)
+            truth = phantom.truth
+            ref = run_assess(case, args.model, 1, tmp / f"ref{i}")
+            fast = run_assess(case, args.model, args.fast_step, tmp / f"fast{i}")
+            a = read_image(ref["mask"]).array > 0
+            b = read_image(fast["mask"]).array > 0
+            rows.append(
+                {
+                    "case": f"seed {i}, {truth['margin_status']} {truth['margin_mm']:.2f} mm",
+                    "shape": "×".join(str(n) for n in phantom.images["ct"].shape[::-1]),
+                    "ref": ref,
+                    "fast": fast,
+                    "dice": float(dice(a, b)) if a.any() or b.any() else 1.0,
+                }
+            )
+            print(
+                f"  done {rows[-1]['case']}: reference {ref['wall_s']:.1f} s, fast {fast['wall_s']:.1f} s", flush=True
+            )
+
+    first = rows[0]["fast"]["result"]
+    print(
+        f"\nbundle {args.model.name}: {first['model']['members_used']} members, model grid "
+        f"{first['model']['pixel_spacing_mm'][0]:g} mm; fast path slice step {args.fast_step}; "
+        f"torch threads = cores = {os.cpu_count()}"
+    )
+    header = (
+        f"{'phantom (x×y×z voxels)':<38}{'ref s':>8}{'fast s':>8}{'speed-up':>9}{'Dice':>8}"
+        f"{'ref status':>12}{'fast status':>12}{'ref mm':>8}{'fast mm':>8}{'ref MB':>8}{'fast MB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+
+    def fmt_mm(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    for r in rows:
+        ref, fast = r["ref"], r["fast"]
+        print(
+            f"{r['case'] + ' (' + r['shape'] + ')':<38}{ref['wall_s']:>8.1f}{fast['wall_s']:>8.1f}"
+            f"{ref['wall_s'] / fast['wall_s']:>8.1f}×{r['dice']:>8.4f}"
+            f"{ref['result']['margin_status']:>12}{fast['result']['margin_status']:>12}"
+            f"{fmt_mm(ref['result']['min_margin_mm']):>8}{fmt_mm(fast['result']['min_margin_mm']):>8}"
+            f"{ref['peak_mb']:>8.0f}{fast['peak_mb']:>8.0f}"
+        )
+    ref_t = np.array([r["ref"]["wall_s"] for r in rows])
+    fast_t = np.array([r["fast"]["wall_s"] for r in rows])
+    agree = sum(r["ref"]["result"]["margin_status"] == r["fast"]["result"]["margin_status"] for r in rows)
+    print("-" * len(header))
+    print(
+        f"{'mean (min Dice, status agreement)':<38}{ref_t.mean():>8.1f}{fast_t.mean():>8.1f}"
+        f"{ref_t.mean() / fast_t.mean():>8.1f}×{min(r['dice'] for r in rows):>8.4f}"
+        f"{f'{agree}/{len(rows)} agree':>24}"
+    )
+    print("\nfast path, seconds per step (last phantom):")
+    for step, seconds in rows[-1]["fast"]["result"]["timings_s"].items():
+        print(f"  {step:<24}{seconds:>8.2f}")
+    truths = [r["case"] for r in rows]
+    print(f"truth: {'; '.join(truths)}")
+
+
+if __name__ == "__main__":
+    main()

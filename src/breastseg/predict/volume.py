@@ -1,0 +1,124 @@
+"""3D prediction of a specimen by a bundle of 2D networks: at the networks' own pixel size, tri-planar, averaged.
+
+A CNN learns features at the pixel size it was trained at, so the CT and PET are resampled (linear) to the
+bundle's isotropic ``pixel_spacing_mm`` before the slices are cut, and the ensemble's mean probability is resampled
+(linear) back onto the CT grid, where the mask and the margin are read. A 0.1 mm micro-CT predicted by a bundle
+trained on 0.2 mm lamellae thus costs an eighth of the voxels and sees tissue at the scale it learnt.
+
+:class:`VolumeInference` holds the speed options; :data:`REFERENCE` is the study's full method (every slice of
+every axis, every member, float32). ``benchmarks/specimen_inference.py`` measures what the defaults change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from breastseg.image import Grid, Image
+from breastseg.learn.bundle import EnsembleNet
+from breastseg.learn.normalisation import Normalisation
+from breastseg.predict.slices import predict_triplanar
+
+SPACING_TOLERANCE = 0.02  # relative: closer than this to the bundle's pixel size, the image grid is used as it is
+
+
+@dataclass(frozen=True)
+class VolumeInference:
+    """How a volume is cut into slices and batched.
+
+    Attributes:
+        slice_step: run every k-th slice along each axis and interpolate the slices between (1: every slice).
+        batch_size: slices per forward pass.
+    """
+
+    slice_step: int = 2
+    batch_size: int = 16
+
+
+REFERENCE = VolumeInference(slice_step=1)
+
+
+@dataclass(eq=False)
+class VolumePrediction:
+    """The ensemble's mean probability on the image grid, and each member's probability on the model grid.
+
+    Attributes:
+        probability: mean tumour probability in [0, 1] on the input grid (0 outside the tissue).
+        member_probabilities: one array per member on ``model_grid``.
+        model_grid: the grid the networks ran on (the input grid when no resampling was needed).
+        model_tissue: the tissue mask on ``model_grid``.
+    """
+
+    probability: np.ndarray
+    member_probabilities: list[np.ndarray]
+    model_grid: Grid
+    model_tissue: np.ndarray
+
+
+def model_grid(grid: Grid, pixel_spacing_mm: float | None) -> Grid:
+    """The grid the networks run on: ``grid`` resampled to the bundle's isotropic pixel size, same field of view
+    (``grid`` itself when the bundle records none or the sizes already agree within 2 %)."""
+    if pixel_spacing_mm is None:
+        return grid
+    if np.allclose(grid.spacing, pixel_spacing_mm, rtol=SPACING_TOLERANCE, atol=0.0):
+        return grid
+    return grid.with_spacing(pixel_spacing_mm)
+
+
+def _resampled(array: np.ndarray, src: Grid, dst: Grid, fill: float) -> np.ndarray:
+    image = Image(np.asarray(array, np.float32), src.spacing, src.origin, src.direction)
+    return image.resample_onto(dst, order=1, fill=fill).array
+
+
+def predict_volume(
+    ensemble: Sequence[EnsembleNet],
+    ct: Image,
+    pet: Image,
+    tissue: np.ndarray,
+    pixel_spacing_mm: float | None,
+    inference: VolumeInference = VolumeInference(),
+    progress: Callable[[str], None] | None = None,
+) -> VolumePrediction:
+    """Tri-planar ensemble prediction of a preprocessed specimen.
+
+    Args:
+        ensemble: the loaded members (:meth:`~breastseg.learn.bundle.ModelBundle.ensemble`).
+        ct, pet: CT (HU) and PET (SUL) on one grid, axis order (z, y, x).
+        tissue: the specimen mask on that grid; the PET is normalised to its maximum inside it.
+        pixel_spacing_mm: the bundle's training pixel size (``None``: run on the input grid).
+    """
+    grid = ct.grid
+    work = model_grid(grid, pixel_spacing_mm)
+    pet_max = float(pet.array[tissue].max()) if tissue.any() else 0.0
+    if work is grid:
+        ct_w, pet_w, tissue_w = ct.array, pet.array, np.asarray(tissue, bool)
+    else:
+        air = float(ct.array[~tissue].min()) if (~tissue).any() else float(ct.array.min())
+        ct_w = _resampled(ct.array, grid, work, fill=air)
+        pet_w = _resampled(pet.array, grid, work, fill=0.0)
+        tissue_w = _resampled(tissue, grid, work, fill=0.0) >= 0.5
+    channels: dict[Normalisation, np.ndarray] = {}  # members of one search share one normalisation
+    members = []
+    for i, member in enumerate(ensemble):
+        if progress is not None:
+            progress(f"predicting (model {i + 1} of {len(ensemble)}, three axes)")
+        norm = member.normalisation
+        if norm not in channels:
+            channels[norm] = norm.apply(ct_w, pet_w, pet_max)
+        members.append(
+            predict_triplanar(
+                [member.net],
+                channels[norm],
+                member.size_multiple,
+                batch_size=inference.batch_size,
+                within=tissue_w,
+                slice_step=inference.slice_step,
+            )
+        )
+    mean = np.asarray(np.mean(members, axis=0, dtype=np.float32)) if members else np.zeros(work.shape, np.float32)
+    if work is not grid:
+        mean = _resampled(mean, work, grid, fill=0.0)
+    probability = np.where(tissue, np.clip(mean, 0.0, 1.0), 0.0).astype(np.float32)
+    return VolumePrediction(probability, members, work, tissue_w)
