@@ -1,14 +1,16 @@
 """Intraoperative speed of ``breastseg specimen assess --method resunet``: the fast default against the reference.
 
 The reference is the study's full method: every member of the ensemble, every slice along each of the three axes,
-float32. The fast path is the command's default. Both run as the real command (a fresh process each: imports,
+float32 (``breastseg.predict.volume.REFERENCE``). The fast path is the command's default (every second slice
+interpolated, bfloat16 where the CPU has it natively, the model loaded while the images are preprocessed). Both
+run the networks at the bundle's training pixel size. Both run as the real command (a fresh process each: imports,
 reading, preprocessing, inference, margin, masks, figures and report.html), on the same phantoms of the
 300 × 250 × 200-voxel geometry (CT 0.1 mm, PET 0.4 mm), one margin each of positive, 0.5, 1, 2 mm.
 
 Printed per phantom: wall time of each path, speed-up, Dice between the two tumour masks, both margin statuses and
 minimum margins, and peak resident memory of each process; then a summary row.
 
-Run: ``make bench-model`` once (the 25-member ensemble, ≈ 40 min on 2 cores), then
+Run: ``make bench-model`` once (the 25-member ensemble, ≈ 15 min on 2 cores), then
 ``.venv/bin/python benchmarks/specimen_inference.py [--model BUNDLE] [--phantoms N]``.
 """
 
@@ -29,7 +31,7 @@ from breastseg.evaluation.metrics import dice
 from breastseg.io import read_image
 from breastseg.phantoms import write_phantom
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
-from breastseg.predict.volume import VolumeInference
+from breastseg.predict.volume import REFERENCE, VolumeInference
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = ROOT / "build" / "bench-model" / "ensemble25.pt"
@@ -49,7 +51,7 @@ def phantom_config(seed: int, margin_mm: float | None) -> SpecimenPhantomConfig:
     )
 
 
-def run_assess(case: Path, model: Path, slice_step: int, out: Path) -> dict:
+def run_assess(case: Path, model: Path, inference: VolumeInference, out: Path) -> dict:
     """One ``breastseg specimen assess`` process; wall time and peak RSS (MB) from the kernel's accounting."""
     cmd = [
         str(Path(sys.executable).parent / "breastseg"),
@@ -66,7 +68,11 @@ def run_assess(case: Path, model: Path, slice_step: int, out: Path) -> dict:
         "--model",
         str(model),
         "--slice-step",
-        str(slice_step),
+        str(inference.slice_step),
+        "--precision",
+        inference.precision,
+        "--device",
+        inference.device,
         "--out",
         str(out),
     ]
@@ -81,6 +87,31 @@ def run_assess(case: Path, model: Path, slice_step: int, out: Path) -> dict:
     return {"wall_s": wall, "peak_mb": usage.ru_maxrss / 1024, "result": result, "mask": out / "tumour_mask.nii.gz"}
 
 
+def ct_grid_context(case: Path, model: Path) -> None:
+    """Context, in-process: the reference inference on the CT's own 0.1 mm grid (the bundle's pixel size ignored),
+    the cost this benchmark's reference already avoids, against the reference at the bundle's pixel size."""
+    from breastseg.predict.volume import predict_volume
+    from breastseg.workflows.specimen.pipeline import AssessConfig, load_resunet, load_specimen
+    from breastseg.workflows.specimen.preprocess import preprocess
+
+    ct, pet, info = load_specimen(case / "ct.nii.gz", case / "pet.nii.gz", case / "truth.json")
+    pair = preprocess(ct, pet, info)
+    loaded = load_resunet(AssessConfig(method="resunet", model=str(model)))
+    times, masks = {}, {}
+    for name, spacing in (("bundle grid", loaded.bundle.pixel_spacing_mm), ("CT grid", None)):
+        t0 = time.perf_counter()
+        volume = predict_volume(loaded.ensemble, pair.ct, pair.pet, pair.tissue, spacing, REFERENCE)
+        times[name] = time.perf_counter() - t0
+        masks[name] = volume.probability >= 0.5
+    print(
+        f"\ncontext (inference only, reference settings, {len(loaded.ensemble)} members, CT "
+        f"{pair.ct.grid.spacing[0]:g} mm, cropped {'×'.join(map(str, pair.ct.shape[::-1]))}): "
+        f"on the CT grid {times['CT grid']:.1f} s, at the bundle's {loaded.bundle.pixel_spacing_mm} mm "
+        f"{times['bundle grid']:.1f} s ({times['CT grid'] / times['bundle grid']:.1f}×); "
+        f"Dice between the two masks {dice(masks['CT grid'], masks['bundle grid']):.4f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -88,7 +119,16 @@ def main() -> None:
     )
     parser.add_argument("--phantoms", type=int, default=len(MARGINS_MM), help="how many phantoms (≤ 4 margins cycle)")
     parser.add_argument("--fast-step", type=int, default=VolumeInference().slice_step, help="fast path slice step")
+    parser.add_argument(
+        "--fast-precision", default=VolumeInference().precision, help="fast path precision (auto, float32, bfloat16)"
+    )
+    parser.add_argument(
+        "--ct-grid-context",
+        action="store_true",
+        help="also time the reference inference on the CT's own grid for the first phantom (minutes)",
+    )
     args = parser.parse_args()
+    fast_inference = VolumeInference(slice_step=args.fast_step, precision=args.fast_precision)
     if not args.model.is_file():
         raise SystemExit(f"{args.model}: no such bundle; run `make bench-model` or pass --model")
 
@@ -101,8 +141,8 @@ def main() -> None:
             phantom = make_specimen_phantom(phantom_config(i, margin))
             write_phantom(phantom, case)
             truth = phantom.truth
-            ref = run_assess(case, args.model, 1, tmp / f"ref{i}")
-            fast = run_assess(case, args.model, args.fast_step, tmp / f"fast{i}")
+            ref = run_assess(case, args.model, REFERENCE, tmp / f"ref{i}")
+            fast = run_assess(case, args.model, fast_inference, tmp / f"fast{i}")
             a = read_image(ref["mask"]).array > 0
             b = read_image(fast["mask"]).array > 0
             rows.append(
@@ -121,8 +161,9 @@ def main() -> None:
     first = rows[0]["fast"]["result"]
     print(
         f"\nbundle {args.model.name}: {first['model']['members_used']} members, model grid "
-        f"{first['model']['pixel_spacing_mm'][0]:g} mm; fast path slice step {args.fast_step}; "
-        f"torch threads = cores = {os.cpu_count()}"
+        f"{first['model']['pixel_spacing_mm'][0]:g} mm; reference: every slice, float32, batch "
+        f"{REFERENCE.batch_size}; fast: slice step {args.fast_step}, {first['model']['precision']}, batch "
+        f"{fast_inference.batch_size}; device {first['model']['device']}; {os.cpu_count()} cores"
     )
     header = (
         f"{'phantom (x×y×z voxels)':<38}{'ref s':>8}{'fast s':>8}{'speed-up':>9}{'Dice':>8}"
@@ -157,6 +198,11 @@ def main() -> None:
         print(f"  {step:<24}{seconds:>8.2f}")
     truths = [r["case"] for r in rows]
     print(f"truth: {'; '.join(truths)}")
+    if args.ct_grid_context:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            case = Path(tmp_name) / "case0"
+            write_phantom(make_specimen_phantom(phantom_config(0, MARGINS_MM[0])), case)
+            ct_grid_context(case, args.model)
 
 
 if __name__ == "__main__":

@@ -71,3 +71,13 @@ def test_impossible_phantom_is_a_user_error(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert err.startswith("breastseg: error: tumour diameter 60.0 mm does not fit")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_command_line_starts_without_the_network_stack() -> None:
+    """torch, MONAI and Optuna take seconds to import; --help and the threshold method must not pay for them."""
+    code = (
+        "import sys, breastseg.cli.main, breastseg.workflows.specimen.pipeline; "
+        "print(sorted(m for m in ('torch', 'monai', 'optuna') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

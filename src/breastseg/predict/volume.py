@@ -7,19 +7,27 @@ trained on 0.2 mm lamellae thus costs an eighth of the voxels and sees tissue at
 
 :class:`VolumeInference` holds the speed options; :data:`REFERENCE` is the study's full method (every slice of
 every axis, every member, float32). ``benchmarks/specimen_inference.py`` measures what the defaults change.
+
+This module imports no torch until :func:`predict_volume` runs, so that a command can read and preprocess its
+images while the network stack loads in the background (:mod:`breastseg.workflows.specimen.pipeline`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from breastseg.errors import InputError
 from breastseg.image import Grid, Image
-from breastseg.learn.bundle import EnsembleNet
 from breastseg.learn.normalisation import Normalisation
-from breastseg.predict.slices import predict_triplanar
+
+if TYPE_CHECKING:
+    import torch
+
+    from breastseg.learn.bundle import EnsembleNet
 
 SPACING_TOLERANCE = 0.02  # relative: closer than this to the bundle's pixel size, the image grid is used as it is
 
@@ -31,13 +39,17 @@ class VolumeInference:
     Attributes:
         slice_step: run every k-th slice along each axis and interpolate the slices between (1: every slice).
         batch_size: slices per forward pass.
+        precision: ``float32``; ``bfloat16`` (autocast); ``auto``: bfloat16 where the device computes it natively.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
     slice_step: int = 2
-    batch_size: int = 16
+    batch_size: int = 32
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    device: str = "auto"
 
 
-REFERENCE = VolumeInference(slice_step=1)
+REFERENCE = VolumeInference(slice_step=1, batch_size=16, precision="float32")
 
 
 @dataclass(eq=False)
@@ -49,12 +61,15 @@ class VolumePrediction:
         member_probabilities: one array per member on ``model_grid``.
         model_grid: the grid the networks ran on (the input grid when no resampling was needed).
         model_tissue: the tissue mask on ``model_grid``.
+        device, precision: where and how the networks ran (``auto`` resolved).
     """
 
     probability: np.ndarray
     member_probabilities: list[np.ndarray]
     model_grid: Grid
     model_tissue: np.ndarray
+    device: str = "cpu"
+    precision: str = "float32"
 
 
 def model_grid(grid: Grid, pixel_spacing_mm: float | None) -> Grid:
@@ -65,6 +80,32 @@ def model_grid(grid: Grid, pixel_spacing_mm: float | None) -> Grid:
     if np.allclose(grid.spacing, pixel_spacing_mm, rtol=SPACING_TOLERANCE, atol=0.0):
         return grid
     return grid.with_spacing(pixel_spacing_mm)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → the first CUDA device when one is present, else the CPU; other names as torch reads them."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"device {device!r}: not a torch device name (auto, cpu, cuda, cuda:N)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r}: this machine has no CUDA GPU; use --device cpu or auto")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> Literal["float32", "bfloat16"]:
+    """``auto`` → bfloat16 where ``device`` computes it natively, else float32."""
+    from breastseg.predict.slices import native_bfloat16
+
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise InputError(f"precision {precision!r}: use auto, float32 or bfloat16")
+    return "bfloat16" if precision == "bfloat16" else "float32"
 
 
 def _resampled(array: np.ndarray, src: Grid, dst: Grid, fill: float) -> np.ndarray:
@@ -89,6 +130,10 @@ def predict_volume(
         tissue: the specimen mask on that grid; the PET is normalised to its maximum inside it.
         pixel_spacing_mm: the bundle's training pixel size (``None``: run on the input grid).
     """
+    from breastseg.predict.slices import predict_triplanar  # torch: see the module docstring
+
+    device = resolve_device(inference.device)
+    precision = resolve_precision(inference.precision, device)
     grid = ct.grid
     work = model_grid(grid, pixel_spacing_mm)
     pet_max = float(pet.array[tissue].max()) if tissue.any() else 0.0
@@ -109,16 +154,17 @@ def predict_volume(
             channels[norm] = norm.apply(ct_w, pet_w, pet_max)
         members.append(
             predict_triplanar(
-                [member.net],
+                [member.net.to(device)],
                 channels[norm],
                 member.size_multiple,
                 batch_size=inference.batch_size,
                 within=tissue_w,
                 slice_step=inference.slice_step,
+                precision=precision,
             )
         )
     mean = np.asarray(np.mean(members, axis=0, dtype=np.float32)) if members else np.zeros(work.shape, np.float32)
     if work is not grid:
         mean = _resampled(mean, work, grid, fill=0.0)
     probability = np.where(tissue, np.clip(mean, 0.0, 1.0), 0.0).astype(np.float32)
-    return VolumePrediction(probability, members, work, tissue_w)
+    return VolumePrediction(probability, members, work, tissue_w, str(device), precision)

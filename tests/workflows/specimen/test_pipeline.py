@@ -121,14 +121,25 @@ def test_failed_run_leaves_no_half_written_folder(
 def test_missing_bundle_is_a_model_error(negative_phantom: Phantom, tmp_path: Path) -> None:
     from breastseg.errors import ModelError
 
+    cfg = AssessConfig(method="resunet", model=str(tmp_path / "missing.pt"))
     with pytest.raises(ModelError, match="no such model bundle"):
         assess_specimen(
-            negative_phantom.images["ct"],
-            negative_phantom.images["pet"],
-            phantom_pet_info(negative_phantom),
-            AssessConfig(method="resunet", model=str(tmp_path / "missing.pt")),
+            negative_phantom.images["ct"], negative_phantom.images["pet"], phantom_pet_info(negative_phantom), cfg
         )
     assert pipeline.default_model_path("threshold").is_file()
+    # loaded in the background (as run_assessment does): the same error, raised when the model is needed,
+    # and nothing written
+    assert pipeline.start_model_load(AssessConfig()) is None
+    write_phantom(negative_phantom, tmp_path / "case")
+    with pytest.raises(ModelError, match="no such model bundle"):
+        run_assessment(
+            tmp_path / "case/ct.nii.gz",
+            tmp_path / "case/pet.nii.gz",
+            tmp_path / "out",
+            cfg,
+            tmp_path / "case/truth.json",
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_resunet_bundle_runs_triplanar(tmp_path: Path, tiny_bundle, phantom_lamellae) -> None:
@@ -142,8 +153,11 @@ def test_resunet_bundle_runs_triplanar(tmp_path: Path, tiny_bundle, phantom_lame
         )
     )
     cfg = AssessConfig(method="resunet", model=str(path))
-    a = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), cfg)
+    a = assess_specimen(
+        ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), cfg, model=pipeline.start_model_load(cfg)
+    )
     assert a.result["model"]["members_used"] == 3 and a.result["model"]["input"] == "ct+pet"
+    assert a.result["model"]["device"] == "cpu" and a.result["model"]["precision"] in ("float32", "bfloat16")
     assert a.result["ensemble_positive_fraction"] in (0.0, 1 / 3, 2 / 3, 1.0)
     truth = ph.images["tumour"].array[a.pair.crop] > 0
     assert dice(a.tumour, truth) > 0.5

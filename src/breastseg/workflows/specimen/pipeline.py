@@ -4,6 +4,10 @@ read → preprocess (SUL, median, PET onto CT, container, Otsu tissue, backgroun
 ensemble, or the Residual U-Net bundle slice-wise along all three axes) → post-process (0.5, holes, largest 3D
 component) → margin
 read-out → write (result.json, masks, figures, report.html), all into a temporary folder renamed at the end.
+
+For the ResU-Net, importing torch and MONAI and reading the bundle take seconds; :func:`run_assessment` starts
+them in a background thread (:func:`start_model_load`) while the images are read and preprocessed, which is
+why this module imports no torch at the top.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -25,13 +30,15 @@ from breastseg.image import Image
 from breastseg.io import read_dicom_series, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom_meta import PetInfo
-from breastseg.learn.bundle import ModelBundle
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.predict.volume import VolumeInference, predict_volume
 from breastseg.suv import pet_info_from_mapping
 from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, members_positive
 from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
+
+if TYPE_CHECKING:
+    from breastseg.learn.bundle import EnsembleNet, ModelBundle
 
 RESULT_SCHEMA_VERSION = 1
 Method = Literal["threshold", "resunet"]
@@ -85,11 +92,50 @@ class Prediction:
     model_info: dict[str, Any]
 
 
-def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[str], None] | None = None) -> Prediction:
+@dataclass(eq=False)
+class LoadedBundle:
+    """A ResU-Net bundle read from ``path`` and the members usable for this patient (leakage guard applied)."""
+
+    path: Path
+    bundle: ModelBundle
+    ensemble: list[EnsembleNet]
+
+
+def load_resunet(cfg: AssessConfig) -> LoadedBundle:
+    """Read the configured (or packaged) ResU-Net bundle; imports torch and MONAI on first use."""
+    from breastseg.learn.bundle import ModelBundle
+
+    path = Path(cfg.model) if cfg.model else default_model_path("resunet")
+    bundle = ModelBundle.load(path)
+    return LoadedBundle(path, bundle, bundle.ensemble(exclude_patient=cfg.patient_id))
+
+
+def start_model_load(cfg: AssessConfig) -> Future[LoadedBundle] | None:
+    """Start :func:`load_resunet` in a background thread (ResU-Net only; ``None`` for the threshold method).
+
+    Importing torch + MONAI and building the members is mostly Python and file reading, reading and
+    preprocessing the images mostly NumPy/ITK code that releases the GIL, so the two overlap even on 2 cores.
+    Errors (a missing or corrupt bundle) surface when the result is asked for.
+    """
+    if cfg.method != "resunet":
+        return None
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="breastseg-model-load")
+    future = executor.submit(load_resunet, cfg)
+    executor.shutdown(wait=False)
+    return future
+
+
+def predict_tumour(
+    pair: SpecimenPair,
+    cfg: AssessConfig,
+    progress: Callable[[str], None] | None = None,
+    model: LoadedBundle | Future[LoadedBundle] | None = None,
+) -> Prediction:
     """Run the configured method on the preprocessed pair (threshold ensemble or tri-planar ResU-Net ensemble).
 
     Each member's margin call is read from its own post-processed mask (0.5, largest component, no filling:
-    holes never reach the surface) on the grid it was predicted on.
+    holes never reach the surface) on the grid it was predicted on. ``model``: a ResU-Net bundle already loaded
+    (or loading, :func:`start_model_load`); read from ``cfg`` when ``None``.
     """
 
     def calls(masks: list[np.ndarray], tissue: np.ndarray, spacing: tuple[float, ...]) -> list[bool]:
@@ -98,28 +144,27 @@ def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[st
 
     if cfg.method == "threshold":
         path = Path(cfg.model) if cfg.model else default_model_path("threshold")
-        model = ThresholdModel.load(path)
-        members = model.masks(pair.ct.array, pair.pet.array, pair.tissue, exclude_patient=cfg.patient_id)
-        used = model.independent_folds(cfg.patient_id)
+        thresholds = ThresholdModel.load(path)
+        members = thresholds.masks(pair.ct.array, pair.pet.array, pair.tissue, exclude_patient=cfg.patient_id)
+        used = thresholds.independent_folds(cfg.patient_id)
         info = {
             "path": str(path),
-            "input": model.input,
-            "folds": len(model.folds),
+            "input": thresholds.input,
+            "folds": len(thresholds.folds),
             "folds_used": len(used),
             "excluded_patient": cfg.patient_id,
             "thresholds": [f.value for f in used],
-            "threshold_units": model.units,
+            "threshold_units": thresholds.units,
         }
         member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair.ct.grid.spacing)
         return Prediction(ensemble_probability(members), member_calls, info)
-    bundle_path = Path(cfg.model) if cfg.model else default_model_path("resunet")
-    bundle = ModelBundle.load(bundle_path)
-    ensemble = bundle.ensemble(exclude_patient=cfg.patient_id)
+    loaded = model.result() if isinstance(model, Future) else model or load_resunet(cfg)
+    bundle, ensemble = loaded.bundle, loaded.ensemble
     volume = predict_volume(
         ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, cfg.inference, progress=progress
     )
     info = {
-        "path": str(bundle_path),
+        "path": str(loaded.path),
         "input": "+".join(bundle.normalisation.channels),
         "members_used": len(ensemble),
         "members_in_bundle": len(bundle.members),
@@ -127,6 +172,8 @@ def predict_tumour(pair: SpecimenPair, cfg: AssessConfig, progress: Callable[[st
         "ct_limits_hu": sorted({(e.normalisation.ct_low_hu, e.normalisation.ct_high_hu) for e in ensemble}),
         "pixel_spacing_mm": list(volume.model_grid.spacing),
         "slice_step": cfg.inference.slice_step,
+        "device": volume.device,
+        "precision": volume.precision,
     }
     member_calls = calls(volume.member_probabilities, volume.model_tissue, volume.model_grid.spacing)
     return Prediction(volume.probability, member_calls, info)
@@ -181,8 +228,10 @@ def assess_specimen(
     pet_info: PetInfo | None = None,
     config: AssessConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    model: LoadedBundle | Future[LoadedBundle] | None = None,
 ) -> SpecimenAssessment:
-    """Assess the margin of one specimen (see the module docstring for the steps)."""
+    """Assess the margin of one specimen (see the module docstring for the steps; ``model``: as
+    :func:`predict_tumour`)."""
     cfg = config or AssessConfig()
     say = progress or (lambda _name: None)
     t_start = time.perf_counter()
@@ -191,7 +240,7 @@ def assess_specimen(
 
     say("predicting")
     t0 = time.perf_counter()
-    prediction = predict_tumour(pair, cfg, say)
+    prediction = predict_tumour(pair, cfg, say, model)
     probability = prediction.probability
     timings["predict"] = round(time.perf_counter() - t0, 4)
 
@@ -299,8 +348,10 @@ def run_assessment(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict."""
-    ct, pet, info = load_specimen(ct_path, pet_path, pet_info_path, (config or AssessConfig()).pet_units)
-    assessment = assess_specimen(ct, pet, info, config, progress)
+    cfg = config or AssessConfig()
+    model = start_model_load(cfg)
+    ct, pet, info = load_specimen(ct_path, pet_path, pet_info_path, cfg.pet_units)
+    assessment = assess_specimen(ct, pet, info, cfg, progress, model)
     assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
     write_assessment(assessment, ct, out_dir)
     return assessment.result
