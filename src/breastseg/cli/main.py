@@ -15,6 +15,7 @@ from breastseg.cli.evaluate import evaluate
 from breastseg.cli.phantom import phantom
 from breastseg.cli.planned import planned_groups
 from breastseg.cli.specimen import specimen
+from breastseg.cli.ultrasound import ultrasound
 from breastseg.errors import BreastsegError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -45,6 +46,7 @@ def cli() -> None:
 cli.add_command(phantom)
 cli.add_command(evaluate)
 cli.add_command(specimen)
+cli.add_command(ultrasound)
 for group in planned_groups():
     cli.add_command(group)
 

@@ -14,10 +14,6 @@ _PLANNED = {
         "issue #8 (PET/CT workflow)",
     ),
     "mri": ("Breast DCE-MRI tumour segmentation, volume and kinetics.", "issue #9 (MRI workflow)"),
-    "ultrasound": (
-        "Breast ultrasound tumour segmentation (FCN / DeepLabV3).",
-        "issue #7 (ultrasound workflow)",
-    ),
 }
 
 

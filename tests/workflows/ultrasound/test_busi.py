@@ -1,0 +1,49 @@
+"""The real BUSI data (../shared/data/busi): the reader sees what SOURCE.md counts, and the split file the
+project ships is exactly what `breastseg ultrasound split` makes from the data, with BUSI's known duplicates."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from breastseg.workflows.ultrasound.dataset import load_case, read_busi
+from breastseg.workflows.ultrasound.split import make_split
+
+
+@pytest.fixture(scope="module")
+def busi(data_dir: Path) -> Path:
+    path = data_dir / "busi"
+    if not path.is_dir():
+        pytest.skip(f"BUSI not found at {path} (see README 'Data')")
+    return path
+
+
+def test_reader_counts_match_source_md(busi: Path) -> None:
+    cases = read_busi(busi)
+    assert Counter(c.label for c in cases) == {"benign": 437, "malignant": 210, "normal": 133}
+    assert sum(len(c.mask_paths) for c in cases) == 798  # 17 images with 2–3 masks
+    assert sum(len(c.mask_paths) > 1 for c in cases) == 17
+    by_id = {c.case_id: c for c in cases}
+    # manifest.csv's lesion_pixels_union is an independent count of the union of the masks
+    with (busi / "manifest.csv").open() as f:
+        rows = {r.split(",")[0]: r for r in f.read().splitlines()[1:]}
+    for name in ("benign (4)", "benign (100)", "malignant (65)", "normal (113)"):
+        expected = int(rows[f"{by_id[name].label}/{name}.png"].rsplit(",", 1)[1])
+        assert int(load_case(by_id[name])[1].sum()) == expected
+
+
+def test_shipped_split_is_reproducible_and_groups_known_duplicates(busi: Path) -> None:
+    shipped = json.loads(
+        (resources.files("breastseg.workflows.ultrasound") / "busi_5fold_split.json").read_text(encoding="utf-8")
+    )
+    fresh = make_split(read_busi(busi), n_folds=5, seed=0).as_dict()
+    assert fresh["folds"] == shipped["folds"] and fresh["groups"] == shipped["groups"]
+    groups = shipped["groups"]
+    assert groups["benign (433)"] == groups["malignant (145)"]  # SOURCE.md: pixel-identical across classes
+    classes = [{c.split(" (")[0] for c in g} for g in shipped["label_conflicts"]]
+    benign_malignant = [c for c in classes if {"benign", "malignant"} <= c]
+    assert len(benign_malignant) >= 8  # Pawłowska et al. 2023: 8 lesions appear under both classes
