@@ -4,14 +4,47 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from breastseg.errors import InputError
+from breastseg.io.atomic import write_json
 from breastseg.learn.duplicates import DHASH_MAX_DISTANCE, PHASH_MAX_DISTANCE
 from breastseg.workflows.ultrasound.dataset import read_dataset
-from breastseg.workflows.ultrasound.split import make_split, write_split
+from breastseg.workflows.ultrasound.split import make_split, read_split_folds, write_split
+
+if TYPE_CHECKING:
+    from breastseg.nets import NetConfig
+
+#: torchvision's segmentation networks (kept here so that --help needs no torch import)
+ARCHS = (
+    "fcn_resnet101",
+    "fcn_resnet50",
+    "deeplabv3_resnet101",
+    "deeplabv3_resnet50",
+    "deeplabv3_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_large",
+)
+
+
+_data_option = click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset folder (BUSI, images/ + masks/, or nnU-Net raw).",
+)
+_masks_option = click.option(
+    "--masks",
+    "masks_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Masks folder, when --data is a plain images folder.",
+)
 
 
 @click.group()
@@ -25,20 +58,8 @@ def ultrasound() -> None:
 
 
 @ultrasound.command("split")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Dataset folder (BUSI, images/ + masks/, or nnU-Net raw).",
-)
-@click.option(
-    "--masks",
-    "masks_dir",
-    default=None,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Masks folder, when --data is a plain images folder.",
-)
+@_data_option
+@_masks_option
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the dealing of groups to folds.")
 @click.option(
@@ -93,3 +114,168 @@ def split(
         f"{', '.join(str(len(f)) for f in result.folds)} images"
     )
     console.print(f"written {out_path}")
+
+
+NET_CHOICES = ("resunet", *ARCHS)
+
+
+def _net_config(net: str, depth: int, first_channels: int, backbone_weights: str | None) -> NetConfig:
+    from breastseg.nets import ResUNetConfig, TorchvisionSegConfig
+
+    if net == "resunet":
+        return ResUNetConfig(in_channels=1, depth=depth, first_channels=first_channels)
+    return TorchvisionSegConfig(net, in_channels=1, backbone_weights=backbone_weights)  # type: ignore[arg-type]
+
+
+def _fold_list(text: str | None, n: int) -> list[int]:
+    if not text:
+        return list(range(n))
+    try:
+        chosen = [int(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise InputError(f"--folds-to-run takes fold numbers like 0,2,4; got {text!r}") from exc
+    if any(not 0 <= k < n for k in chosen):
+        raise InputError(f"--folds-to-run: folds are 0..{n - 1}; got {text!r}")
+    return chosen
+
+
+@ultrasound.command("train")
+@_data_option
+@_masks_option
+@click.option(
+    "--split",
+    "split_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Split file from `breastseg ultrasound split`; default: made now (5 folds) into OUT/split.json.",
+)
+@click.option(
+    "--net",
+    type=click.Choice(NET_CHOICES),
+    default="resunet",
+    show_default=True,
+    help="Network: the specimen workflow's MONAI ResU-Net, or a torchvision one (the study: "
+    "fcn_resnet101, deeplabv3_resnet101).",
+)
+@click.option("--depth", type=click.IntRange(2, 7), default=5, show_default=True, help="ResU-Net levels.")
+@click.option(
+    "--channels",
+    "first_channels",
+    type=click.IntRange(4),
+    default=16,
+    show_default=True,
+    help="ResU-Net first-level channels.",
+)
+@click.option(
+    "--backbone-weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Local ImageNet backbone weights for a torchvision network (nothing is downloaded).",
+)
+@click.option(
+    "--size",
+    "input_size",
+    type=click.IntRange(32),
+    default=256,
+    show_default=True,
+    help="Images are resized to SIZE x SIZE pixels for the network.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--optimiser",
+    type=click.Choice(["adamw", "sgd"]),
+    default="adamw",
+    show_default=True,
+    help="AdamW, or SGD with Nesterov momentum 0.99 (the specimen study's; use --learning-rate 0.01).",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["dice_ce", "dice"]),
+    default="dice_ce",
+    show_default=True,
+    help="Dice + cross-entropy, or Dice alone.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(1),
+    default=15,
+    show_default=True,
+    help="Stop when the validation Dice has not improved for this many epochs.",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--folds-to-run", default=None, help="Comma-separated test folds to run (default: all).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: fold models, per-image CSVs, cv_summary.json.",
+)
+def train_cmd(
+    data_dir: Path,
+    masks_dir: Path | None,
+    split_path: Path | None,
+    net: str,
+    depth: int,
+    first_channels: int,
+    backbone_weights: str | None,
+    input_size: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    optimiser: str,
+    loss: str,
+    patience: int,
+    seed: int,
+    folds_to_run: str | None,
+    out_dir: Path,
+) -> None:
+    """Cross-validate a network on a duplicate-grouped split (test fold k, validation fold k + 1).
+
+    Each fold writes its model (fold<k>.pt + card) and a CSV of its test images' Dice, pixel accuracy, recall
+    and precision on the images' own grids; cv_summary.json holds the means per class (benign, malignant),
+    pooled confusion matrices and the false-positive area on normal images. Interrupted runs resume.
+
+    \b
+    Example (BUSI, the project's split):
+      breastseg ultrasound train --data ../shared/data/busi --net resunet --size 256 --out cv/resunet
+    """
+    from breastseg.learn.trainer import TrainConfig
+    from breastseg.workflows.ultrasound.crossval import cross_validate, summarise_cv
+    from breastseg.workflows.ultrasound.model import ultrasound_patches
+
+    cases = read_dataset(data_dir, masks_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if split_path is None:
+        split_path = write_split(make_split(cases), out_dir / "split.json")
+    folds = read_split_folds(split_path)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimiser=optimiser,  # type: ignore[arg-type]
+        loss=loss,  # type: ignore[arg-type]
+        early_stopping_patience=patience,
+        patch=ultrasound_patches(input_size),
+        seed=seed,
+    )
+    network = _net_config(net, depth, first_channels, backbone_weights)
+    console = Console()
+    card = {"title": f"breastseg ultrasound {net}", "data": str(data_dir), "split": str(split_path)}
+
+    def report(k: int, scores: list) -> None:
+        dice = [s.dice for s in scores if s.dice is not None]
+        console.print(f"fold {k}: {len(scores)} test images, mean Dice on lesion images {np.mean(dice):.3f}")
+
+    scores = cross_validate(
+        cases, folds, network, config, input_size, out_dir, _fold_list(folds_to_run, len(folds)), card, report
+    )
+    summary = summarise_cv(scores)
+    write_json({"folds_run": sorted({s.fold for s in scores}), **summary}, out_dir / "cv_summary.json")
+    for name in ("lesion", "benign", "malignant"):
+        if name in summary:
+            d = summary[name]["per_image"]["dice"]
+            console.print(f"{name:<10} {summary[name]['images']:>4} images  Dice {d['mean']:.3f} ± {d['sd']:.3f}")
+    console.print(f"written {out_dir / 'cv_summary.json'}")

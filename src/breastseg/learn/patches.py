@@ -1,14 +1,22 @@
-"""Random training patches with a tunable tumour-centre bias, and the study's augmentations.
+"""Random training patches with a tunable tumour-centre bias, and augmentations per modality.
 
 Each epoch draws ``per_image`` patches from every training image; with probability ``positive_bias`` a patch is
-centred on a random malignant pixel, otherwise on a random tissue pixel. Augmentations (each with probability
-``p``): rotation by a multiple of 90° plus a small random angle, flips, Gaussian noise, Gaussian smoothing and a
-contrast (gamma) change. Labels follow the geometric transforms with nearest-neighbour interpolation.
+centred on a random malignant pixel, otherwise on a random tissue pixel (``centring="image"``: on the image's
+centre, so a patch of the image's size is the whole image). Augmentations, each with probability ``p``:
+
+* ``specimen`` (the specimen study's): rotation by a multiple of 90° plus a small random angle, flips, Gaussian
+  noise, Gaussian smoothing and a contrast (gamma) change — a lamella has no preferred orientation.
+* ``ultrasound``: horizontal flip only (the vertical axis is depth below the probe), a small affine (rotation,
+  scale, shift) and intensity changes that keep the speckle pattern (gamma, contrast and brightness); no added
+  noise or blur, which would change the speckle statistics the network reads.
+
+Labels follow the geometric transforms with nearest-neighbour interpolation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -26,6 +34,12 @@ class PatchConfig:
     noise_sd: float = 0.05
     smooth_sigma_px: tuple[float, float] = (0.5, 1.5)
     gamma_range: tuple[float, float] = (0.7, 1.5)
+    augmentation: Literal["specimen", "ultrasound"] = "specimen"
+    centring: Literal["label", "image"] = "label"
+    max_scale: float = 0.1  # ultrasound affine: scale in [1 − s, 1 + s]
+    max_shift: float = 0.05  # ultrasound affine: shift up to this fraction of the patch size
+    contrast_range: tuple[float, float] = (0.85, 1.15)
+    brightness_shift: float = 0.1
 
 
 def _centre(label: np.ndarray, tissue: np.ndarray, bias: float, rng: np.random.Generator) -> np.ndarray:
@@ -55,7 +69,9 @@ def extract_patch(
 
 
 def augment(x: np.ndarray, y: np.ndarray, cfg: PatchConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the study's augmentations to one patch ``x (C, s, s)``, ``y (s, s)``."""
+    """Apply the configured augmentations to one patch ``x (C, s, s)``, ``y (s, s)``."""
+    if cfg.augmentation == "ultrasound":
+        return augment_ultrasound(x, y, cfg, rng)
     p = cfg.augment_probability
     if rng.random() < p:
         k = int(rng.integers(4))
@@ -78,6 +94,33 @@ def augment(x: np.ndarray, y: np.ndarray, cfg: PatchConfig, rng: np.random.Gener
     return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
 
 
+def augment_ultrasound(
+    x: np.ndarray, y: np.ndarray, cfg: PatchConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ultrasound augmentations (see the module docstring) of ``x (C, s, s)`` in [0, 1], ``y (s, s)``."""
+    p = cfg.augment_probability
+    if rng.random() < p:
+        x, y = x[:, :, ::-1], y[:, ::-1]
+    if rng.random() < p:
+        angle = np.deg2rad(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
+        scale = rng.uniform(1.0 - cfg.max_scale, 1.0 + cfg.max_scale)
+        shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=2) * np.array(y.shape)
+        # output pixel o samples input at matrix @ (o − centre) + centre − shift: rotate and zoom about the centre
+        matrix = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / scale
+        centre = (np.array(y.shape) - 1) / 2.0
+        offset = centre - matrix @ centre - shift
+        x = np.stack([ndimage.affine_transform(c, matrix, offset, order=1, mode="constant", cval=0.0) for c in x])
+        y = ndimage.affine_transform(y, matrix, offset, order=0, mode="constant", cval=0)
+    if rng.random() < p:
+        gamma = float(rng.uniform(*cfg.gamma_range))
+        x = np.clip(x, 0.0, 1.0) ** gamma
+    if rng.random() < p:
+        contrast = float(rng.uniform(*cfg.contrast_range))
+        brightness = float(rng.uniform(-cfg.brightness_shift, cfg.brightness_shift))
+        x = np.clip((x - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+
 def sample_epoch(
     images: list[np.ndarray],
     labels: list[np.ndarray],
@@ -90,7 +133,11 @@ def sample_epoch(
     xs, ys = [], []
     for img, lab, tissue in zip(images, labels, tissues, strict=True):
         for _ in range(cfg.per_image):
-            x, y = extract_patch(img, lab, _centre(lab, tissue, cfg.positive_bias, rng), cfg.size)
+            if cfg.centring == "image":
+                centre = np.array(lab.shape) // 2
+            else:
+                centre = _centre(lab, tissue, cfg.positive_bias, rng)
+            x, y = extract_patch(img, lab, centre, cfg.size)
             if train:
                 x, y = augment(x, y, cfg, rng)
             xs.append(x)

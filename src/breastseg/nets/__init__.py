@@ -1,9 +1,62 @@
-"""Network builders and a registry (name → constructor); nothing else lives here."""
+"""Network builders and a registry (kind → configuration class); nothing else lives here.
+
+Every configuration is a frozen dataclass with ``build()`` (a fresh ``nn.Module`` taking ``(N, C, H, W)`` and
+returning two-class logits ``(N, 2, H, W)``) and ``size_multiple`` (input sizes must be multiples of it): the
+:class:`NetConfig` interface the trainer and the predictors use.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from torch import nn
+
+from breastseg.errors import ModelError
 from breastseg.nets.resunet import ResUNetConfig, build_resunet
+from breastseg.nets.torchvision_seg import TorchvisionSegConfig, build_torchvision_seg
 
-REGISTRY = {"resunet": build_resunet}
 
-__all__ = ["REGISTRY", "ResUNetConfig", "build_resunet"]
+class NetConfig(Protocol):
+    """What the trainer and the predictors need of a network configuration."""
+
+    @property
+    def size_multiple(self) -> int: ...
+
+    def build(self) -> nn.Module: ...
+
+
+REGISTRY: dict[str, type] = {"resunet": ResUNetConfig, "torchvision": TorchvisionSegConfig}
+
+
+def net_config_to_dict(config: NetConfig) -> dict[str, Any]:
+    """``{"kind": …, **fields}`` for a model file."""
+    for kind, cls in REGISTRY.items():
+        if isinstance(config, cls):
+            return {"kind": kind, **asdict(config)}  # type: ignore[call-overload]
+    raise ModelError(f"not a registered network configuration: {type(config).__name__}")
+
+
+def net_config_from_dict(doc: dict[str, Any]) -> NetConfig:
+    """Inverse of :func:`net_config_to_dict`."""
+    fields = dict(doc)
+    kind = fields.pop("kind", "resunet")
+    if kind not in REGISTRY:
+        raise ModelError(f"unknown network kind {kind!r}; known: {', '.join(REGISTRY)}")
+    try:
+        config: NetConfig = REGISTRY[kind](**fields)
+    except TypeError as exc:
+        raise ModelError(f"network {kind}: bad fields ({exc})") from exc
+    return config
+
+
+__all__ = [
+    "REGISTRY",
+    "NetConfig",
+    "ResUNetConfig",
+    "TorchvisionSegConfig",
+    "build_resunet",
+    "build_torchvision_seg",
+    "net_config_from_dict",
+    "net_config_to_dict",
+]

@@ -46,6 +46,9 @@ class ResUNetConfig:
         """Spatial sizes must be multiples of this (one halving per level below the first)."""
         return int(2 ** (self.depth - 1))
 
+    def build(self) -> nn.Module:
+        return build_resunet(self)
+
 
 def _norm(norm: Norm, channels: int) -> Any:
     if norm == "instance":

@@ -1,0 +1,219 @@
+"""K-fold cross-validation of an ultrasound network on a recorded split, and the per-image read-outs.
+
+For test fold k the next fold, (k + 1) mod K, is the validation fold (early stopping, best epoch) and the other
+K − 2 folds train: the test fold never influences a choice. Each fold writes ``fold<k>.pt`` (the model and its
+card) and ``fold<k>_images.csv`` (one row per test image: class, Dice, pixel accuracy, recall, precision, pixel
+counts, on the image's own grid); a fold whose CSV exists is skipped, so an interrupted run resumes. The summary
+(:func:`summarise_cv`) reports the study's metrics per class — lesion images (benign, malignant, both) by
+per-image mean and pooled over pixels, with the pooled pixel confusion matrix, and normal images by their
+false-positive area.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastseg.errors import InputError
+from breastseg.evaluation.metrics import Confusion, confusion
+from breastseg.io.atomic import atomic_path, write_json
+from breastseg.learn.trainer import TrainConfig
+from breastseg.nets import NetConfig, net_config_to_dict
+from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
+from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability, train_fold
+
+IMAGE_COLUMNS = ("case_id", "label", "fold", "dice", "pixel_accuracy", "recall", "precision", "tp", "fp", "fn", "tn")
+
+
+@dataclass(frozen=True)
+class ImageScore(Confusion):
+    """One test image's pixel counts against its reference mask (on the image's own grid), and which image.
+
+    ``recall`` and ``precision`` come from :class:`~breastseg.evaluation.metrics.Confusion` (``None`` when
+    undefined); ``dice`` is the F1 of the pixels, left ``None`` on an image without a lesion, where the
+    false-positive area is the read-out.
+    """
+
+    case_id: str = ""
+    label: str | None = None
+    fold: int = 0
+
+    @property
+    def dice(self) -> float | None:
+        return self.f1 if self.tp + self.fn else None
+
+    @property
+    def pixel_accuracy(self) -> float | None:
+        return self.accuracy
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in IMAGE_COLUMNS}
+
+
+def score_image(case: UltrasoundCase, fold: int, prediction: np.ndarray, reference: np.ndarray) -> ImageScore:
+    """Pixel counts of ``prediction`` against ``reference``. Dice, recall and precision are left undefined
+    (``None``) on an image without a lesion: there a false-positive area is the read-out."""
+    c = confusion(prediction, reference)
+    return ImageScore(tp=c.tp, fp=c.fp, tn=c.tn, fn=c.fn, case_id=case.case_id, label=case.label, fold=fold)
+
+
+def fold_cases(
+    cases: Sequence[UltrasoundCase], folds: Sequence[Sequence[str]], k: int
+) -> tuple[list[UltrasoundCase], list[UltrasoundCase], list[UltrasoundCase]]:
+    """(train, validation, test) cases of test fold ``k`` (validation: fold ``k + 1``)."""
+    by_id = {c.case_id: c for c in cases}
+    missing = sorted({c for f in folds for c in f} - set(by_id))
+    if missing:
+        raise InputError(f"the split names {len(missing)} cases the dataset lacks, e.g. {missing[:3]}")
+    n = len(folds)
+    val_k = (k + 1) % n
+    train = [by_id[c] for j, f in enumerate(folds) if j not in (k, val_k) for c in f]
+    return train, [by_id[c] for c in folds[val_k]], [by_id[c] for c in folds[k]]
+
+
+def _write_scores(scores: Sequence[ImageScore], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=IMAGE_COLUMNS)
+    writer.writeheader()
+    for s in scores:
+        writer.writerow({k: ("" if v is None else v) for k, v in s.row().items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def read_scores(path: Path) -> list[ImageScore]:
+    with path.open(encoding="utf-8") as f:
+        return [
+            ImageScore(
+                **{k: int(r[k]) for k in ("tp", "fp", "tn", "fn")},
+                case_id=r["case_id"],
+                label=r["label"] or None,
+                fold=int(r["fold"]),
+            )
+            for r in csv.DictReader(f)
+        ]
+
+
+def run_fold(
+    cases: Sequence[UltrasoundCase],
+    folds: Sequence[Sequence[str]],
+    k: int,
+    net: NetConfig,
+    config: TrainConfig,
+    input_size: int,
+    out_dir: Path,
+    card: Mapping[str, Any] | None = None,
+) -> list[ImageScore]:
+    """Train test fold ``k``'s network, save it, score its test images (see the module docstring)."""
+    scores_path = out_dir / f"fold{k}_images.csv"
+    if scores_path.is_file():
+        return read_scores(scores_path)
+    train, validation, test = fold_cases(cases, folds, k)
+    result = train_fold(
+        train,
+        validation,
+        net,
+        config,
+        input_size,
+        checkpoint=out_dir / f"fold{k}.checkpoint.pt",
+        description=f"fold {k} ({len(train)} train, {len(validation)} validation)",
+    )
+    model = UltrasoundModel(
+        net,
+        result.state_dict,
+        input_size,
+        {
+            **(card or {}),
+            "fold": f"test fold {k}, validation fold {(k + 1) % len(folds)}",
+            "best_validation_dice": round(result.best_validation_dice, 4),
+            "best_epoch": result.best_epoch,
+            "training_images": len(train),
+        },
+    )
+    model.save(out_dir / f"fold{k}.pt")
+    network = model.network()
+    scores = []
+    for case in test:
+        image, mask = load_case(case)
+        scores.append(score_image(case, k, predict_probability([network], image, input_size) >= 0.5, mask))
+    _write_scores(scores, scores_path)
+    (out_dir / f"fold{k}.checkpoint.pt").unlink(missing_ok=True)
+    return scores
+
+
+def cross_validate(
+    cases: Sequence[UltrasoundCase],
+    folds: Sequence[Sequence[str]],
+    net: NetConfig,
+    config: TrainConfig,
+    input_size: int,
+    out_dir: str | Path,
+    which: Iterable[int] | None = None,
+    card: Mapping[str, Any] | None = None,
+    on_fold: Callable[[int, list[ImageScore]], None] | None = None,
+) -> list[ImageScore]:
+    """Run (or resume) the folds ``which`` (default all) into ``out_dir``; returns every test image's score."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"net": net_config_to_dict(net), "train": asdict(config), "input_size": input_size}
+    write_json(settings, out / "settings.json")
+    scores: list[ImageScore] = []
+    for k in which if which is not None else range(len(folds)):
+        fold_scores = run_fold(cases, folds, k, net, config, input_size, out, card)
+        if on_fold is not None:
+            on_fold(k, fold_scores)
+        scores += fold_scores
+    return scores
+
+
+def _mean_sd(values: Sequence[float]) -> dict[str, float | int | None]:
+    arr = np.asarray(values, float)
+    if arr.size == 0:
+        return {"n": 0, "mean": None, "sd": None, "median": None}
+    sd = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return {"n": int(arr.size), "mean": float(arr.mean()), "sd": sd, "median": float(np.median(arr))}
+
+
+def summarise_cv(scores: Sequence[ImageScore]) -> dict[str, Any]:
+    """Per class: per-image mean ± SD and pooled metrics with the pooled confusion matrix; normals: FP area."""
+    out: dict[str, Any] = {}
+    lesion = [s for s in scores if s.tp + s.fn > 0]
+    groups = {"lesion": lesion, **{lb: [s for s in lesion if s.label == lb] for lb in ("benign", "malignant")}}
+    for name, group in groups.items():
+        if not group:
+            continue
+        tp, fp, fn, tn = (sum(getattr(s, k) for s in group) for k in ("tp", "fp", "fn", "tn"))
+        out[name] = {
+            "images": len(group),
+            "per_image": {
+                m: _mean_sd([v for s in group if (v := getattr(s, m)) is not None])
+                for m in ("dice", "pixel_accuracy", "recall", "precision")
+            },
+            "pooled": {
+                "dice": 2 * tp / (2 * tp + fp + fn),
+                "pixel_accuracy": (tp + tn) / (tp + fp + fn + tn),
+                "recall": tp / (tp + fn),
+                "precision": tp / (tp + fp) if tp + fp else None,
+                "confusion_matrix": {
+                    "rows": "reference (background, lesion)",
+                    "columns": "prediction",
+                    "counts": [[tn, fp], [fn, tp]],
+                },
+            },
+        }
+    normals = [s for s in scores if s.tp + s.fn == 0]
+    if normals:
+        fractions = [s.fp / (s.fp + s.tn) for s in normals]
+        out["normal"] = {
+            "images": len(normals),
+            "images_with_false_positives": sum(s.fp > 0 for s in normals),
+            "false_positive_fraction_of_image": _mean_sd(fractions),
+            "false_positive_pixels": _mean_sd([s.fp for s in normals]),
+        }
+    return out

@@ -1,0 +1,150 @@
+"""Ultrasound networks: training images from cases, one fold's training, the model file, and prediction.
+
+Recipe (stored in the model file, applied identically to training and prediction): grayscale 0–255 → [0, 1];
+resized (anti-aliased bilinear) to ``input_size`` × ``input_size`` pixels, as BUSI studies do; the network's
+tumour probability is resized (bilinear) back to the image's own size, where the mask and the metrics are made.
+Training is the project's one trainer (:func:`breastseg.learn.trainer.train`) with the ultrasound augmentations
+(:func:`breastseg.learn.patches.augment_ultrasound`) on whole images, and the same masked Dice loss.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from skimage.transform import resize
+
+from breastseg._version import __version__
+from breastseg.errors import ModelError
+from breastseg.io.atomic import atomic_path
+from breastseg.learn.patches import PatchConfig
+from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
+from breastseg.nets import NetConfig, net_config_from_dict, net_config_to_dict
+from breastseg.predict.slices import predict_batch
+from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
+
+MODEL_KIND = "breastseg.ultrasound"
+MODEL_SCHEMA_VERSION = 1
+DEFAULT_INPUT_SIZE = 256
+
+
+def to_network_input(image: np.ndarray, size: int) -> np.ndarray:
+    """Grayscale ``(y, x)`` 0–255 → ``(1, size, size)`` float32 in [0, 1] (anti-aliased bilinear)."""
+    scaled = np.clip(np.asarray(image, np.float32) / 255.0, 0.0, 1.0)
+    return np.asarray(resize(scaled, (size, size), order=1, anti_aliasing=True, preserve_range=True), np.float32)[None]
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A binary mask resized by area (the resized fraction ≥ 0.5), so thin structures are neither lost nor grown."""
+    fraction = resize(np.asarray(mask, np.float32), shape, order=1, anti_aliasing=True, preserve_range=True)
+    return np.asarray(fraction >= 0.5)
+
+
+def training_image(case: UltrasoundCase, size: int) -> TrainImage:
+    """One case as the trainer takes it: the whole image resized, the lesion label, every pixel 'tissue'."""
+    image, mask = load_case(case)
+    label = resize_mask(mask, (size, size)).astype(np.int64)
+    return TrainImage(case.case_id, to_network_input(image, size), label, np.ones((size, size), bool))
+
+
+def ultrasound_patches(size: int) -> PatchConfig:
+    """Whole-image 'patches' (one per image per epoch) with the ultrasound augmentations."""
+    return PatchConfig(
+        size=size,
+        per_image=1,
+        positive_bias=0.0,
+        augmentation="ultrasound",
+        centring="image",
+        max_rotation_deg=10.0,
+    )
+
+
+@dataclass(eq=False)
+class UltrasoundModel:
+    """A trained ultrasound network: configuration, weights, input size and model card, in one ``.pt`` file
+    (plain tensors and JSON, loaded with ``weights_only=True``) plus a ``.card.md`` beside it."""
+
+    net: NetConfig
+    state_dict: dict[str, torch.Tensor]
+    input_size: int = DEFAULT_INPUT_SIZE
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def network(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        net = self.net.build()
+        net.load_state_dict(self.state_dict)
+        return net.to(device).eval()
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        header = {
+            "kind": MODEL_KIND,
+            "schema_version": MODEL_SCHEMA_VERSION,
+            "net": net_config_to_dict(self.net),
+            "input_size": self.input_size,
+            "intensity": "grayscale / 255, clipped to [0, 1]",
+            "card": self.card,
+            "breastseg_version": __version__,
+        }
+        with atomic_path(path) as tmp:
+            torch.save({"header": json.dumps(header), "weights": self.state_dict}, tmp)
+        card_path = path.with_suffix(".card.md")
+        with atomic_path(card_path) as tmp:
+            tmp.write_text(model_card_markdown(header), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> UltrasoundModel:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such ultrasound model")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            header = json.loads(payload["header"])
+        except Exception as exc:  # torch raises several types for foreign or corrupt files
+            raise ModelError(f"{path}: not a breastseg ultrasound model ({exc})") from exc
+        if header.get("kind") != MODEL_KIND:
+            raise ModelError(f"{path}: a {header.get('kind')!r} file, not an ultrasound model")
+        return cls(net_config_from_dict(header["net"]), payload["weights"], int(header["input_size"]), header["card"])
+
+
+def model_card_markdown(header: dict[str, Any]) -> str:
+    card = header.get("card", {})
+    lines = [f"# {card.get('title', 'breastseg ultrasound model')}", ""]
+    lines += [
+        f"* **Network**: `{json.dumps(header['net'])}`",
+        f"* **Input**: {header['input_size']} × {header['input_size']} px, {header['intensity']}",
+    ]
+    lines += [f"* **{key.replace('_', ' ').capitalize()}**: {value}" for key, value in card.items() if key != "title"]
+    lines += ["", f"Written by breastseg {header['breastseg_version']}."]
+    return "\n".join(lines) + "\n"
+
+
+def train_fold(
+    train_cases: Sequence[UltrasoundCase],
+    validation_cases: Sequence[UltrasoundCase],
+    net: NetConfig,
+    config: TrainConfig,
+    input_size: int = DEFAULT_INPUT_SIZE,
+    checkpoint: str | Path | None = None,
+    description: str = "training",
+) -> TrainResult:
+    """Train one network on ``train_cases``, keeping the epoch with the best mean Dice on the validation cases
+    that have a lesion (a normal image's Dice says nothing about the lesion's outline)."""
+    train_images = [training_image(c, input_size) for c in train_cases]
+    validation = [training_image(c, input_size) for c in validation_cases]
+    validation = [v for v in validation if v.label.any()] or validation
+    return train(net, train_images, validation, config, checkpoint=checkpoint, description=description)
+
+
+def predict_probability(
+    nets: Sequence[torch.nn.Module], image: np.ndarray, input_size: int, multiple: int = 32
+) -> np.ndarray:
+    """Mean tumour probability of ``nets`` on a grayscale image ``(y, x)``, on the image's own pixel grid."""
+    x = to_network_input(image, input_size)[None]
+    prob = predict_batch(nets, x, multiple)[0]
+    return np.asarray(resize(prob, image.shape, order=1, preserve_range=True), np.float32)

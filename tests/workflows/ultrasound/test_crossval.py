@@ -1,0 +1,92 @@
+"""Cross-validation bookkeeping and read-outs, checked by hand: fold roles, per-image metrics, pooled numbers,
+normal images' false-positive area; and the train command end to end on a tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from breastseg.cli.main import main
+from breastseg.workflows.ultrasound.crossval import ImageScore, fold_cases, score_image, summarise_cv
+from breastseg.workflows.ultrasound.dataset import UltrasoundCase
+from tests.workflows.ultrasound.conftest import save_png, speckle_scene
+
+
+def test_fold_roles() -> None:
+    cases = [UltrasoundCase(c, Path(c), ()) for c in "abcdefghij"]
+    folds = [["a", "b"], ["c", "d"], ["e", "f"], ["g", "h"], ["i", "j"]]
+    train, val, test = fold_cases(cases, folds, 4)
+    assert [c.case_id for c in test] == ["i", "j"] and [c.case_id for c in val] == ["a", "b"]
+    assert [c.case_id for c in train] == list("cdefgh")
+
+
+def test_scores_and_summary_by_hand() -> None:
+    ref = np.zeros((10, 10), bool)
+    ref[2:6, 2:6] = True  # 16 lesion pixels
+    pred = np.zeros((10, 10), bool)
+    pred[2:6, 4:8] = True  # 8 overlap, 8 false positive
+    s = score_image(UltrasoundCase("b1", Path("b1"), (), "benign"), 0, pred, ref)
+    assert (s.tp, s.fp, s.fn, s.tn) == (8, 8, 8, 76)
+    assert s.dice == pytest.approx(0.5) and s.recall == pytest.approx(0.5) and s.pixel_accuracy == pytest.approx(0.84)
+    m = ImageScore(tp=30, fp=0, fn=10, tn=60, case_id="m1", label="malignant", fold=1)  # Dice 60/70
+    n = ImageScore(tp=0, fp=5, fn=0, tn=95, case_id="n1", label="normal", fold=2)
+    assert n.dice is None and n.recall is None
+    summary = summarise_cv([s, m, n])
+    assert summary["lesion"]["per_image"]["dice"]["mean"] == pytest.approx((0.5 + 60 / 70) / 2)
+    assert summary["lesion"]["pooled"]["dice"] == pytest.approx(2 * 38 / (2 * 38 + 8 + 18))
+    assert summary["lesion"]["pooled"]["confusion_matrix"]["counts"] == [[136, 8], [18, 38]]
+    assert summary["benign"]["images"] == 1 and summary["malignant"]["per_image"]["recall"]["mean"] == 0.75
+    assert summary["normal"]["images_with_false_positives"] == 1
+    assert summary["normal"]["false_positive_fraction_of_image"]["mean"] == pytest.approx(0.05)
+
+
+def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    for cls, n in (("benign", 8), ("malignant", 4), ("normal", 3)):
+        for i in range(n):
+            r = int(rng.integers(10, 18))
+            lesion = None if cls == "normal" else (int(rng.integers(25, 55)), int(rng.integers(25, 75)), r)
+            image, mask = speckle_scene(700 + 10 * i + len(cls), shape=(80, 100), lesion=lesion)
+            save_png(image, tmp_path / "data" / cls / f"{cls} ({i}).png")
+            save_png(mask, tmp_path / "data" / cls / f"{cls} ({i})_mask.png")
+    args = [
+        "ultrasound",
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        "--depth",
+        "3",
+        "--channels",
+        "4",
+        "--size",
+        "64",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--folds-to-run",
+        "0,1",
+        "--out",
+        str(tmp_path / "cv"),
+    ]
+    assert main(args) == 0
+    out = tmp_path / "cv"
+    assert {p.name for p in out.iterdir()} >= {
+        "split.json",
+        "fold0.pt",
+        "fold1.pt",
+        "fold0_images.csv",
+        "cv_summary.json",
+    }
+    assert not list(out.glob("*.checkpoint.pt"))
+    summary = json.loads((out / "cv_summary.json").read_text())
+    split = json.loads((out / "split.json").read_text())
+    tested = len(split["folds"][0]) + len(split["folds"][1])
+    assert summary["folds_run"] == [0, 1]
+    assert summary["lesion"]["images"] + summary.get("normal", {}).get("images", 0) == tested
+    before = (out / "fold0_images.csv").stat().st_mtime_ns
+    assert main(args) == 0  # resumes: finished folds are read back, not retrained
+    assert (out / "fold0_images.csv").stat().st_mtime_ns == before

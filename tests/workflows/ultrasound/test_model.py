@@ -1,0 +1,93 @@
+"""Ultrasound training through the project's one trainer, the model file, and prediction on the image's grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from breastseg.errors import ModelError
+from breastseg.evaluation.metrics import dice
+from breastseg.learn.trainer import TrainConfig, no_skill_dice
+from breastseg.nets import ResUNetConfig, TorchvisionSegConfig
+from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case, read_busi
+from breastseg.workflows.ultrasound.model import (
+    UltrasoundModel,
+    predict_probability,
+    resize_mask,
+    train_fold,
+    training_image,
+    ultrasound_patches,
+)
+from tests.workflows.ultrasound.conftest import save_png, speckle_scene
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def lesion_cases(tmp_path_factory: pytest.TempPathFactory) -> list[UltrasoundCase]:
+    """26 synthetic 'benign' scenes of varying size, each with one dark lesion somewhere."""
+    root = tmp_path_factory.mktemp("us")
+    rng = np.random.default_rng(5)
+    for i in range(26):
+        h, w = int(rng.integers(90, 130)), int(rng.integers(110, 170))
+        r = int(rng.integers(10, 22))
+        lesion = (int(rng.integers(r + 5, h - r - 5)), int(rng.integers(r + 5, w - r - 5)), r)
+        image, mask = speckle_scene(300 + i, shape=(h, w), lesion=lesion)
+        save_png(image, root / "benign" / f"benign ({i}).png")
+        save_png(mask, root / "benign" / f"benign ({i})_mask.png")
+    return read_busi(root)
+
+
+def test_resize_mask_keeps_the_area() -> None:
+    mask = np.zeros((200, 300), bool)
+    mask[50:130, 40:200] = True
+    small = resize_mask(mask, (64, 64))
+    assert abs(small.mean() - mask.mean()) < 0.01
+
+
+def test_a_small_network_learns_the_lesions_and_round_trips(tmp_path: Path, lesion_cases: list) -> None:
+    train_cases, val_cases = lesion_cases[:20], lesion_cases[20:]
+    net = ResUNetConfig(in_channels=1, depth=3, first_channels=8)
+    cfg = TrainConfig(epochs=25, batch_size=4, learning_rate=0.02, patch=ultrasound_patches(SIZE), seed=0)
+    result = train_fold(train_cases, val_cases, net, cfg, input_size=SIZE)
+    baseline = no_skill_dice([training_image(c, SIZE) for c in val_cases])
+    assert result.best_validation_dice > baseline + 0.3, (result.best_validation_dice, baseline)
+
+    model = UltrasoundModel(net, result.state_dict, SIZE, {"title": "test model", "data": "synthetic"})
+    path = model.save(tmp_path / "us.pt")
+    assert "synthetic" in path.with_suffix(".card.md").read_text()
+    loaded = UltrasoundModel.load(path)
+    image, mask = load_case(val_cases[0])
+    p1 = predict_probability([model.network()], image, SIZE)
+    p2 = predict_probability([loaded.network()], image, loaded.input_size)
+    assert p1.shape == image.shape
+    np.testing.assert_array_equal(p1, p2)
+    assert dice(p1 >= 0.5, mask) > 0.5  # on the image's own grid
+
+
+def test_torchvision_networks_train_through_the_same_trainer(lesion_cases: list) -> None:
+    cfg = TrainConfig(epochs=2, batch_size=4, patch=ultrasound_patches(SIZE), early_stopping_patience=5)
+    result = train_fold(
+        lesion_cases[:6], lesion_cases[6:8], TorchvisionSegConfig("lraspp_mobilenet_v3_large"), cfg, SIZE
+    )
+    assert len(result.history) == 2 and all(np.isfinite(h["loss"]) for h in result.history)
+    assert any(
+        not torch.equal(v, w)
+        for v, w in zip(
+            result.state_dict.values(),
+            TorchvisionSegConfig("lraspp_mobilenet_v3_large").build().state_dict().values(),
+            strict=True,
+        )
+        if v.is_floating_point()
+    )
+
+
+def test_bad_model_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no such ultrasound model"):
+        UltrasoundModel.load(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a breastseg ultrasound model"):
+        UltrasoundModel.load(tmp_path / "junk.pt")
