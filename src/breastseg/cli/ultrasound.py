@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from breastseg.errors import InputError
 from breastseg.io.atomic import write_json
@@ -19,6 +19,7 @@ from breastseg.workflows.ultrasound.split import make_split, read_split_folds, w
 
 if TYPE_CHECKING:
     from breastseg.nets import NetConfig
+    from breastseg.workflows.ultrasound.model import UltrasoundModel
 
 #: torchvision's segmentation networks (kept here so that --help needs no torch import)
 ARCHS = (
@@ -279,3 +280,126 @@ def train_cmd(
             d = summary[name]["per_image"]["dice"]
             console.print(f"{name:<10} {summary[name]['images']:>4} images  Dice {d['mean']:.3f} ± {d['sd']:.3f}")
     console.print(f"written {out_dir / 'cv_summary.json'}")
+
+
+def _load_model(model: Path | None) -> UltrasoundModel:
+    from breastseg.workflows.ultrasound.model import UltrasoundModel, default_model_path
+
+    return UltrasoundModel.load(model if model is not None else default_model_path())
+
+
+def _progress(label: str) -> Progress:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+_model_option = click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Ultrasound model (.pt from `ultrasound train`); default: the packaged BUSI model.",
+)
+
+
+@ultrasound.command("predict")
+@click.option(
+    "--image",
+    "image_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="An image (PNG, JPEG, TIFF, BMP or DICOM) or a folder of them.",
+)
+@_model_option
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Probability cut.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def predict_cmd(image_path: Path, model: Path | None, threshold: float, out_dir: Path) -> None:
+    """Segment the lesion in one image or a whole folder (the model is loaded once).
+
+    Writes NAME_mask.png, NAME_overlay.png and NAME.json (area in pixels, and in mm² when a DICOM gives the
+    pixel size) per image, and summary.json.
+
+    \b
+    Example:
+      breastseg ultrasound predict --image scans/ --out masks/
+    """
+    from breastseg.workflows.ultrasound.predict import list_images, predict_images
+
+    paths = list_images(image_path)
+    loaded = _load_model(model)
+    with _progress("predicting") as bar:
+        task = bar.add_task("predict", total=len(paths))
+        results = predict_images(paths, loaded, out_dir, threshold, lambda done, _n: bar.update(task, completed=done))
+    write_json({"model": str(model or "packaged"), "images": results}, out_dir / "summary.json")
+    found = sum(r["lesion_found"] for r in results)
+    Console().print(f"{len(results)} images, a lesion found in {found}; written to {out_dir}")
+
+
+@ultrasound.command("evaluate")
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Images folder, or a whole dataset (BUSI, images/ + masks/, nnU-Net raw) when --masks is left out.",
+)
+@_masks_option
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Model(s) to evaluate; two or more are compared pairwise (Wilcoxon). Default: the packaged model.",
+)
+@click.option("--overlays/--no-overlays", default=True, show_default=True, help="Write one overlay per image.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def evaluate_cmd(
+    images_dir: Path, masks_dir: Path | None, models: tuple[Path, ...], overlays: bool, out_dir: Path
+) -> None:
+    """Score model(s) against reference masks: Dice, pixel accuracy, recall, precision, confusion matrix.
+
+    Per model: metrics.json (per class: per-image mean ± SD and pooled, with the pixel confusion matrix;
+    normal images: false-positive area), images.csv, confusion_matrix.png and overlays/ (reference green,
+    prediction orange). With several models, comparison.json holds paired Wilcoxon tests.
+
+    \b
+    Example:
+      breastseg ultrasound evaluate --images test/images --masks test/masks --model a.pt --model b.pt --out eval
+    """
+    from breastseg.report.figures import confusion_matrix_figure
+    from breastseg.workflows.ultrasound.crossval import summarise_cv, write_scores
+    from breastseg.workflows.ultrasound.predict import compare_models, score_cases
+
+    cases = read_dataset(images_dir, masks_dir)
+    paths: list[Path | None] = list(models) or [None]
+    names = [p.stem if p is not None else "packaged" for p in paths]
+    if len(set(names)) != len(names):
+        names = [f"model{i}_{n}" for i, n in enumerate(names)]
+    all_scores = {}
+    console = Console()
+    for name, path in zip(names, paths, strict=True):
+        folder = out_dir / name if len(paths) > 1 else out_dir
+        loaded = _load_model(path)
+        with _progress(f"evaluating {name}") as bar:
+            task = bar.add_task(name, total=len(cases))
+
+            def advance(done: int, _total: int, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=done)
+
+            scores = score_cases(cases, loaded, folder / "overlays" if overlays else None, advance)
+        summary = summarise_cv(scores)
+        write_scores(scores, folder / "images.csv")
+        write_json({"model": str(path or "packaged"), "images": len(scores), **summary}, folder / "metrics.json")
+        if "lesion" in summary:
+            counts = summary["lesion"]["pooled"]["confusion_matrix"]["counts"]
+            confusion_matrix_figure(counts, ["background", "lesion"], folder / "confusion_matrix.png", name)
+            d = summary["lesion"]["per_image"]["dice"]
+            console.print(f"{name}: {summary['lesion']['images']} lesion images, Dice {d['mean']:.3f} ± {d['sd']:.3f}")
+        all_scores[name] = scores
+    if len(names) > 1:
+        comparison = {
+            f"{a} vs {b}": compare_models(all_scores[a], all_scores[b])
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        }
+        write_json(comparison, out_dir / "comparison.json")
+    console.print(f"written {out_dir}")

@@ -89,3 +89,36 @@ def orthogonal_slices(
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return path
+
+
+def confusion_matrix_figure(
+    counts: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
+    """A pixel confusion matrix (rows: reference, columns: prediction) shaded by the row-normalised fraction,
+    each cell labelled with its fraction and count, as the ultrasound study's Fig. 4 presents it."""
+    m = np.asarray(counts, dtype=float)
+    fractions = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (r, c), value in np.ndenumerate(fractions):
+        ax.text(
+            c,
+            r,
+            f"{value:.3f}\n({int(m[r, c]):,})",
+            ha="center",
+            va="center",
+            color="white" if value > 0.5 else "black",
+            fontsize=9,
+        )
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("reference")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path

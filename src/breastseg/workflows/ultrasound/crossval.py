@@ -77,7 +77,7 @@ def fold_cases(
     return train, [by_id[c] for c in folds[val_k]], [by_id[c] for c in folds[k]]
 
 
-def _write_scores(scores: Sequence[ImageScore], path: Path) -> None:
+def write_scores(scores: Sequence[ImageScore], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=IMAGE_COLUMNS)
     writer.writeheader()
@@ -142,7 +142,7 @@ def run_fold(
     for case in test:
         image, mask = load_case(case)
         scores.append(score_image(case, k, predict_probability([network], image, input_size) >= 0.5, mask))
-    _write_scores(scores, scores_path)
+    write_scores(scores, scores_path)
     (out_dir / f"fold{k}.checkpoint.pt").unlink(missing_ok=True)
     return scores
 

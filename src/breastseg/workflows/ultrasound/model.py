@@ -33,6 +33,22 @@ MODEL_SCHEMA_VERSION = 1
 DEFAULT_INPUT_SIZE = 256
 
 
+DEFAULT_MODEL = "ultrasound_busi.pt"
+
+
+def default_model_path() -> Path:
+    """The packaged ultrasound model (trained on BUSI; see its card)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("breastseg.models") / DEFAULT_MODEL))
+    if not path.is_file():
+        raise ModelError(
+            f"no packaged ultrasound model ({DEFAULT_MODEL}) in this version; give one with --model "
+            "(breastseg ultrasound train writes them)"
+        )
+    return path
+
+
 def to_network_input(image: np.ndarray, size: int) -> np.ndarray:
     """Grayscale ``(y, x)`` 0–255 → ``(1, size, size)`` float32 in [0, 1] (anti-aliased bilinear)."""
     scaled = np.clip(np.asarray(image, np.float32) / 255.0, 0.0, 1.0)

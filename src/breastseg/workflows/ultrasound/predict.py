@@ -1,0 +1,182 @@
+"""Prediction and evaluation of ultrasound images with trained models, one model load for a whole folder.
+
+Reading: PNG/JPEG/TIFF/BMP (no pixel size) or DICOM (pixel size from the first region of the Sequence of
+Ultrasound Regions, physical units cm, or from Pixel Spacing). Each prediction writes ``<name>_mask.png``
+(0/255), ``<name>_overlay.png`` (the image with the mask's outline) and ``<name>.json`` (lesion area in pixels
+and, when the pixel size is known, mm²). Evaluation scores predictions against reference masks with the
+cross-validation read-outs (:mod:`breastseg.workflows.ultrasound.crossval`) and compares models pairwise
+(Wilcoxon signed-rank on the per-image metrics of lesion images, as the study compared FCN and DeepLabV3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+from scipy import ndimage
+
+from breastseg.errors import InputError
+from breastseg.evaluation.stats import wilcoxon
+from breastseg.io.atomic import atomic_path, write_json
+from breastseg.workflows.ultrasound.crossval import ImageScore, score_image
+from breastseg.workflows.ultrasound.dataset import IMAGE_SUFFIXES, UltrasoundCase, load_case, to_grayscale
+from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+_CM_UNITS = 3  # DICOM Physical Units X/Y Direction: 3 = cm
+
+
+@dataclass(frozen=True)
+class UltrasoundImage:
+    """A grayscale ultrasound image ``(y, x)`` float32 0–255 and its pixel size ``(dy, dx)`` mm, if known."""
+
+    path: Path
+    pixels: np.ndarray
+    spacing_mm: tuple[float, float] | None
+
+
+def _dicom_spacing(ds: Any) -> tuple[float, float] | None:
+    regions = getattr(ds, "SequenceOfUltrasoundRegions", None)
+    if regions:
+        r = regions[0]
+        if (
+            getattr(r, "PhysicalUnitsXDirection", None) == _CM_UNITS
+            and getattr(r, "PhysicalUnitsYDirection", None) == _CM_UNITS
+        ):
+            return (abs(float(r.PhysicalDeltaY)) * 10.0, abs(float(r.PhysicalDeltaX)) * 10.0)
+    spacing = getattr(ds, "PixelSpacing", None)
+    return (float(spacing[0]), float(spacing[1])) if spacing else None
+
+
+def read_ultrasound_image(path: str | Path) -> UltrasoundImage:
+    """Read one 2D ultrasound image (see the module docstring); colour becomes luma."""
+    path = Path(path)
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(path)
+            pixels = np.asarray(ds.pixel_array)
+        except Exception as exc:  # pydicom raises many types for foreign or broken files
+            raise InputError(f"{path}: cannot read as DICOM ({exc})") from exc
+        if pixels.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 1:
+            raise InputError(f"{path}: a multi-frame ultrasound; export the frame to predict")
+        gray = to_grayscale(pixels)
+        if gray.max() > 255:
+            gray = gray / gray.max() * 255.0
+        return UltrasoundImage(path, gray.astype(np.float32), _dicom_spacing(ds))
+    try:
+        with PILImage.open(path) as im:
+            pixels = np.asarray(im)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as an image ({exc})") from exc
+    try:
+        return UltrasoundImage(path, to_grayscale(pixels), None)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+
+
+def list_images(path: str | Path) -> list[Path]:
+    """One image file, or every image (PNG, JPEG, TIFF, BMP, DICOM) in a folder, sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError(f"{path}: no such file or folder")
+    found = sorted(p for p in path.iterdir() if p.suffix.lower() in (*IMAGE_SUFFIXES, *DICOM_SUFFIXES))
+    if not found:
+        raise InputError(f"{path}: no images ({', '.join((*IMAGE_SUFFIXES, *DICOM_SUFFIXES))})")
+    return found
+
+
+def overlay_rgb(pixels: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 60, 0)) -> np.ndarray:
+    """The grayscale image as RGB with the mask's one-pixel outline drawn in ``colour``."""
+    rgb = np.repeat(np.clip(pixels, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    outline = mask & ~ndimage.binary_erosion(mask)
+    rgb[outline] = colour
+    return rgb
+
+
+def _save_png(array: np.ndarray, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        PILImage.fromarray(array).save(tmp, format="PNG")
+    return path
+
+
+def predict_images(
+    paths: Sequence[Path],
+    model: UltrasoundModel,
+    out_dir: str | Path,
+    threshold: float = 0.5,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Predict every image with one loaded model and write mask, overlay and JSON per image (see module)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    network = model.network()
+    results = []
+    for i, path in enumerate(paths):
+        image = read_ultrasound_image(path)
+        mask = predict_probability([network], image.pixels, model.input_size) >= threshold
+        stem = path.stem
+        _save_png(mask.astype(np.uint8) * 255, out / f"{stem}_mask.png")
+        _save_png(overlay_rgb(image.pixels, mask), out / f"{stem}_overlay.png")
+        area_px = int(mask.sum())
+        result = {
+            "image": str(path),
+            "lesion_found": area_px > 0,
+            "area_px": area_px,
+            "pixel_spacing_mm": list(image.spacing_mm) if image.spacing_mm else None,
+            "area_mm2": round(area_px * image.spacing_mm[0] * image.spacing_mm[1], 3) if image.spacing_mm else None,
+            "mask": f"{stem}_mask.png",
+            "overlay": f"{stem}_overlay.png",
+        }
+        write_json(result, out / f"{stem}.json")
+        results.append(result)
+        if progress is not None:
+            progress(i + 1, len(paths))
+    return results
+
+
+def score_cases(
+    cases: Sequence[UltrasoundCase],
+    model: UltrasoundModel,
+    overlay_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ImageScore]:
+    """Each case's prediction scored against its reference (optionally writing overlays: reference green,
+    prediction orange)."""
+    network = model.network()
+    scores = []
+    for i, case in enumerate(cases):
+        image, reference = load_case(case)
+        prediction = predict_probability([network], image, model.input_size) >= 0.5
+        scores.append(score_image(case, 0, prediction, reference))
+        if overlay_dir is not None:
+            overlay_dir.mkdir(parents=True, exist_ok=True)
+            rgb = overlay_rgb(image, prediction)
+            rgb[reference & ~ndimage.binary_erosion(reference)] = (0, 220, 0)
+            _save_png(rgb, overlay_dir / f"{case.case_id}.png")
+        if progress is not None:
+            progress(i + 1, len(cases))
+    return scores
+
+
+def compare_models(a: Sequence[ImageScore], b: Sequence[ImageScore]) -> dict[str, Any]:
+    """Paired Wilcoxon signed-rank tests of per-image Dice, pixel accuracy and recall on the lesion images both
+    scored (matched by case id), as the study compared its two networks."""
+    by_id = {s.case_id: s for s in b}
+    pairs = [(s, by_id[s.case_id]) for s in a if s.case_id in by_id and s.tp + s.fn > 0]
+    if len(pairs) < 2:
+        raise InputError("need at least two lesion images scored by both models to compare them")
+    out: dict[str, Any] = {"images": len(pairs)}
+    for metric in ("dice", "pixel_accuracy", "recall"):
+        x = [float(getattr(p, metric) or 0.0) for p, _ in pairs]
+        y = [float(getattr(q, metric) or 0.0) for _, q in pairs]
+        test = wilcoxon(x, y)
+        out[metric] = {"mean_a": float(np.mean(x)), "mean_b": float(np.mean(y)), "wilcoxon_p": test.p_value}
+    return out

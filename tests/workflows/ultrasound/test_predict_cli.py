@@ -1,0 +1,153 @@
+"""`ultrasound predict` and `ultrasound evaluate` on synthetic images, PNG and DICOM, with a tiny trained model:
+outputs, areas in mm² from the DICOM's ultrasound regions, and evaluate agreeing with predict's own masks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from breastseg.cli.main import main
+from breastseg.evaluation.metrics import dice
+from breastseg.learn.trainer import TrainConfig
+from breastseg.nets import ResUNetConfig
+from breastseg.workflows.ultrasound.dataset import read_busi
+from breastseg.workflows.ultrasound.model import UltrasoundModel, train_fold, ultrasound_patches
+from breastseg.workflows.ultrasound.predict import read_ultrasound_image
+from tests.workflows.ultrasound.conftest import save_png, speckle_scene
+
+
+def write_us_dicom(pixels: np.ndarray, path: Path, delta_x_cm: float, delta_y_cm: float) -> Path:
+    """A minimal single-frame ultrasound DICOM with one calibrated region (physical units: cm)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "US"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    region = Dataset()
+    region.PhysicalUnitsXDirection, region.PhysicalUnitsYDirection = 3, 3
+    region.PhysicalDeltaX, region.PhysicalDeltaY = delta_x_cm, delta_y_cm
+    ds.SequenceOfUltrasoundRegions = [region]
+    ds.PixelData = pixels.astype(np.uint8).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(11)
+    for i in range(20):
+        r = int(rng.integers(12, 20))
+        image, mask = speckle_scene(900 + i, (96, 128), (int(rng.integers(30, 66)), int(rng.integers(30, 98)), r))
+        save_png(image, root / "benign" / f"benign ({i}).png")
+        save_png(mask, root / "benign" / f"benign ({i})_mask.png")
+    cases = read_busi(root)
+    net = ResUNetConfig(in_channels=1, depth=3, first_channels=8)
+    cfg = TrainConfig(
+        epochs=20, batch_size=4, learning_rate=2e-3, optimiser="adamw", loss="dice_ce", patch=ultrasound_patches(64)
+    )
+    result = train_fold(cases[:16], cases[16:], net, cfg, 64)
+    return UltrasoundModel(net, result.state_dict, 64, {"title": "tiny"}).save(root / "tiny.pt")
+
+
+def test_predict_a_folder_of_png_and_dicom(tmp_path: Path, tiny_model: Path) -> None:
+    images = tmp_path / "scans"
+    a, _ = speckle_scene(50, (100, 140), (50, 60, 16))
+    b, _ = speckle_scene(51, (90, 120), (40, 70, 14))
+    save_png(a, images / "a.png")
+    write_us_dicom(b, images / "b.dcm", delta_x_cm=0.008, delta_y_cm=0.01)
+    assert read_ultrasound_image(images / "b.dcm").spacing_mm == pytest.approx((0.1, 0.08))
+    out = tmp_path / "out"
+    assert main(["ultrasound", "predict", "--image", str(images), "--model", str(tiny_model), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [Path(r["image"]).name for r in summary["images"]] == ["a.png", "b.dcm"]
+    for name, shape in (("a", a.shape), ("b", b.shape)):
+        result = json.loads((out / f"{name}.json").read_text())
+        mask = np.asarray(PILImage.open(out / f"{name}_mask.png")) > 0
+        assert mask.shape == shape and result["area_px"] == int(mask.sum()) > 0
+        assert np.asarray(PILImage.open(out / f"{name}_overlay.png")).shape == (*shape, 3)
+    b_json = json.loads((out / "b.json").read_text())
+    assert b_json["area_mm2"] == pytest.approx(b_json["area_px"] * 0.1 * 0.08, abs=1e-3)
+    assert json.loads((out / "a.json").read_text())["area_mm2"] is None  # a PNG has no pixel size
+
+
+def test_evaluate_two_models_agrees_with_predict(tmp_path: Path, tiny_model: Path) -> None:
+    data = tmp_path / "data"
+    refs = {}
+    for i in range(3):
+        image, mask = speckle_scene(60 + i, (100, 130), (50, 40 + 20 * i, 15))
+        save_png(image, data / "images" / f"c{i}.png")
+        save_png(mask, data / "masks" / f"c{i}.png")
+        refs[f"c{i}"] = mask
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(tiny_model.read_bytes())
+    copy.with_suffix(".card.md").write_text("copy")
+    out = tmp_path / "eval"
+    args = [
+        "ultrasound",
+        "evaluate",
+        "--images",
+        str(data / "images"),
+        "--masks",
+        str(data / "masks"),
+        "--model",
+        str(tiny_model),
+        "--model",
+        str(copy),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    for name in ("tiny", "copy"):
+        assert {p.name for p in (out / name).iterdir()} == {
+            "metrics.json",
+            "images.csv",
+            "confusion_matrix.png",
+            "overlays",
+        }
+    comparison = json.loads((out / "comparison.json").read_text())["tiny vs copy"]
+    assert comparison["images"] == 3 and comparison["dice"]["wilcoxon_p"] == 1.0
+    # evaluate's per-image Dice equals the Dice of the masks `predict` writes, computed independently
+    pred_out = tmp_path / "pred"
+    assert (
+        main(
+            [
+                "ultrasound",
+                "predict",
+                "--image",
+                str(data / "images"),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(pred_out),
+            ]
+        )
+        == 0
+    )
+    with (out / "tiny" / "images.csv").open() as f:
+        rows = {r["case_id"]: r for r in csv.DictReader(f)}
+    for case, ref in refs.items():
+        predicted = np.asarray(PILImage.open(pred_out / f"{case}_mask.png")) > 0
+        assert float(rows[case]["dice"]) == pytest.approx(dice(predicted, ref))
+
+
+def test_no_packaged_model_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image, _ = speckle_scene(70, (64, 64))
+    save_png(image, tmp_path / "x.png")
+    monkeypatch.setattr("breastseg.workflows.ultrasound.model.DEFAULT_MODEL", "not_shipped.pt")
+    assert main(["ultrasound", "predict", "--image", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "no packaged ultrasound model (not_shipped.pt)" in capsys.readouterr().err
