@@ -208,6 +208,19 @@ def _fold_list(text: str | None, n: int) -> list[int]:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--folds-to-run", default=None, help="Comma-separated test folds to run (default: all).")
 @click.option(
+    "--final",
+    is_flag=True,
+    help="Instead of cross-validating, train the model to ship on every lesion image (benign + malignant) for "
+    "exactly --epochs epochs (use the CV's median best epoch) and write OUT/model.pt with its card.",
+)
+@click.option(
+    "--cv-summary",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --final: the cross-validation's cv_summary.json, quoted in the model card.",
+)
+@click.option("--licence", default=None, help="With --final: the training data's licence, for the model card.")
+@click.option(
     "--out",
     "out_dir",
     required=True,
@@ -231,6 +244,9 @@ def train_cmd(
     patience: int,
     seed: int,
     folds_to_run: str | None,
+    final: bool,
+    cv_summary: Path | None,
+    licence: str | None,
     out_dir: Path,
 ) -> None:
     """Cross-validate a network on a duplicate-grouped split (test fold k, validation fold k + 1).
@@ -249,6 +265,26 @@ def train_cmd(
 
     cases = read_dataset(data_dir, masks_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if final:
+        _train_final(
+            cases,
+            net,
+            depth,
+            first_channels,
+            backbone_weights,
+            input_size,
+            epochs,
+            batch_size,
+            learning_rate,
+            optimiser,
+            loss,
+            seed,
+            data_dir,
+            cv_summary,
+            licence,
+            out_dir,
+        )
+        return
     if split_path is None:
         split_path = write_split(make_split(cases), out_dir / "split.json")
     folds = read_split_folds(split_path)
@@ -403,3 +439,59 @@ def evaluate_cmd(
         }
         write_json(comparison, out_dir / "comparison.json")
     console.print(f"written {out_dir}")
+
+
+def _train_final(
+    cases: list,
+    net: str,
+    depth: int,
+    first_channels: int,
+    backbone_weights: str | None,
+    input_size: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    optimiser: str,
+    loss: str,
+    seed: int,
+    data_dir: Path,
+    cv_summary: Path | None,
+    licence: str | None,
+    out_dir: Path,
+) -> None:
+    import json
+
+    from breastseg.learn.trainer import TrainConfig
+    from breastseg.workflows.ultrasound.model import UltrasoundModel, train_final, ultrasound_patches
+
+    lesion_cases = [c for c in cases if c.label != "normal"]
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        optimiser=optimiser,  # type: ignore[arg-type]
+        loss=loss,  # type: ignore[arg-type]
+        patch=ultrasound_patches(input_size),
+    )
+    network = _net_config(net, depth, first_channels, backbone_weights)
+    result = train_final(lesion_cases, network, config, input_size, checkpoint=out_dir / "model.checkpoint.pt")
+    card: dict[str, object] = {
+        "title": f"breastseg ultrasound {net} ({input_size} px)",
+        "data": f"{data_dir}: {len(lesion_cases)} lesion images (benign + malignant), all used for training",
+        "training": f"{epochs} epochs, {optimiser} lr {learning_rate}, {loss}, batch {batch_size}, seed {seed}, "
+        "the last epoch kept",
+        "licence_of_the_data": licence or "see the dataset's licence",
+        "intended_use": "research on 2D breast ultrasound; not for clinical use",
+    }
+    if cv_summary is not None:
+        summary = json.loads(cv_summary.read_text(encoding="utf-8"))
+        dice = summary.get("lesion", {}).get("per_image", {}).get("dice", {})
+        card["cross_validation"] = (
+            f"{summary.get('lesion', {}).get('images')} lesion images, per-image Dice "
+            f"{dice.get('mean', float('nan')):.3f} ± {dice.get('sd', float('nan')):.3f} ({cv_summary})"
+        )
+    model = UltrasoundModel(network, result.state_dict, input_size, card)
+    path = model.save(out_dir / "model.pt")
+    (out_dir / "model.checkpoint.pt").unlink(missing_ok=True)
+    Console().print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and its card")

@@ -109,7 +109,9 @@ def train(
     show_progress: bool = True,
     description: str = "training",
 ) -> TrainResult:
-    """Train one network; returns the best validation epoch's weights.
+    """Train one network; returns the best validation epoch's weights (with no validation images: the last
+    epoch's, after ``config.epochs`` epochs — a final model trained on all data with the epoch count that
+    cross-validation chose).
 
     Args:
         net_config: any :class:`~breastseg.nets.NetConfig` (the specimen ResU-Net, a torchvision network …).
@@ -177,13 +179,18 @@ def train(
                 loss.backward()
                 optimiser.step()
                 losses.append(float(loss.detach()))
-            val = validation_dice([net], validation_images, multiple)
-            scheduler.step(val)
             state["epoch"] += 1
-            if val > state["best"]:
-                state.update(best=val, best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()), stale=0)
-            else:
-                state["stale"] += 1
+            if validation_images:
+                val = validation_dice([net], validation_images, multiple)
+                scheduler.step(val)
+                if val > state["best"]:
+                    state.update(best=val, best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()))
+                    state["stale"] = 0
+                else:
+                    state["stale"] += 1
+            else:  # final model on all data: fixed epochs, constant learning rate, the last epoch kept
+                val = float("nan")
+                state.update(best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()))
             state["seconds"] += time.perf_counter() - t0
             state["history"].append(
                 {
@@ -212,4 +219,5 @@ def train(
                 with atomic_path(ckpt) as tmp:
                     torch.save(payload, tmp)
     best_state = state["best_state"] if state["best_state"] is not None else net.state_dict()
-    return TrainResult(best_state, float(state["best"]), int(state["best_epoch"]), state["history"], state["seconds"])
+    best = float(state["best"]) if validation_images else float("nan")
+    return TrainResult(best_state, best, int(state["best_epoch"]), state["history"], state["seconds"])

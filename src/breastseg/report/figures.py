@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -20,6 +21,16 @@ from breastseg.io.atomic import atomic_path
 SPECIMEN_COLOUR = "#1f77ff"
 TUMOUR_COLOUR = "#ff8c00"
 _VIEWS = (("axial", 0), ("coronal", 1), ("sagittal", 2))
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out, write as PNG atomically, and close a matplotlib figure."""
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
 
 
 def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -83,12 +94,7 @@ def orthogonal_slices(
             ax.set_xlabel("mm")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def confusion_matrix_figure(
@@ -116,9 +122,4 @@ def confusion_matrix_figure(
     ax.set_ylabel("reference")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

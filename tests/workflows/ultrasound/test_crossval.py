@@ -90,3 +90,28 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
     before = (out / "fold0_images.csv").stat().st_mtime_ns
     assert main(args) == 0  # resumes: finished folds are read back, not retrained
     assert (out / "fold0_images.csv").stat().st_mtime_ns == before
+
+    final = [
+        "ultrasound",
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        "--depth",
+        "3",
+        "--channels",
+        "4",
+        "--size",
+        "64",
+        "--epochs",
+        "1",
+        "--final",
+        "--cv-summary",
+        str(out / "cv_summary.json"),
+        "--licence",
+        "CC BY 4.0",
+        "--out",
+        str(tmp_path / "final"),
+    ]
+    assert main(final) == 0
+    card = (tmp_path / "final" / "model.card.md").read_text()
+    assert "CC BY 4.0" in card and "12 lesion images (benign + malignant)" in card and "per-image Dice" in card

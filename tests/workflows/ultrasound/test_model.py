@@ -91,3 +91,12 @@ def test_bad_model_files(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelError, match="not a breastseg ultrasound model"):
         UltrasoundModel.load(tmp_path / "junk.pt")
+
+
+def test_final_model_trains_fixed_epochs_and_keeps_the_last(lesion_cases: list) -> None:
+    from breastseg.workflows.ultrasound.model import train_final
+
+    cfg = TrainConfig(epochs=3, batch_size=4, patch=ultrasound_patches(SIZE), early_stopping_patience=1)
+    result = train_final(lesion_cases[:6], ResUNetConfig(in_channels=1, depth=3, first_channels=4), cfg, SIZE)
+    assert result.best_epoch == 3 and len(result.history) == 3  # no early stop without validation
+    assert np.isnan(result.best_validation_dice)

@@ -157,6 +157,19 @@ def train_fold(
     return train(net, train_images, validation, config, checkpoint=checkpoint, description=description)
 
 
+def train_final(
+    cases: Sequence[UltrasoundCase],
+    net: NetConfig,
+    config: TrainConfig,
+    input_size: int = DEFAULT_INPUT_SIZE,
+    checkpoint: str | Path | None = None,
+) -> TrainResult:
+    """The model to ship: trained on every case for exactly ``config.epochs`` epochs (take the median best
+    epoch of the cross-validation), the last epoch kept — no image is held out, so none can choose an epoch."""
+    images = [training_image(c, input_size) for c in cases]
+    return train(net, images, [], config, checkpoint=checkpoint, description=f"final model ({len(images)} images)")
+
+
 def predict_probability(
     nets: Sequence[torch.nn.Module], image: np.ndarray, input_size: int, multiple: int = 32
 ) -> np.ndarray:
