@@ -18,6 +18,7 @@ from breastseg.workflows.ultrasound.dataset import read_dataset
 from breastseg.workflows.ultrasound.split import make_split, read_split_folds, write_split
 
 if TYPE_CHECKING:
+    from breastseg.learn.trainer import TrainConfig
     from breastseg.nets import NetConfig
     from breastseg.workflows.ultrasound.model import UltrasoundModel
 
@@ -265,29 +266,6 @@ def train_cmd(
 
     cases = read_dataset(data_dir, masks_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if final:
-        _train_final(
-            cases,
-            net,
-            depth,
-            first_channels,
-            backbone_weights,
-            input_size,
-            epochs,
-            batch_size,
-            learning_rate,
-            optimiser,
-            loss,
-            seed,
-            data_dir,
-            cv_summary,
-            licence,
-            out_dir,
-        )
-        return
-    if split_path is None:
-        split_path = write_split(make_split(cases), out_dir / "split.json")
-    folds = read_split_folds(split_path)
     config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -299,6 +277,14 @@ def train_cmd(
         seed=seed,
     )
     network = _net_config(net, depth, first_channels, backbone_weights)
+    if final:
+        _train_final(
+            cases, network, config, input_size, f"{net} ({input_size} px)", data_dir, cv_summary, licence, out_dir
+        )
+        return
+    if split_path is None:
+        split_path = write_split(make_split(cases), out_dir / "split.json")
+    folds = read_split_folds(split_path)
     console = Console()
     card = {"title": f"breastseg ultrasound {net}", "data": str(data_dir), "split": str(split_path)}
 
@@ -443,17 +429,10 @@ def evaluate_cmd(
 
 def _train_final(
     cases: list,
-    net: str,
-    depth: int,
-    first_channels: int,
-    backbone_weights: str | None,
+    network: NetConfig,
+    config: TrainConfig,
     input_size: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    optimiser: str,
-    loss: str,
-    seed: int,
+    name: str,
     data_dir: Path,
     cv_summary: Path | None,
     licence: str | None,
@@ -461,26 +440,15 @@ def _train_final(
 ) -> None:
     import json
 
-    from breastseg.learn.trainer import TrainConfig
-    from breastseg.workflows.ultrasound.model import UltrasoundModel, train_final, ultrasound_patches
+    from breastseg.workflows.ultrasound.model import UltrasoundModel, train_final
 
     lesion_cases = [c for c in cases if c.label != "normal"]
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        optimiser=optimiser,  # type: ignore[arg-type]
-        loss=loss,  # type: ignore[arg-type]
-        patch=ultrasound_patches(input_size),
-    )
-    network = _net_config(net, depth, first_channels, backbone_weights)
     result = train_final(lesion_cases, network, config, input_size, checkpoint=out_dir / "model.checkpoint.pt")
     card: dict[str, object] = {
-        "title": f"breastseg ultrasound {net} ({input_size} px)",
+        "title": f"breastseg ultrasound {name}",
         "data": f"{data_dir}: {len(lesion_cases)} lesion images (benign + malignant), all used for training",
-        "training": f"{epochs} epochs, {optimiser} lr {learning_rate}, {loss}, batch {batch_size}, seed {seed}, "
-        "the last epoch kept",
+        "training": f"{config.epochs} epochs, {config.optimiser} lr {config.learning_rate}, {config.loss}, batch "
+        f"{config.batch_size}, seed {config.seed}, the last epoch kept",
         "licence_of_the_data": licence or "see the dataset's licence",
         "intended_use": "research on 2D breast ultrasound; not for clinical use",
     }
@@ -491,7 +459,6 @@ def _train_final(
             f"{summary.get('lesion', {}).get('images')} lesion images, per-image Dice "
             f"{dice.get('mean', float('nan')):.3f} ± {dice.get('sd', float('nan')):.3f} ({cv_summary})"
         )
-    model = UltrasoundModel(network, result.state_dict, input_size, card)
-    path = model.save(out_dir / "model.pt")
+    path = UltrasoundModel(network, result.state_dict, input_size, card).save(out_dir / "model.pt")
     (out_dir / "model.checkpoint.pt").unlink(missing_ok=True)
     Console().print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and its card")

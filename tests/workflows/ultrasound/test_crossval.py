@@ -52,17 +52,9 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
             image, mask = speckle_scene(700 + 10 * i + len(cls), shape=(80, 100), lesion=lesion)
             save_png(image, tmp_path / "data" / cls / f"{cls} ({i}).png")
             save_png(mask, tmp_path / "data" / cls / f"{cls} ({i})_mask.png")
+    tiny = ["ultrasound", "train", "--data", str(tmp_path / "data"), "--depth", "3", "--channels", "4", "--size", "64"]
     args = [
-        "ultrasound",
-        "train",
-        "--data",
-        str(tmp_path / "data"),
-        "--depth",
-        "3",
-        "--channels",
-        "4",
-        "--size",
-        "64",
+        *tiny,
         "--epochs",
         "2",
         "--batch-size",
@@ -92,16 +84,7 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
     assert (out / "fold0_images.csv").stat().st_mtime_ns == before
 
     final = [
-        "ultrasound",
-        "train",
-        "--data",
-        str(tmp_path / "data"),
-        "--depth",
-        "3",
-        "--channels",
-        "4",
-        "--size",
-        "64",
+        *tiny,
         "--epochs",
         "1",
         "--final",

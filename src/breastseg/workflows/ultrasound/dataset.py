@@ -127,7 +127,8 @@ def read_dataset(path: str | Path, masks: str | Path | None = None) -> list[Ultr
     return read_busi(path)
 
 
-def _read_pixels(path: Path) -> np.ndarray:
+def read_pixels(path: Path) -> np.ndarray:
+    """The pixel array of a PNG/JPEG/TIFF/BMP file as stored (2D, or colour with a last axis)."""
     try:
         with PILImage.open(path) as im:
             im.load()
@@ -151,12 +152,12 @@ def to_grayscale(pixels: np.ndarray) -> np.ndarray:
 def load_case(case: UltrasoundCase) -> tuple[np.ndarray, np.ndarray]:
     """The case's grayscale image ``(y, x)`` float32 and the union of its masks ``(y, x)`` bool."""
     try:
-        image = to_grayscale(_read_pixels(case.image_path))
+        image = to_grayscale(read_pixels(case.image_path))
     except InputError as exc:
         raise InputError(f"{case.image_path}: {exc}") from exc
     mask = np.zeros(image.shape, bool)
     for path in case.mask_paths:
-        m = _read_pixels(path)
+        m = read_pixels(path)
         m = m[..., 0] if m.ndim == 3 else m
         if m.shape != image.shape:
             raise InputError(

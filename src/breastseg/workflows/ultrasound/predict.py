@@ -23,7 +23,13 @@ from breastseg.errors import InputError
 from breastseg.evaluation.stats import wilcoxon
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.workflows.ultrasound.crossval import ImageScore, score_image
-from breastseg.workflows.ultrasound.dataset import IMAGE_SUFFIXES, UltrasoundCase, load_case, to_grayscale
+from breastseg.workflows.ultrasound.dataset import (
+    IMAGE_SUFFIXES,
+    UltrasoundCase,
+    load_case,
+    read_pixels,
+    to_grayscale,
+)
 from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -69,11 +75,7 @@ def read_ultrasound_image(path: str | Path) -> UltrasoundImage:
         if gray.max() > 255:
             gray = gray / gray.max() * 255.0
         return UltrasoundImage(path, gray.astype(np.float32), _dicom_spacing(ds))
-    try:
-        with PILImage.open(path) as im:
-            pixels = np.asarray(im)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read as an image ({exc})") from exc
+    pixels = read_pixels(path)  # names the file when it cannot be read
     try:
         return UltrasoundImage(path, to_grayscale(pixels), None)
     except InputError as exc:
