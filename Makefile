@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck install clean models demo-model demo-lamellae bench-model
+.PHONY: demo test test-slow lint typecheck install clean models demo-model demo-lamellae bench-model \
+	ultrasound-cv ultrasound-model
 
 install: $(STAMP)
 
@@ -80,3 +81,21 @@ demo-model: demo-lamellae
 	  --description "synthetic specimen phantoms, seeds 100-119, 3 lamellae each (make demo-model); not for clinical use" \
 	  $$(for s in $(DEMO_SEEDS); do echo --manifest build/demo-model/s$$s/lamellae/manifest.csv; done) \
 	  --out src/breastseg/models/specimen_resunet_demo.pt
+
+# The packaged BUSI ultrasound model (src/breastseg/models/ultrasound_busi.pt) and the CV that chose its epoch
+# count (docs/results/ultrasound.md). Needs BUSI (BUSI=path; see docs/reference/ultrasound.md for where to get
+# it). About 75 minutes for the CV and 15 for the final model on 2 CPU cores; both resume when interrupted.
+BUSI        ?= ../shared/data/busi
+US_SPLIT    := src/breastseg/workflows/ultrasound/busi_5fold_split.json
+US_NET      := --net resunet --depth 5 --channels 16 --size 192
+US_EPOCHS   ?= 34
+ultrasound-cv: $(STAMP)
+	$(BIN)/breastseg ultrasound train --data $(BUSI) --split $(US_SPLIT) $(US_NET) --epochs 40 --patience 10 \
+	  --out build/us-cv/resunet192
+
+ultrasound-model: ultrasound-cv
+	$(BIN)/breastseg ultrasound train --data $(BUSI) --split $(US_SPLIT) $(US_NET) --epochs $(US_EPOCHS) --final \
+	  --cv-summary build/us-cv/resunet192/cv_summary.json \
+	  --licence "CC BY 4.0 (Al-Dhabyani et al. 2020, Data in Brief 28:104863)" --out build/us-final/resunet192
+	cp build/us-final/resunet192/model.pt src/breastseg/models/ultrasound_busi.pt
+	cp build/us-final/resunet192/model.card.md src/breastseg/models/ultrasound_busi.card.md

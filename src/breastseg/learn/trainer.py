@@ -35,6 +35,13 @@ class TrainConfig:
     Defaults finish on a CPU; the study trained 150 epochs. ``optimiser``: SGD with Nesterov momentum (the
     specimen study's) or AdamW (``momentum`` unused); ``loss``: the masked Dice loss, or Dice + cross-entropy
     (steadier early gradients on images where the lesion is a small fraction, as in ultrasound).
+
+    ``schedule``: ``plateau`` halves the learning rate when the validation Dice stalls for ``lr_patience``
+    epochs, stops early after ``early_stopping_patience`` and keeps the best validation epoch; ``poly`` is
+    nnU-Net's: lr × (1 − epoch / epochs)^0.9 for exactly ``epochs`` epochs and the last epoch kept (validation is
+    only watched), so a final model trained on all data follows the cross-validated recipe step for step.
+    ``precision``: ``bfloat16`` runs the forward pass under autocast (the loss in float32; no loss scaling is
+    needed for bfloat16): about 2× faster on CPUs and GPUs with native bfloat16.
     """
 
     epochs: int = 40
@@ -48,6 +55,8 @@ class TrainConfig:
     seed: int = 0
     optimiser: Literal["sgd", "adamw"] = "sgd"
     loss: Literal["dice", "dice_ce"] = "dice"
+    schedule: Literal["plateau", "poly"] = "plateau"
+    precision: Literal["float32", "bfloat16"] = "float32"
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,8 +175,12 @@ def train(
     )
     with Progress(*columns, disable=not show_progress, transient=True) as progress:
         task = progress.add_task(description, total=cfg.epochs, completed=state["epoch"], info="")
-        while state["epoch"] < cfg.epochs and state["stale"] < cfg.early_stopping_patience:
+        poly = cfg.schedule == "poly"
+        while state["epoch"] < cfg.epochs and (poly or state["stale"] < cfg.early_stopping_patience):
             t0 = time.perf_counter()
+            if poly:
+                for group in optimiser.param_groups:
+                    group["lr"] = cfg.learning_rate * (1.0 - state["epoch"] / cfg.epochs) ** 0.9
             net.train()
             x_all, y_all = sample_epoch(images, labels, tissues, cfg.patch, rng)
             losses = []
@@ -175,12 +188,17 @@ def train(
                 x = torch.from_numpy(x_all[start : start + cfg.batch_size])
                 y = torch.from_numpy(y_all[start : start + cfg.batch_size])[:, None]
                 optimiser.zero_grad()
-                loss = loss_fn(net(x), y)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+                    logits = net(x)
+                loss = loss_fn(logits.float(), y)
                 loss.backward()
                 optimiser.step()
                 losses.append(float(loss.detach()))
             state["epoch"] += 1
-            if validation_images:
+            if validation_images and poly:  # watched only: the last epoch is the model, and its Dice is reported
+                val = validation_dice([net], validation_images, multiple)
+                state.update(best=val, best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()))
+            elif validation_images:
                 val = validation_dice([net], validation_images, multiple)
                 scheduler.step(val)
                 if val > state["best"]:

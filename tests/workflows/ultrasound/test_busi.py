@@ -8,9 +8,14 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from breastseg.cli.main import main
+from breastseg.evaluation.metrics import dice
 from breastseg.workflows.ultrasound.dataset import load_case, read_busi
+from breastseg.workflows.ultrasound.model import default_model_path
 from breastseg.workflows.ultrasound.split import make_split
 
 
@@ -47,3 +52,26 @@ def test_shipped_split_is_reproducible_and_groups_known_duplicates(busi: Path) -
     classes = [{c.split(" (")[0] for c in g} for g in shipped["label_conflicts"]]
     benign_malignant = [c for c in classes if {"benign", "malignant"} <= c]
     assert len(benign_malignant) >= 8  # Pawłowska et al. 2023: 8 lesions appear under both classes
+
+
+def test_packaged_model_is_small_carded_and_segments_busi(busi: Path, tmp_path: Path) -> None:
+    """The shipped model (trained on all of BUSI, so these are training images: this checks the shipped file and
+    its recipe — input size, intensity scaling, orientation, resizing back — not generalisation, which the
+    cross-validation in docs/results/ultrasound.md measures). A model fed wrongly scaled or transposed images
+    scores far below the bar."""
+    model_path = default_model_path()
+    assert model_path.stat().st_size <= 20e6
+    card = model_path.with_suffix(".card.md").read_text(encoding="utf-8")
+    assert "CC BY 4.0" in card and "Al-Dhabyani" in card and "Cross validation" in card
+    cases = {c.case_id: c for c in read_busi(busi)}
+    names = [f"benign ({i})" for i in range(1, 13)] + [f"malignant ({i})" for i in range(1, 9)]
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in names:
+        (images / f"{name}.png").symlink_to(cases[name].image_path.resolve())
+    assert main(["ultrasound", "predict", "--image", str(images), "--out", str(tmp_path / "out")]) == 0
+    scores = []
+    for name in names:
+        predicted = np.asarray(Image.open(tmp_path / "out" / f"{name}_mask.png")) > 0
+        scores.append(dice(predicted, load_case(cases[name])[1]))
+    assert np.mean(scores) >= 0.75, scores

@@ -97,4 +97,34 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
     ]
     assert main(final) == 0
     card = (tmp_path / "final" / "model.card.md").read_text()
-    assert "CC BY 4.0" in card and "12 lesion images (benign + malignant)" in card and "per-image Dice" in card
+    assert "CC BY 4.0" in card and "per-image Dice" in card and "poly schedule" in card
+    assert "all 15 images (12 with a lesion, 3 normal)" in card  # the CV's recipe: normals train too
+
+
+def test_compare_command_pairs_images_and_matches_scipy(tmp_path: Path) -> None:
+    from scipy.stats import wilcoxon
+
+    from breastseg.workflows.ultrasound.crossval import write_scores
+
+    rng = np.random.default_rng(3)
+    dice_a, dice_b = [], []
+    for name, shift in (("a", 0), ("b", 4)):
+        for k in range(2):
+            scores = []
+            for i in range(10):
+                tp = int(rng.integers(20, 90)) + shift * i  # b gains on most images
+                fp, fn = int(rng.integers(0, 30)), int(rng.integers(1, 30))
+                scores.append(ImageScore(tp=tp, fp=fp, fn=fn, tn=900, case_id=f"c{k}_{i}", label="benign", fold=k))
+            scores.append(ImageScore(tp=0, fp=3, fn=0, tn=997, case_id=f"n{k}", label="normal", fold=k))
+            (dice_a if name == "a" else dice_b).extend(2 * s.tp / (2 * s.tp + s.fp + s.fn) for s in scores[:-1])
+            (tmp_path / name).mkdir(exist_ok=True)
+            write_scores(scores[::-1] if name == "b" else scores, tmp_path / name / f"fold{k}_images.csv")
+    out = tmp_path / "cmp.json"
+    cmd = ["ultrasound", "compare", "--cv", str(tmp_path / "a")]
+    assert main([*cmd, "--cv", str(tmp_path / "b"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    pair = result["comparisons"][f"{tmp_path / 'a'} vs {tmp_path / 'b'}"]
+    assert pair["images"] == 20  # normals are not paired for Dice
+    assert pair["dice"]["mean_a"] == pytest.approx(np.mean(dice_a))
+    assert pair["dice"]["wilcoxon_p"] == pytest.approx(wilcoxon(dice_a, dice_b).pvalue, rel=1e-6)
+    assert main([*cmd, "--cv", str(tmp_path), "--out", str(out)]) == 2  # not a CV folder: a clear error

@@ -10,7 +10,7 @@ import torch
 
 from breastseg.errors import ModelError
 from breastseg.evaluation.metrics import dice
-from breastseg.learn.trainer import TrainConfig, no_skill_dice
+from breastseg.learn.trainer import TrainConfig, no_skill_dice, validation_dice
 from breastseg.nets import ResUNetConfig, TorchvisionSegConfig
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case, read_busi
 from breastseg.workflows.ultrasound.model import (
@@ -100,3 +100,53 @@ def test_final_model_trains_fixed_epochs_and_keeps_the_last(lesion_cases: list) 
     result = train_final(lesion_cases[:6], ResUNetConfig(in_channels=1, depth=3, first_channels=4), cfg, SIZE)
     assert result.best_epoch == 3 and len(result.history) == 3  # no early stop without validation
     assert np.isnan(result.best_validation_dice)
+
+
+class _LeftRightRamp(torch.nn.Module):
+    """A 'network' blind to its input whose tumour logit rises from left to right: it sees no symmetry, so a
+    flip-averaged prediction must be the mean of the ramp and its mirror image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        ramp = torch.linspace(-3.0, 3.0, w).expand(n, h, w) * self.scale
+        return torch.stack([torch.zeros_like(ramp), ramp], dim=1)
+
+
+def test_flip_averages_the_mirrored_prediction() -> None:
+    image = np.full((64, 64), 100.0, np.float32)
+    plain = predict_probability([_LeftRightRamp()], image, 64)
+    flipped = predict_probability([_LeftRightRamp()], image, 64, flip=True)
+    sigmoid = 1.0 / (1.0 + np.exp(-np.linspace(-3.0, 3.0, 64)))
+    assert np.allclose(plain[10], sigmoid, atol=1e-5)  # softmax of (0, t) is the sigmoid of t
+    # sigmoid(t) + sigmoid(-t) = 1: the mirrored average is 0.5 everywhere
+    assert np.allclose(flipped, 0.5, atol=1e-5)
+
+
+def test_poly_schedule_in_bfloat16_learns_and_keeps_the_last_epoch(lesion_cases: list) -> None:
+    """nnU-Net's poly learning rate, by hand; the last epoch is the model (its validation Dice is what is
+    reported); bfloat16 autocast training still learns the lesions."""
+    train_cases, val_cases = lesion_cases[:20], lesion_cases[20:]
+    net = ResUNetConfig(in_channels=1, depth=3, first_channels=8)
+    epochs = 20
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=4,
+        learning_rate=0.02,
+        patch=ultrasound_patches(SIZE),
+        early_stopping_patience=1,  # ignored by the poly schedule
+        schedule="poly",
+        precision="bfloat16",
+    )
+    result = train_fold(train_cases, val_cases, net, cfg, input_size=SIZE)
+    lrs = [h["learning_rate"] for h in result.history]
+    assert lrs == pytest.approx([0.02 * (1 - e / epochs) ** 0.9 for e in range(epochs)])
+    assert result.best_epoch == epochs
+    validation = [training_image(c, SIZE) for c in val_cases]
+    kept = UltrasoundModel(net, result.state_dict, SIZE).network()
+    assert result.best_validation_dice == pytest.approx(result.history[-1]["validation_dice"])
+    assert validation_dice([kept], validation, 32) == pytest.approx(result.best_validation_dice)
+    assert result.best_validation_dice > no_skill_dice(validation) + 0.3

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,30 @@ def read_scores(path: Path) -> list[ImageScore]:
         ]
 
 
+def read_cv_scores(cv_dir: str | Path) -> list[ImageScore]:
+    """Every test image's score of a cross-validation folder (its ``fold<k>_images.csv`` files)."""
+    paths = sorted(Path(cv_dir).glob("fold*_images.csv"))
+    if not paths:
+        raise InputError(f"{cv_dir}: no fold<k>_images.csv here; is it a 'breastseg ultrasound train' folder?")
+    return [s for path in paths for s in read_scores(path)]
+
+
+def predictions(
+    model: UltrasoundModel, cases: Iterable[UltrasoundCase], flip: bool = True
+) -> Iterator[tuple[UltrasoundCase, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(case, image, reference, prediction)`` for each case: the model loaded once, probability ≥ 0.5, with the
+    left-right test-time flip as ``ultrasound predict`` does by default."""
+    network = model.network()
+    for case in cases:
+        image, reference = load_case(case)
+        yield case, image, reference, predict_probability([network], image, model.input_size, flip=flip) >= 0.5
+
+
+def score_fold(model: UltrasoundModel, test: Sequence[UltrasoundCase], k: int, flip: bool = True) -> list[ImageScore]:
+    """Score fold ``k``'s model on its test cases (see :func:`predictions`)."""
+    return [score_image(case, k, pred, ref) for case, _, ref, pred in predictions(model, test, flip)]
+
+
 def run_fold(
     cases: Sequence[UltrasoundCase],
     folds: Sequence[Sequence[str]],
@@ -137,11 +161,7 @@ def run_fold(
         },
     )
     model.save(out_dir / f"fold{k}.pt")
-    network = model.network()
-    scores = []
-    for case in test:
-        image, mask = load_case(case)
-        scores.append(score_image(case, k, predict_probability([network], image, input_size) >= 0.5, mask))
+    scores = score_fold(model, test, k)
     write_scores(scores, scores_path)
     (out_dir / f"fold{k}.checkpoint.pt").unlink(missing_ok=True)
     return scores

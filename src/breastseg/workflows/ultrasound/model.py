@@ -171,9 +171,17 @@ def train_final(
 
 
 def predict_probability(
-    nets: Sequence[torch.nn.Module], image: np.ndarray, input_size: int, multiple: int = 32
+    nets: Sequence[torch.nn.Module], image: np.ndarray, input_size: int, multiple: int = 32, flip: bool = False
 ) -> np.ndarray:
-    """Mean tumour probability of ``nets`` on a grayscale image ``(y, x)``, on the image's own pixel grid."""
+    """Mean tumour probability of ``nets`` on a grayscale image ``(y, x)``, on the image's own pixel grid.
+
+    ``flip``: test-time augmentation — also predict the left-right mirrored image (the training augmentation's
+    flip) and average the two probabilities, mirrored back; one batch of two, so about 1.5–2× the time.
+    """
     x = to_network_input(image, input_size)[None]
-    prob = predict_batch(nets, x, multiple)[0]
+    if flip:
+        both = predict_batch(nets, np.concatenate([x, x[..., ::-1]]), multiple)
+        prob = 0.5 * (both[0] + both[1][:, ::-1])
+    else:
+        prob = predict_batch(nets, x, multiple)[0]
     return np.asarray(resize(prob, image.shape, order=1, preserve_range=True), np.float32)

@@ -22,11 +22,10 @@ from scipy import ndimage
 from breastseg.errors import InputError
 from breastseg.evaluation.stats import wilcoxon
 from breastseg.io.atomic import atomic_path, write_json
-from breastseg.workflows.ultrasound.crossval import ImageScore, score_image
+from breastseg.workflows.ultrasound.crossval import ImageScore, predictions, score_image
 from breastseg.workflows.ultrasound.dataset import (
     IMAGE_SUFFIXES,
     UltrasoundCase,
-    load_case,
     read_pixels,
     to_grayscale,
 )
@@ -115,15 +114,17 @@ def predict_images(
     out_dir: str | Path,
     threshold: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
+    flip: bool = True,
 ) -> list[dict[str, Any]]:
-    """Predict every image with one loaded model and write mask, overlay and JSON per image (see module)."""
+    """Predict every image with one loaded model and write mask, overlay and JSON per image (see module);
+    ``flip``: left-right test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     network = model.network()
     results = []
     for i, path in enumerate(paths):
         image = read_ultrasound_image(path)
-        mask = predict_probability([network], image.pixels, model.input_size) >= threshold
+        mask = predict_probability([network], image.pixels, model.input_size, flip=flip) >= threshold
         stem = path.stem
         _save_png(mask.astype(np.uint8) * 255, out / f"{stem}_mask.png")
         _save_png(overlay_rgb(image.pixels, mask), out / f"{stem}_overlay.png")
@@ -149,14 +150,12 @@ def score_cases(
     model: UltrasoundModel,
     overlay_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    flip: bool = True,
 ) -> list[ImageScore]:
     """Each case's prediction scored against its reference (optionally writing overlays: reference green,
-    prediction orange)."""
-    network = model.network()
+    prediction orange); ``flip`` as in :func:`predict_images`."""
     scores = []
-    for i, case in enumerate(cases):
-        image, reference = load_case(case)
-        prediction = predict_probability([network], image, model.input_size) >= 0.5
+    for i, (case, image, reference, prediction) in enumerate(predictions(model, cases, flip)):
         scores.append(score_image(case, 0, prediction, reference))
         if overlay_dir is not None:
             overlay_dir.mkdir(parents=True, exist_ok=True)
