@@ -24,7 +24,7 @@ def test_version_and_help_through_the_console_script() -> None:
         assert group in helped.stdout
 
 
-@pytest.mark.parametrize(("group", "issue"), [("petct", "#8"), ("mri", "#9")])
+@pytest.mark.parametrize(("group", "issue"), [("mri", "#9")])
 def test_planned_groups_say_which_issue_brings_them(group: str, issue: str, capsys: pytest.CaptureFixture) -> None:
     assert main([group]) == 2
     err = capsys.readouterr().err

@@ -12,6 +12,7 @@ import click
 
 from breastseg._version import __version__
 from breastseg.cli.evaluate import evaluate
+from breastseg.cli.petct import petct
 from breastseg.cli.phantom import phantom
 from breastseg.cli.planned import planned_groups
 from breastseg.cli.specimen import specimen
@@ -47,6 +48,7 @@ cli.add_command(phantom)
 cli.add_command(evaluate)
 cli.add_command(specimen)
 cli.add_command(ultrasound)
+cli.add_command(petct)
 for group in planned_groups():
     cli.add_command(group)
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 import click
 
 _PLANNED = {
-    "petct": (
-        "Metastatic lesions, SUV biomarkers and treatment response on whole-body FDG PET/CT.",
-        "issue #8 (PET/CT workflow)",
-    ),
     "mri": ("Breast DCE-MRI tumour segmentation, volume and kinetics.", "issue #9 (MRI workflow)"),
 }
 

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from breastseg._version import __version__
-from breastseg.errors import InputError, ModelError
+from breastseg.errors import ModelError
 from breastseg.image import Image
-from breastseg.io import read_dicom_series, read_image, write_image
+from breastseg.io import read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom_meta import PetInfo
+from breastseg.io.pet import read_pet
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.predict.volume import VolumeInference, predict_volume
-from breastseg.suv import pet_info_from_mapping
 from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, members_positive
 from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
@@ -179,46 +179,16 @@ def predict_tumour(
     return Prediction(volume.probability, member_calls, info)
 
 
-def read_pet_info_json(path: str | Path) -> PetInfo:
-    """Patient and injection data for a PET without DICOM headers, from JSON.
-
-    Keys (top level or under ``"pet"``, as in a phantom's ``truth.json``): ``patient_weight_kg``,
-    ``patient_height_m``, ``patient_sex``, ``injected_dose_bq``, ``injection_datetime``, ``scan_datetime``
-    (ISO 8601), optional ``half_life_s`` and ``units``.
-    """
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read PET info JSON ({exc})") from exc
-    return pet_info_from_mapping(doc.get("pet", doc), str(path))
-
-
-def read_specimen_inputs(ct_path: str | Path, pet_path: str | Path) -> tuple[Image, Image, PetInfo | None]:
-    """Read CT and PET (DICOM folders or NIfTI/NRRD/MHA); from DICOM the PET's SUV metadata comes along."""
-    ct = read_image(ct_path, modality="CT")
-    pet_path = Path(pet_path)
-    info = None
-    if pet_path.is_dir() or pet_path.suffix.lower() == ".dcm":
-        series = read_dicom_series(pet_path, modality="PT")
-        pet, info = series.image, series.pet_info()
-    else:
-        pet = read_image(pet_path, modality="PT")
-    return ct, pet, info
-
-
 def load_specimen(
     ct_path: str | Path,
     pet_path: str | Path,
     pet_info_path: str | Path | None = None,
     pet_units: PetUnits | None = None,
 ) -> tuple[Image, Image, PetInfo | None]:
-    """Read CT and PET; a PET info JSON replaces the headers' and gives a NIfTI PET its units (unless set)."""
-    ct, pet, info = read_specimen_inputs(ct_path, pet_path)
-    if pet_info_path is not None:
-        info = read_pet_info_json(pet_info_path)
-        if pet_units is None and pet.units is None:
-            pet = pet.with_array(pet.array, units=info.units)
+    """Read CT and PET (DICOM folders or NIfTI/NRRD/MHA; :func:`breastseg.io.pet.read_pet`): a PET info JSON
+    replaces the headers' and gives a NIfTI PET its units (``pet_units``, when given, overrides them later)."""
+    ct = read_image(ct_path, modality="CT")
+    pet, info = read_pet(pet_path, pet_info_path)
     return ct, pet, info
 
 

@@ -1,0 +1,130 @@
+"""From files to biomarkers: the PET in SUVbw and SUL, masks brought onto the PET grid, a bone mask from CT when
+none is given, and the written result (``biomarkers.json`` + ``lesions.csv``, each written atomically).
+
+Masks on another grid (a CT-resolution segmentation, say) are resampled onto the PET grid nearest-neighbour
+through their physical geometry; a mask that does not overlap the PET at all is an error, not an empty result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from breastseg.errors import InputError
+from breastseg.image import Image
+from breastseg.io import read_image
+from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.pet import read_pet
+from breastseg.suv import to_suv
+from breastseg.workflows.petct.biomarkers import Biomarkers
+
+#: CT bone fallback: cortical and dense trabecular bone, then each axial slice's holes (marrow) filled
+BONE_HU = 200.0
+MIN_BONE_COMPONENT_ML = 1.0
+
+
+def load_pet_suv(pet_path: str | Path, pet_info_path: str | Path | None = None) -> tuple[Image, Image]:
+    """The PET as SUVbw and as SUL (Janmahasatian). Missing weight, height, sex, dose or times are refused with
+    the tag's name (:mod:`breastseg.suv`), never guessed."""
+    pet, info = read_pet(pet_path, pet_info_path)
+    if info is None:
+        if pet.units in ("SUVbw", "SUL"):
+            raise InputError(
+                f"{pet_path}: a PET in {pet.units} still needs the patient's weight, height and sex for both SUVbw "
+                "and SUL; give --pet-info (JSON)"
+            )
+        raise InputError(
+            f"{pet_path}: no SUV metadata: read the PET from DICOM, or give --pet-info (JSON with weight, height, "
+            "sex, injected dose and times)"
+        )
+    return to_suv(pet, info, "bw"), to_suv(pet, info, "lbm")
+
+
+def mask_on_grid(mask: Image, target: Image, name: str) -> np.ndarray:
+    """``mask > 0`` on ``target``'s grid (nearest-neighbour through the physical geometry when the grids
+    differ)."""
+    if mask.ndim != target.ndim:
+        raise InputError(f"{name}: a {mask.ndim}D mask for a {target.ndim}D PET")
+    if mask.grid.same_as(target.grid):
+        return np.asarray(mask.array > 0)
+    had = int(np.count_nonzero(mask.array))
+    moved = np.asarray(mask.with_array((mask.array > 0).astype(np.uint8)).resample_onto(target, order=0).array > 0)
+    if had and not moved.any():
+        raise InputError(f"{name}: the mask does not overlap the PET's field of view (check its geometry)")
+    return moved
+
+
+def read_mask_on(path: str | Path, target: Image, name: str) -> np.ndarray:
+    """Read a mask file (any format :func:`breastseg.io.read_image` reads) onto ``target``'s grid."""
+    return mask_on_grid(read_image(path), target, f"{name} {path}")
+
+
+def bone_from_ct(ct: Image, target: Image, threshold_hu: float = BONE_HU) -> np.ndarray:
+    """A documented fallback bone mask: CT (linear) onto the PET grid, ≥ ``threshold_hu`` HU, each axial slice's
+    enclosed holes (marrow) filled, components under 1 ml dropped (calcifications, contrast, noise). Coarse — a
+    PET Bone Index from it is an approximation; give a bone mask (or install TotalSegmentator) for a real one."""
+    hu = ct.resample_onto(target, order=1, fill=-1000.0).array
+    bone = hu >= threshold_hu
+    bone = np.stack([ndimage.binary_fill_holes(s) for s in bone]) if bone.ndim == 3 else ndimage.binary_fill_holes(bone)
+    labels, n = ndimage.label(bone)
+    if n:
+        sizes = ndimage.sum_labels(bone, labels, np.arange(1, n + 1)) * target.voxel_volume_ml
+        keep = np.concatenate([[False], sizes >= MIN_BONE_COMPONENT_ML])
+        bone = keep[labels]
+    return np.asarray(bone, bool)
+
+
+LESION_COLUMNS = (
+    "label",
+    "site",
+    "voxels",
+    "volume_ml",
+    "suv_max",
+    "suv_mean",
+    "tlg",
+    "sul_peak",
+    "sul_max",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+)
+
+
+def write_biomarkers(
+    result: Biomarkers, pet: Image, out_dir: str | Path, provenance: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
+    """``biomarkers.json`` (the scan's biomarkers, the SULpeak definition used, every lesion, provenance) and
+    ``lesions.csv`` (one row per lesion; centroids in patient LPS mm)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for lesion in result.lesions:
+        x, y, z = pet.grid.index_to_world(lesion.centroid_voxel)  # array order (z, y, x) in, LPS out
+        row = {k: v for k, v in asdict(lesion).items() if k in LESION_COLUMNS}
+        rows.append({**row, "centroid_x_mm": round(x, 2), "centroid_y_mm": round(y, 2), "centroid_z_mm": round(z, 2)})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LESION_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = out / "lesions.csv"
+    with atomic_path(csv_path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    doc = {
+        "units": {
+            "suv": "SUVbw (g/ml)",
+            "sul": "SUL (lean body mass, Janmahasatian)",
+            "volume": "ml",
+            "tlg": "SUVbw·ml",
+        },
+        **{k: v for k, v in result.to_dict().items() if k != "lesions"},
+        "lesions": rows,
+        "provenance": dict(provenance or {}),
+    }
+    return {"json": write_json(doc, out / "biomarkers.json"), "csv": csv_path}
