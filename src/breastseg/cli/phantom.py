@@ -214,3 +214,57 @@ def specimen_cohort(
     for name, path in written.items():
         table.add_row(name, str(path))
     Console().print(table)
+
+
+@phantom.command("petct")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same patient.")
+@click.option(
+    "--response",
+    type=click.Choice(["PMR", "SMD", "PMD", "CMR"]),
+    default="PMR",
+    show_default=True,
+    help="The follow-up's designed PERCIST response.",
+)
+@click.option("--lesions", type=click.IntRange(1, 20), default=6, show_default=True, help="Baseline metastases.")
+@click.option("--ct-spacing-mm", type=click.FloatRange(min=0.5), default=2.0, show_default=True, help="CT voxel size.")
+@click.option(
+    "--pet-spacing-mm", type=click.FloatRange(min=1.0), default=4.0, show_default=True, help="PET voxel size."
+)
+def petct_phantom(
+    out_dir: Path, seed: int, response: str, lesions: int, ct_spacing_mm: float, pet_spacing_mm: float
+) -> None:
+    """A whole-body FDG PET/CT patient with metastases, at baseline and follow-up.
+
+    Writes OUT/baseline and OUT/followup, each with ct.nii.gz (HU), pet.nii.gz (Bq/ml), lesions.nii.gz
+    (label k = lesion k), liver.nii.gz, bone.nii.gz (PET grid) and truth.json (lesion sites, SUVs and
+    volumes; the patient and injection data for SUV; the designed response; the follow-up-to-baseline rigid
+    transform).
+
+    \b
+    Example:
+      breastseg phantom petct --out patient0 --seed 0 --response PMR
+      breastseg petct biomarkers --pet patient0/baseline/pet.nii.gz --pet-info patient0/baseline/truth.json \\
+          --mask patient0/baseline/lesions.nii.gz --liver-mask patient0/baseline/liver.nii.gz --out bio0
+    """
+    from breastseg.phantoms.wholebody import WholeBodyPhantomConfig, make_wholebody_pair
+
+    cfg = WholeBodyPhantomConfig(
+        seed=seed,
+        response=response,  # type: ignore[arg-type]
+        lesions=lesions,
+        ct_spacing_mm=(ct_spacing_mm,) * 3,
+        pet_spacing_mm=(pet_spacing_mm,) * 3,
+    )
+    console = Console(stderr=True)
+    with console.status("generating the whole-body phantom…"):
+        pair = make_wholebody_pair(cfg)
+    table = Table(title=f"whole-body PET/CT phantom, seed {seed}, response {response}", show_header=False)
+    for timepoint, ph in pair.items():
+        with console.status(f"writing {timepoint}…"):
+            write_phantom(ph, out_dir / timepoint)
+        lesions_found = ph.truth["lesions"]
+        sites = ", ".join(f"{les['site']} ({les['volume_ml']:.1f} ml, SUV {les['suvbw']:.1f})" for les in lesions_found)
+        table.add_row(timepoint, f"{ph.truth['lesion_count']} lesions: {sites or 'none'}")
+    table.add_row("written", str(out_dir))
+    Console().print(table)

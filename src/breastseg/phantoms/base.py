@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from breastseg._version import __version__
 from breastseg.image import Image
 from breastseg.io import write_image
 from breastseg.io.atomic import write_json
+from breastseg.io.dicom_meta import PetInfo
 
 TRUTH_SCHEMA_VERSION = 1
 
@@ -47,6 +49,48 @@ class Phantom:
             "config": cfg,
             **self.truth,
         }
+
+
+def phantom_patient(
+    weight_kg: float,
+    height_m: float,
+    sex: str,
+    activity_mbq_per_kg: float,
+    injection_to_scan_min: float,
+    scan_time: datetime,
+    units: str,
+    source: str,
+) -> tuple[PetInfo, dict[str, Any]]:
+    """A phantom's patient and injection: the :class:`PetInfo` that makes its PET SUV, and the truth file's
+    ``"pet"`` section (readable back by ``--pet-info``), with the Bq/ml → SUVbw and → SUL factors."""
+    from breastseg.suv import F18_HALF_LIFE_S, lean_body_mass_kg, pet_info_from_values, suv_scale_factor
+
+    dose = activity_mbq_per_kg * weight_kg * 1e6
+    injection = scan_time - timedelta(minutes=injection_to_scan_min)
+    info = pet_info_from_values(
+        weight_kg=weight_kg,
+        injected_dose_bq=dose,
+        injection_time=injection,
+        scan_time=scan_time,
+        height_m=height_m,
+        sex=sex,
+        source=source,
+    )
+    factor = suv_scale_factor(info, "bw")
+    lbm = lean_body_mass_kg(weight_kg, height_m, sex)
+    return info, {
+        "units": units,
+        "patient_weight_kg": weight_kg,
+        "patient_height_m": height_m,
+        "patient_sex": sex,
+        "injected_dose_bq": dose,
+        "half_life_s": F18_HALF_LIFE_S,
+        "injection_datetime": injection.isoformat(),
+        "scan_datetime": scan_time.isoformat(),
+        "suvbw_per_bqml": factor,
+        "lean_body_mass_kg": lbm,
+        "sul_per_bqml": factor * lbm / weight_kg,
+    }
 
 
 def write_phantom(phantom: Phantom, out_dir: str | Path) -> dict[str, Path]:

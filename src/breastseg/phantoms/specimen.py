@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,9 +30,8 @@ from breastseg.image import Grid, Image, bounding_box
 from breastseg.io import StudyIdentity, write_dicom_series, write_image
 from breastseg.io.atomic import atomic_path
 from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
-from breastseg.phantoms.base import Phantom
+from breastseg.phantoms.base import Phantom, phantom_patient
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
-from breastseg.suv import F18_HALF_LIFE_S, lean_body_mass_kg, pet_info_from_values, suv_scale_factor
 
 #: label values of ``labels.nii.gz``
 TISSUE_LABELS = {"air": 0, "fat": 1, "fibroglandular": 2, "tumour": 3, "container": 4, "wire": 5}
@@ -254,20 +253,17 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     noise_sd = cfg.pet_relative_noise * np.sqrt(np.maximum(suv_pet, 0.05) * max(cfg.fibroglandular_suv, 1e-3))
     suv_pet = np.clip(suv_pet + rng.standard_normal(suv_pet.shape).astype(np.float32) * noise_sd, 0.0, None)
 
-    weight = cfg.patient_weight_kg
-    dose_bq = cfg.injected_activity_mbq_per_kg * weight * 1e6
-    scan_time = datetime(2025, 3, 14, 11, 30, 0)
-    injection_time = scan_time - timedelta(minutes=cfg.injection_to_scan_min)
-    info = pet_info_from_values(
-        weight_kg=weight,
-        injected_dose_bq=dose_bq,
-        injection_time=injection_time,
-        scan_time=scan_time,
-        height_m=cfg.patient_height_m,
-        sex=cfg.patient_sex,
-        source="specimen phantom",
+    _, pet_truth = phantom_patient(
+        cfg.patient_weight_kg,
+        cfg.patient_height_m,
+        cfg.patient_sex,
+        cfg.injected_activity_mbq_per_kg,
+        cfg.injection_to_scan_min,
+        datetime(2025, 3, 14, 11, 30, 0),
+        cfg.pet_units,
+        "specimen phantom",
     )
-    bw_factor = suv_scale_factor(info, "bw")
+    bw_factor = pet_truth["suvbw_per_bqml"]
     values = suv_pet / bw_factor if cfg.pet_units == "BQML" else suv_pet
     pet = Image(values.astype(np.float32), pet_grid.spacing, pet_grid.origin, pet_grid.direction, "PT", cfg.pet_units)
 
@@ -276,7 +272,6 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     k = int(np.argmin(tumour_gaps))
     closest_index = np.argwhere(tumour)[k]
     margin = float(tumour_gaps[k])
-    lbm = lean_body_mass_kg(weight, cfg.patient_height_m, cfg.patient_sex)
     truth: dict[str, Any] = {
         "margin_mm": round(margin, 6),
         "requested_margin_mm": cfg.margin_mm or 0.0,
@@ -293,17 +288,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
         "labels": TISSUE_LABELS,
         "ct_hu": {**_CT_HU, "tumour": cfg.ct_tumour_hu},
         "pet": {
-            "units": cfg.pet_units,
-            "patient_weight_kg": weight,
-            "patient_height_m": cfg.patient_height_m,
-            "patient_sex": cfg.patient_sex,
-            "injected_dose_bq": dose_bq,
-            "half_life_s": F18_HALF_LIFE_S,
-            "injection_datetime": injection_time.isoformat(),
-            "scan_datetime": scan_time.isoformat(),
-            "suvbw_per_bqml": bw_factor,
-            "lean_body_mass_kg": lbm,
-            "sul_per_bqml": bw_factor * lbm / weight,
+            **pet_truth,
             "tumour_suvbw": cfg.tumour_suv,
             "tumour_ct_hu": cfg.ct_tumour_hu,
             "fibroglandular_suvbw": cfg.fibroglandular_suv,

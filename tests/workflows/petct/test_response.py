@@ -58,14 +58,25 @@ def test_liver_background_decides_measurability_and_complete_response() -> None:
     assert cmr.change_sul == pytest.approx(-4.6)
 
 
-def test_liver_reference_by_hand() -> None:
-    sul = np.zeros((4, 4, 4))
-    liver = np.zeros((4, 4, 4), bool)
-    liver[1, 1, :] = True
-    sul[1, 1, :] = [1.0, 2.0, 3.0, 4.0]
-    ref = liver_reference(sul, liver)
-    assert ref.mean_sul == 2.5 and ref.sd_sul == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+def test_liver_reference_is_a_3cm_sphere_of_normal_liver() -> None:
+    spacing = (4.0, 4.0, 4.0)
+    shape = (30, 30, 30)
+    liver = np.zeros(shape, bool)
+    liver[2:28, 2:28, 2:20] = True
+    lesion = np.zeros(shape, bool)
+    lesion[2:28, 2:28, 2:8] = True  # a slab of lesion along one side
+    rng = np.random.default_rng(0)
+    sul = rng.normal(1.8, 0.2, shape)
+    sul[lesion] = 9.0
+    ref = liver_reference(sul, liver, spacing, lesion)
+    # the deepest normal-liver voxel, 15 mm sphere around it: computed here by hand
+    normal = liver & ~lesion
+    centre = (15, 15, 14)  # middle of the normal part: z 2..27, y 2..27, x 8..19
+    zz, yy, xx = np.meshgrid(*[(np.arange(30) - c) * 4.0 for c in centre], indexing="ij")
+    sphere = (zz**2 + yy**2 + xx**2 <= 15.0**2) & normal
+    assert ref.mean_sul == pytest.approx(sul[sphere].mean(), abs=0.02)
+    assert ref.sd_sul == pytest.approx(0.2, abs=0.05)  # no lesion voxel leaks in
     with pytest.raises(InputError, match="liver mask is empty"):
-        liver_reference(sul, np.zeros((4, 4, 4), bool))
+        liver_reference(sul, np.zeros(shape, bool), spacing)
     with pytest.raises(InputError, match="liver mask shape"):
-        liver_reference(sul, np.zeros((4, 4, 3), bool))
+        liver_reference(sul, np.zeros((4, 4, 3), bool), spacing)

@@ -17,10 +17,11 @@ SMD + PMD (the study's binarisation).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import edt
 import numpy as np
 
 from breastseg.errors import InputError
@@ -58,14 +59,30 @@ class LiverReference:
         return 1.5 * self.mean_sul + 2.0 * self.sd_sul
 
 
-def liver_reference(sul: np.ndarray, liver: np.ndarray) -> LiverReference:
-    """Mean and SD of SUL in a liver mask (on the PET grid)."""
+def liver_reference(
+    sul: np.ndarray,
+    liver: np.ndarray,
+    spacing: Sequence[float],
+    lesions: np.ndarray | None = None,
+    diameter_mm: float = 30.0,
+) -> LiverReference:
+    """PERCIST's liver background: mean and SD of SUL in a ``diameter_mm`` (3 cm) sphere of normal liver — centred
+    at the liver voxel deepest inside the liver and farthest from any lesion (PERCIST places it in the right
+    lobe, away from lesions and vessels). A liver too small for the sphere uses the voxels the sphere finds."""
     liver = np.asarray(liver, bool)
     if liver.shape != np.shape(sul):
         raise InputError(f"liver mask shape {liver.shape} differs from the PET's {np.shape(sul)}")
-    if liver.sum() < 2:
-        raise InputError("the liver mask is empty: no liver background for PERCIST")
-    values = np.asarray(sul)[liver].astype(np.float64)
+    normal = liver & ~np.asarray(lesions, bool) if lesions is not None else liver
+    if normal.sum() < 2:
+        raise InputError("the liver mask is empty (or all lesion): no liver background for PERCIST")
+    depth = edt.edt(normal, anisotropy=tuple(float(s) for s in spacing))
+    centre = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    axes = [(np.arange(n) - c) * s for n, c, s in zip(normal.shape, centre, spacing, strict=True)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij", sparse=True)
+    sphere = (zz**2 + yy**2 + xx**2 <= (diameter_mm / 2.0) ** 2) & normal
+    values = np.asarray(sul)[sphere].astype(np.float64)
+    if values.size < 2:
+        raise InputError("the liver mask holds too few voxels for a liver background")
     return LiverReference(float(values.mean()), float(values.std(ddof=1)))
 
 
