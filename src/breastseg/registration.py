@@ -1,8 +1,11 @@
-"""Landmark-based registration (SimpleITK): fit a transform to paired points, warp images and masks with it.
+"""Registration (SimpleITK): landmark-based (paired points) and intensity-based rigid (mutual information);
+warp images and masks with the result.
 
-Used by the ultrasound workflow to bring a histology slide's annotation onto the ultrasound image (Yao et al.
-2026 register biopsy whole-slide images to the ultrasound of the needle tract). Points are physical ``(x, y[, z])``
-in mm in each image's own space (:meth:`breastseg.image.Grid.index_to_world` converts pixel indices).
+Landmarks: the ultrasound workflow brings a histology slide's annotation onto the ultrasound image (Yao et al.
+2026 register biopsy whole-slide images to the ultrasound of the needle tract). Points are physical
+``(x, y[, z])`` in mm in each image's own space (:meth:`breastseg.image.Grid.index_to_world` converts indices).
+Rigid mutual information: the PET/CT workflow brings the baseline PET and lesion mask onto the follow-up PET
+(Moreau et al. 2022: SimpleITK, rigid, mutual information).
 
 ITK convention, kept here: the transform maps points of the **fixed** image (the one whose grid the result lives
 on: the ultrasound) to the **moving** image (the histology), so ``T(fixed_point) ≈ moving_point`` and
@@ -11,7 +14,7 @@ resampling the moving image through ``T`` lands it on the fixed grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -25,24 +28,10 @@ _MIN_POINTS = {"rigid": 2, "similarity": 2, "affine": 3}
 
 
 @dataclass(eq=False)
-class LandmarkRegistration:
-    """A fitted landmark transform and how well it fits its own landmarks.
-
-    Attributes:
-        transform: SimpleITK transform, fixed → moving physical points.
-        residuals_mm: ``|T(fixed_i) − moving_i|`` per landmark pair, mm (fiducial registration error).
-        leave_one_out_mm: the same distance for each pair when the transform is fitted without it (an estimate
-            of the error at points that are not landmarks, the target registration error); ``None`` when too
-            few pairs to leave one out.
-    """
+class Registration:
+    """A transform, fixed → moving physical points (SimpleITK), and the warp it gives."""
 
     transform: sitk.Transform
-    residuals_mm: np.ndarray
-    leave_one_out_mm: np.ndarray | None
-
-    @property
-    def rms_mm(self) -> float:
-        return float(np.sqrt(np.mean(self.residuals_mm**2)))
 
     def map_points(self, fixed_points: np.ndarray) -> np.ndarray:
         """Fixed-space points ``(n, d)`` mm → moving-space points."""
@@ -59,6 +48,83 @@ class LandmarkRegistration:
         )
         result = Image.from_sitk(out, modality=moving.modality, units=moving.units)
         return result.with_array(result.array.astype(moving.array.dtype, copy=False))
+
+
+@dataclass(eq=False)
+class LandmarkRegistration(Registration):
+    """A fitted landmark transform and how well it fits its own landmarks.
+
+    Attributes:
+        residuals_mm: ``|T(fixed_i) − moving_i|`` per landmark pair, mm (fiducial registration error).
+        leave_one_out_mm: the same distance for each pair when the transform is fitted without it (an estimate
+            of the error at points that are not landmarks, the target registration error); ``None`` when too
+            few pairs to leave one out.
+    """
+
+    residuals_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    leave_one_out_mm: np.ndarray | None = None
+
+    @property
+    def rms_mm(self) -> float:
+        return float(np.sqrt(np.mean(self.residuals_mm**2)))
+
+
+@dataclass(eq=False)
+class IntensityRegistration(Registration):
+    """An intensity-based registration: the final metric value (Mattes mutual information, negated: lower is
+    better), the optimiser's iterations at the finest level, and why it stopped."""
+
+    metric_value: float = float("nan")
+    iterations: int = 0
+    stop_condition: str = ""
+
+
+def register_rigid(
+    fixed: Image,
+    moving: Image,
+    *,
+    bins: int = 50,
+    sampling: float = 0.25,
+    shrink: tuple[int, ...] = (4, 2, 1),
+    smoothing_voxels: tuple[float, ...] = (2.0, 1.0, 0.0),
+    iterations: int = 200,
+    seed: int = 0,
+) -> IntensityRegistration:
+    """Rigid (rotation + translation) registration of ``moving`` onto ``fixed`` by Mattes mutual information.
+
+    Multi-resolution (``shrink`` / ``smoothing_voxels`` per level), started from the images' geometric
+    centres, regular-step gradient descent with scales from physical shifts; random metric sampling of
+    ``sampling`` of the voxels with a fixed ``seed`` (same inputs, same result). Works across scans and
+    modalities (mutual information does not need equal intensities). The returned transform maps fixed
+    points to moving points, so :meth:`Registration.warp` brings ``moving`` (and its masks, ``order=0``) onto
+    ``fixed``'s grid.
+    """
+    if fixed.ndim != moving.ndim:
+        raise InputError(f"cannot register a {moving.ndim}D image onto a {fixed.ndim}D one")
+    if len(shrink) != len(smoothing_voxels):
+        raise InputError("shrink and smoothing_voxels need one value per resolution level")
+    f = sitk.Cast(fixed.to_sitk(), sitk.sitkFloat32)
+    m = sitk.Cast(moving.to_sitk(), sitk.sitkFloat32)
+    rigid = sitk.Euler3DTransform() if fixed.ndim == 3 else sitk.Euler2DTransform()
+    initial = sitk.CenteredTransformInitializer(f, m, rigid, sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(sampling, seed)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0, minStep=1e-4, numberOfIterations=iterations, relaxationFactor=0.6
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel(list(shrink))
+    method.SetSmoothingSigmasPerLevel(list(smoothing_voxels))
+    method.SetInitialTransform(initial, inPlace=False)
+    try:
+        transform = method.Execute(f, m)
+    except RuntimeError as exc:  # ITK: e.g. too few samples in the overlap
+        raise InputError(f"rigid registration failed: {exc}") from exc
+    stop = method.GetOptimizerStopConditionDescription()
+    return IntensityRegistration(transform, method.GetMetricValue(), method.GetOptimizerIteration(), stop)
 
 
 def _initial(kind: TransformKind, dim: int) -> sitk.Transform:
