@@ -1,5 +1,5 @@
-"""``breastseg petct``: whole-body FDG PET/CT — biomarkers now; segmentation networks, response and cohort
-analysis arrive with the rest of issue #8."""
+"""``breastseg petct``: whole-body FDG PET/CT — biomarkers and response now; the segmentation networks and the
+cohort analysis arrive with the rest of issue #8."""
 
 from __future__ import annotations
 
@@ -9,6 +9,17 @@ import click
 from rich.console import Console
 
 _existing = click.Path(exists=True, path_type=Path)
+_folder = click.Path(exists=True, file_okay=False, path_type=Path)
+
+_peak_option = click.option(
+    "--peak",
+    "peak_definition",
+    type=click.Choice(["study", "ibsi-global", "ibsi-local"]),
+    default="study",
+    show_default=True,
+    help="SULpeak definition: the study's (1.2 cm sphere, best centre among lesion voxels) or IBSI's 1 cm3 "
+    "global / local (at the hottest voxel) peak.",
+)
 
 
 @click.group()
@@ -16,8 +27,9 @@ def petct() -> None:
     """Metastatic lesions, SUV biomarkers and treatment response on whole-body FDG PET/CT.
 
     \b
-    Available: biomarkers (SULpeak, SUVmax, SUVmean, MTV, TLG, PET Bone/Liver Index from a lesion mask).
-    Arriving with issue #8: train, predict, response (PERCIST), cohort (ROC, DeLong).
+    Available: biomarkers (SULpeak, SUVmax, SUVmean, MTV, TLG, PET Bone/Liver Index from a lesion mask),
+    response (delta-% and PERCIST 1.0 between a baseline and a follow-up scan).
+    Arriving with issue #8: train, predict (the baseline and follow-up networks), cohort (ROC, DeLong).
     """
 
 
@@ -39,15 +51,7 @@ def petct() -> None:
     help="No bone mask: threshold the CT (>= 200 HU, marrow filled; coarse, documented fallback).",
 )
 @click.option("--liver-mask", type=_existing, default=None, help="Liver mask, for the PET Liver Index.")
-@click.option(
-    "--peak",
-    "peak_definition",
-    type=click.Choice(["study", "ibsi-global", "ibsi-local"]),
-    default="study",
-    show_default=True,
-    help="SULpeak definition: the study's (1.2 cm sphere, best centre among lesion voxels) or IBSI's 1 cm3 "
-    "global / local (at the hottest voxel) peak.",
-)
+@_peak_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def biomarkers_cmd(
     pet_path: Path,
@@ -112,3 +116,70 @@ def biomarkers_cmd(
         f"TLG {result.tlg:.1f}"
     )
     console.print(f"written {written['json']} and {written['csv']}")
+
+
+@petct.command("response")
+@click.option(
+    "--baseline",
+    "baseline_dir",
+    required=True,
+    type=_folder,
+    help="Baseline scan folder (pet.nii.gz or pet/ DICOM, lesions.nii.gz, optional liver/bone.nii.gz).",
+)
+@click.option("--followup", "followup_dir", required=True, type=_folder, help="Follow-up scan folder, same layout.")
+@click.option("--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder.")
+@_peak_option
+@click.option(
+    "--new-lesion-tolerance-mm",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="A follow-up lesion farther than this from every (registered) baseline lesion is new.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def response_cmd(
+    baseline_dir: Path,
+    followup_dir: Path,
+    mask_name: str,
+    peak_definition: str,
+    new_lesion_tolerance_mm: float,
+    out_dir: Path,
+) -> None:
+    """Treatment response between two scans: delta-% per biomarker and the PERCIST 1.0 category.
+
+    The baseline PET is registered rigidly onto the follow-up (mutual information) to find new lesions;
+    PERCIST uses the scans' SULpeak (30 % and 0.8 SUL rules, new lesions, complete response against the
+    liver background when a baseline liver mask is there). Writes OUT/response.json and
+    OUT/baseline_lesions_on_followup.nii.gz (the baseline mask on the follow-up grid).
+
+    \b
+    Example:
+      breastseg phantom petct --out patient0 --response PMR
+      breastseg petct response --baseline patient0/baseline --followup patient0/followup --out resp0
+    """
+    from breastseg.io import write_image
+    from breastseg.io.atomic import write_json
+    from breastseg.workflows.petct.longitudinal import assess_response, read_scan
+
+    console = Console(stderr=True)
+    with console.status("reading the scans…"):
+        baseline = read_scan(baseline_dir, mask_name)
+        followup = read_scan(followup_dir, mask_name)
+    with console.status("registering and measuring…"):
+        result, warped = assess_response(
+            baseline,
+            followup,
+            peak_definition,  # type: ignore[arg-type]
+            new_lesion_tolerance_mm,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_image(warped, out_dir / "baseline_lesions_on_followup.nii.gz")
+    write_json(result, out_dir / "response.json")
+    p = result["percist"]
+    change = result["change_percent"].get("sul_peak")
+    change_text = f"{change:+.0f} %" if change is not None else "n/a"
+    Console().print(
+        f"PERCIST: [bold]{p['category']}[/bold] ({p['reason']}); SULpeak change {change_text}; "
+        f"new lesions {result['new_lesions']['count']}"
+    )
+    Console().print(f"written {out_dir / 'response.json'}")

@@ -1,0 +1,135 @@
+"""Baseline and follow-up together: scan folders in, the baseline brought onto the follow-up, new lesions found,
+biomarker changes and the PERCIST category out.
+
+**Scan folder** (what ``breastseg phantom petct`` writes; any of these names): the PET as ``pet.nii.gz`` /
+``pet.nrrd`` / ``pet.mha`` or a DICOM folder ``pet/``; the lesion mask ``lesions.nii.gz`` (any grid); optional
+``liver.nii.gz``, ``bone.nii.gz``; for a PET without DICOM headers, ``pet_info.json`` or a ``truth.json`` with a
+``"pet"`` section.
+
+**New lesions.** The baseline PET is registered rigidly onto the follow-up PET (mutual information,
+:func:`breastseg.registration.register_rigid`) and the baseline lesion mask warped with it (nearest neighbour).
+A follow-up lesion is *new* when no voxel of it lies within ``tolerance_mm`` (default 10 mm: growth and
+residual misregistration) of a warped baseline lesion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastseg.errors import InputError
+from breastseg.image import Image
+from breastseg.masks import label_components
+from breastseg.registration import register_rigid
+from breastseg.workflows.petct.biomarkers import Biomarkers, PeakDefinition, compute_biomarkers
+from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on
+from breastseg.workflows.petct.response import LiverReference, liver_reference, percent_changes, percist
+
+_PET_NAMES = ("pet.nii.gz", "pet.nii", "pet.nrrd", "pet.mha", "pet")
+_INFO_NAMES = ("pet_info.json", "truth.json")
+#: the biomarkers whose change is reported
+CHANGE_KEYS = ("sul_peak", "suv_max", "suv_mean", "mtv_ml", "tlg", "lesion_count", "pet_bone_index", "pet_liver_index")
+
+
+@dataclass(eq=False)
+class Scan:
+    """One time point: PET in SUVbw and SUL, lesion / liver / bone masks on the PET grid, where it came from."""
+
+    folder: Path
+    suv: Image
+    sul: Image
+    lesions: np.ndarray
+    liver: np.ndarray | None
+    bone: np.ndarray | None
+
+
+def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).exists()), None)
+
+
+def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
+    """Read a scan folder (see the module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such scan folder")
+    pet_path = _first(folder, _PET_NAMES)
+    if pet_path is None:
+        raise InputError(f"{folder}: no PET ({', '.join(_PET_NAMES)})")
+    mask_path = folder / mask_name
+    if not mask_path.exists():
+        raise InputError(f"{folder}: no lesion mask {mask_name}")
+    suv, sul = load_pet_suv(pet_path, _first(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
+    organs = {
+        name: read_mask_on(path, suv, f"{name} mask") if (path := folder / f"{name}.nii.gz").exists() else None
+        for name in ("liver", "bone")
+    }
+    return Scan(folder, suv, sul, read_mask_on(mask_path, suv, "lesion mask"), organs["liver"], organs["bone"])
+
+
+def scan_biomarkers(scan: Scan, peak_definition: PeakDefinition = "study") -> Biomarkers:
+    return compute_biomarkers(
+        scan.suv.array, scan.sul.array, scan.lesions, scan.suv.spacing, scan.bone, scan.liver, peak_definition
+    )
+
+
+def new_lesions(
+    followup_lesions: np.ndarray, baseline_on_followup: np.ndarray, spacing: tuple[float, ...], tolerance_mm: float
+) -> list[int]:
+    """Labels (26-connected components of ``followup_lesions``, numbered as
+    :func:`breastseg.masks.label_components`) of follow-up lesions farther than ``tolerance_mm`` from every
+    baseline lesion voxel."""
+    import edt
+
+    labels, n = label_components(followup_lesions)
+    if not baseline_on_followup.any():
+        return list(range(1, n + 1))
+    distance = edt.edt(~np.asarray(baseline_on_followup, bool), anisotropy=tuple(float(s) for s in spacing))
+    return [k for k in range(1, n + 1) if distance[labels == k].min() > tolerance_mm]
+
+
+def assess_response(
+    baseline: Scan,
+    followup: Scan,
+    peak_definition: PeakDefinition = "study",
+    tolerance_mm: float = 10.0,
+) -> tuple[dict[str, Any], Image]:
+    """Biomarkers of both scans, their Δ%, new lesions and the PERCIST category; also the baseline lesion mask on
+    the follow-up grid (the follow-up network's fourth channel)."""
+    before = scan_biomarkers(baseline, peak_definition)
+    after = scan_biomarkers(followup, peak_definition)
+    registration = register_rigid(followup.suv, baseline.suv)
+    mask_image = baseline.suv.with_array(baseline.lesions.astype(np.uint8), units="label", modality="SEG")
+    warped = registration.warp(mask_image, followup.suv, order=0)
+    new = new_lesions(followup.lesions, warped.array > 0, followup.suv.spacing, tolerance_mm)
+    liver: LiverReference | None = None
+    if baseline.liver is not None and baseline.liver.any():
+        liver = liver_reference(baseline.sul.array, baseline.liver, baseline.suv.spacing, baseline.lesions)
+    category = percist(before.sul_peak, after.sul_peak, bool(new), liver)
+    b, a = before.to_dict(), after.to_dict()
+    result = {
+        "percist": {
+            "category": category.category,
+            "responder": category.responder,
+            "reason": category.reason,
+            "baseline_sul_peak": category.baseline_sul_peak,
+            "followup_sul_peak": category.followup_sul_peak,
+            "change_percent": category.change_percent,
+            "change_sul": category.change_sul,
+            "liver_reference": None if liver is None else {"mean_sul": liver.mean_sul, "sd_sul": liver.sd_sul},
+            "sul_peak_definition": before.sul_peak_definition,
+        },
+        "change_percent": percent_changes({k: b[k] for k in CHANGE_KEYS}, {k: a[k] for k in CHANGE_KEYS}),
+        "new_lesions": {"count": len(new), "followup_labels": new, "tolerance_mm": tolerance_mm},
+        "registration": {
+            "method": "rigid, Mattes mutual information (baseline PET onto follow-up PET)",
+            "metric_value": registration.metric_value,
+            "iterations": registration.iterations,
+        },
+        "baseline": {k: v for k, v in b.items() if k != "lesions"},
+        "followup": {k: v for k, v in a.items() if k != "lesions"},
+        "sources": {"baseline": str(baseline.folder), "followup": str(followup.folder)},
+    }
+    return result, warped
