@@ -147,3 +147,17 @@ def test_bad_statistics_input() -> None:
         S.roc_curve([1, 1], [0.2, 0.4])
     with pytest.raises(InputError, match="low < high"):
         S.tost_paired([1, 2], [1, 2], 0.1, -0.1)
+
+
+def test_auc_interval_is_delongs_by_definition() -> None:
+    rng = np.random.default_rng(8)
+    labels = rng.random(60) < 0.5
+    scores = (labels * 1.0 + rng.normal(size=60)).round(1)
+    pos, neg = scores[labels], scores[~labels]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])  # the O(m·n) kernel
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    se = np.sqrt(np.var(v10, ddof=1) / pos.size + np.var(v01, ddof=1) / neg.size)
+    res = S.auc_ci(labels, scores)
+    assert res.auc == pytest.approx(psi.mean()) and res.se == pytest.approx(se, rel=1e-9)
+    assert res.ci_low == pytest.approx(psi.mean() - 1.959964 * se, rel=1e-6)
+    assert S.auc_ci([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1]).ci_high == 1.0  # clipped to [0, 1]

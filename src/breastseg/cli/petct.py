@@ -1,5 +1,5 @@
-"""``breastseg petct``: whole-body FDG PET/CT — biomarkers and response now; the segmentation networks and the
-cohort analysis arrive with the rest of issue #8."""
+"""``breastseg petct``: whole-body FDG PET/CT — biomarkers, response and cohort analysis now; the segmentation
+networks arrive with the rest of issue #8."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def petct() -> None:
 
     \b
     Available: biomarkers (SULpeak, SUVmax, SUVmean, MTV, TLG, PET Bone/Liver Index from a lesion mask),
-    response (delta-% and PERCIST 1.0 between a baseline and a follow-up scan).
-    Arriving with issue #8: train, predict (the baseline and follow-up networks), cohort (ROC, DeLong).
+    response (delta-% and PERCIST 1.0 between a baseline and a follow-up scan), cohort (ROC, AUC, Youden,
+    DeLong, agreement with manual). Arriving with issue #8: train, predict (the baseline and follow-up networks).
     """
 
 
@@ -183,3 +183,68 @@ def response_cmd(
         f"new lesions {result['new_lesions']['count']}"
     )
     Console().print(f"written {out_dir / 'response.json'}")
+
+
+@petct.command("cohort")
+@click.option(
+    "--table",
+    "table_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: patient_id, percist (reference CMR/PMR/SMD/PMD), delta_<biomarker> columns or response_json; "
+    "optional <biomarker>_auto/_manual and _baseline/_followup.",
+)
+@click.option(
+    "--biomarker",
+    "biomarkers",
+    multiple=True,
+    help="Biomarker(s) to analyse (default: every delta_ column filled for all patients).",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> None:
+    """Which biomarker change tells responders from non-responders, and do automatic biomarkers agree with manual?
+
+    Per biomarker: ROC of the change against PERCIST responders (CMR + PMR), AUC with DeLong's 95 % CI, the
+    Youden cut-off as a delta-%, sensitivity, specificity, Mann-Whitney U; DeLong between biomarkers. With
+    _auto/_manual columns: Lin's CCC, Spearman, Wilcoxon and Bland-Altman. Writes OUT/cohort.json, roc.png,
+    agreement_<biomarker>.png and trajectories_<biomarker>.png.
+
+    \b
+    Example (the study's four biomarkers from `petct response` outputs):
+      breastseg petct cohort --table cohort.csv --biomarker sul_peak --biomarker tlg --out cohort/
+    """
+    from breastseg.io.atomic import write_json
+    from breastseg.report.response_figures import agreement_figure, roc_figure, trajectories_figure
+    from breastseg.workflows.petct.cohort import (
+        agreement_analysis,
+        biomarkers_with_changes,
+        read_cohort,
+        response_analysis,
+    )
+    from breastseg.workflows.petct.response import RESPONDERS
+
+    rows = read_cohort(table_path)
+    chosen = list(biomarkers) or biomarkers_with_changes(rows)
+    missing = [b for b in chosen if any(r.get(f"delta_{b}") is None for r in rows)]
+    if missing or not chosen:
+        raise click.UsageError(f"no delta_ values for every patient: {missing or 'no biomarker columns'}")
+    result = response_analysis(rows, chosen)
+    agreement = agreement_analysis(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    roc_figure(result["biomarkers"], out_dir / "roc.png")
+    for name, values in agreement.items():
+        agreement_figure(values["values"]["auto"], values["values"]["manual"], name, out_dir / f"agreement_{name}.png")
+    for name in chosen:
+        if all(r.get(f"{name}_baseline") is not None and r.get(f"{name}_followup") is not None for r in rows):
+            trajectories_figure(rows, name, RESPONDERS, out_dir / f"trajectories_{name}.png")
+    write_json({"table": str(table_path), **result, "agreement": agreement}, out_dir / "cohort.json")
+    console = Console()
+    console.print(f"{result['patients']} patients: {result['responders']} responders, {result['non_responders']} not")
+    for name, r in result["biomarkers"].items():
+        lo, hi = r["auc_ci95"]
+        console.print(
+            f"delta {name}: AUC {r['auc']:.2f} ({lo:.2f}-{hi:.2f}), cut-off {r['youden_cutoff_delta_percent']:.0f} %, "
+            f"sensitivity {r['sensitivity']:.2f}, specificity {r['specificity']:.2f}, "
+            f"Mann-Whitney p {r['mann_whitney_p']:.3g}"
+        )
+    console.print(f"written {out_dir / 'cohort.json'}")

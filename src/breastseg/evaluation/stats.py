@@ -253,6 +253,28 @@ def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[float, np.ndarray, np
 
 
 @dataclass(frozen=True)
+class AucInterval:
+    """An ROC AUC with its DeLong standard error and confidence interval (clipped to [0, 1])."""
+
+    auc: float
+    se: float
+    ci_low: float
+    ci_high: float
+
+
+def auc_ci(labels: Sequence[bool], scores: Sequence[float], confidence: float = 0.95) -> AucInterval:
+    """AUC with DeLong's variance ``var(V10)/m + var(V01)/n`` and a normal-approximation interval."""
+    y, s = _labels_scores(labels, scores)
+    auc, v10, v01 = _placements(s[y], s[~y])
+    var = (np.var(v10, ddof=1) if v10.size > 1 else 0.0) / v10.size + (
+        np.var(v01, ddof=1) if v01.size > 1 else 0.0
+    ) / v01.size
+    se = float(np.sqrt(var))
+    half = float(stats.norm.ppf(0.5 + confidence / 2) * se)
+    return AucInterval(auc, se, max(0.0, auc - half), min(1.0, auc + half))
+
+
+@dataclass(frozen=True)
 class DeLongResult:
     """DeLong's test of two correlated AUCs (same cases, two scores). ``z = (AUC_a − AUC_b) / SE``."""
 

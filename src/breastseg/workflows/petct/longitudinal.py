@@ -90,6 +90,15 @@ def new_lesions(
     return [k for k in range(1, n + 1) if distance[labels == k].min() > tolerance_mm]
 
 
+def _for_change(markers: dict[str, Any]) -> dict[str, float | None]:
+    """The biomarkers whose change is reported; a scan without lesions has SULpeak, SUVmax and SUVmean 0 (its
+    change from a scan with lesions is −100 %, as nothing remains)."""
+    values = {k: markers[k] for k in CHANGE_KEYS}
+    if markers["lesion_count"] == 0:
+        values.update(sul_peak=0.0, suv_max=0.0, suv_mean=0.0)
+    return values
+
+
 def assess_response(
     baseline: Scan,
     followup: Scan,
@@ -121,7 +130,8 @@ def assess_response(
             "liver_reference": None if liver is None else {"mean_sul": liver.mean_sul, "sd_sul": liver.sd_sul},
             "sul_peak_definition": before.sul_peak_definition,
         },
-        "change_percent": percent_changes({k: b[k] for k in CHANGE_KEYS}, {k: a[k] for k in CHANGE_KEYS}),
+        "compared": {"baseline": _for_change(b), "followup": _for_change(a)},
+        "change_percent": percent_changes(_for_change(b), _for_change(a)),
         "new_lesions": {"count": len(new), "followup_labels": new, "tolerance_mm": tolerance_mm},
         "registration": {
             "method": "rigid, Mattes mutual information (baseline PET onto follow-up PET)",
