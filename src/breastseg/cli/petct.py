@@ -248,3 +248,62 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
             f"Mann-Whitney p {r['mann_whitney_p']:.3g}"
         )
     console.print(f"written {out_dir / 'cohort.json'}")
+
+
+@petct.command("nnunet-export")
+@click.option(
+    "--patients",
+    "patients_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["baseline", "followup"]),
+    default="baseline",
+    show_default=True,
+    help="baseline: PET + CT (2 channels); followup: + registered baseline PET and mask (4 channels).",
+)
+@click.option("--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The dataset folder, e.g. $nnUNet_raw/Dataset501_PetctBaseline.",
+)
+def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Path) -> None:
+    """Write scan folders as an nnU-Net v2 raw dataset (channels _0000.._0003 on the PET grid).
+
+    PET channels are SUVbw clipped to [0, 5] and declared "noNorm", CT is declared "CT", so nnU-Net normalises
+    each as intended; dataset.json records each case's patient, and splits_final.json holds patient-grouped
+    folds (copy it to nnUNet_preprocessed/<dataset>/ before training).
+
+    \b
+    Example:
+      breastseg petct nnunet-export --patients patients.csv --kind followup --out $nnUNet_raw/Dataset502_PetctFollowup
+      nnUNetv2_plan_and_preprocess -d 502 && nnUNetv2_train 502 3d_fullres 0 ...
+      breastseg petct nnunet-import --predictions preds/ --dataset $nnUNet_raw/Dataset502_PetctFollowup
+    """
+    from breastseg.workflows.petct.nnunet import export_dataset, read_patients_csv
+
+    patients = read_patients_csv(patients_csv)
+    with Console(stderr=True).status(f"exporting {len(patients)} patients…"):
+        root = export_dataset(patients, out_dir, kind, mask_name)
+    Console().print(f"written {root} ({len(patients)} cases, {kind})")
+
+
+@petct.command("nnunet-import")
+@click.option("--predictions", required=True, type=_folder, help="nnU-Net's output folder (<case>.nii.gz).")
+@click.option("--dataset", required=True, type=_folder, help="The dataset folder `petct nnunet-export` wrote.")
+@click.option("--name", default="lesions_nnunet.nii.gz", show_default=True, help="File name in each scan folder.")
+def nnunet_import_cmd(predictions: Path, dataset: Path, name: str) -> None:
+    """Copy nnU-Net predictions into their scan folders, checked against each scan's PET grid.
+
+    Then: breastseg petct response --baseline B --followup F --mask-name lesions_nnunet.nii.gz --out R
+    """
+    from breastseg.workflows.petct.nnunet import import_predictions
+
+    written = import_predictions(predictions, dataset, name)
+    Console().print(f"{len(written)} predictions imported as {name}")

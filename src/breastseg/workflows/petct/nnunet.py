@@ -1,0 +1,171 @@
+"""The nnU-Net v2 bridge: write PET/CT scan folders as an nnU-Net raw dataset, read nnU-Net's predictions back.
+
+Users who train with nnU-Net itself keep every breastseg read-out: export, run ``nnUNetv2_plan_and_preprocess``
+/ ``nnUNetv2_train`` / ``nnUNetv2_predict``, import the predictions, then ``petct biomarkers`` / ``response``
+with ``--mask-name lesions_nnunet.nii.gz``.
+
+**Channels** (all on the PET grid of the scan that is segmented; the study's inputs):
+
+* baseline dataset — ``_0000`` PET in SUVbw clipped to [0, 5], ``_0001`` CT (HU, linear onto the PET grid);
+* follow-up dataset — ``_0000`` follow-up PET (SUVbw, [0, 5]), ``_0001`` follow-up CT, ``_0002`` baseline PET
+  and ``_0003`` baseline lesion mask, both rigidly registered onto the follow-up PET (mutual information; the
+  mask nearest-neighbour).
+
+**Normalisation is set explicitly** in ``dataset.json``'s ``channel_names``: the CT channel is ``"CT"`` (nnU-Net's
+CT normalisation: clip to the foreground's 0.5–99.5 percentiles, z-score with its statistics); the PET channels
+and the mask are ``"noNorm"``. Naming the SUV channel ``"CT"`` — a known pitfall — would clip it to CT
+percentiles; naming it anything else would z-score it per image and lose the SUV scale the clipping keeps.
+
+``dataset.json["breastseg"]`` records each case's patient (nnU-Net has no such field; folds must keep a
+patient's scans together) and source folder; ``splits_final.json`` (patient-grouped 5 folds) is written beside
+it, to copy into ``nnUNet_preprocessed/DatasetXXX_Name/`` before training.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from breastseg.errors import InputError
+from breastseg.image import Image
+from breastseg.io import read_image, write_image
+from breastseg.io.atomic import atomic_path, write_json
+from breastseg.learn.nnunet import read_dataset_json
+from breastseg.registration import register_rigid
+from breastseg.workflows.petct.longitudinal import read_scan
+
+SUV_CLIP = (0.0, 5.0)
+PREDICTION_NAME = "lesions_nnunet.nii.gz"
+
+
+@dataclass(frozen=True)
+class PatientScans:
+    """One patient's scan folders (``followup`` may be ``None`` for a baseline-only dataset)."""
+
+    patient_id: str
+    baseline: Path
+    followup: Path | None = None
+
+
+def _ct_folder_image(folder: Path) -> Path:
+    for name in ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct"):
+        if (folder / name).exists():
+            return folder / name
+    raise InputError(f"{folder}: no CT (ct.nii.gz or a ct/ DICOM folder)")
+
+
+def _channels_of(folder: Path, mask_name: str) -> tuple[Image, Image, np.ndarray]:
+    """(SUV clipped, CT on the PET grid, lesion mask) of a scan folder."""
+    scan = read_scan(folder, mask_name)
+    suv = scan.suv.with_array(np.clip(scan.suv.array, *SUV_CLIP).astype(np.float32))
+    ct = read_image(_ct_folder_image(folder), modality="CT").resample_onto(scan.suv, order=1, fill=-1000.0)
+    return suv, ct, scan.lesions
+
+
+def _grouped_folds(patients: Sequence[str], cases: dict[str, str], folds: int) -> list[dict[str, list[str]]]:
+    order = sorted(set(patients))
+    fold_of = {p: i % folds for i, p in enumerate(order)}
+    out = []
+    for k in range(folds):
+        val = sorted(c for c, p in cases.items() if fold_of[p] == k)
+        out.append({"train": sorted(c for c in cases if c not in val), "val": val})
+    return out
+
+
+def export_dataset(
+    patients: Sequence[PatientScans],
+    out_root: str | Path,
+    kind: str = "baseline",
+    mask_name: str = "lesions.nii.gz",
+    folds: int = 5,
+) -> Path:
+    """Write the baseline (2 channels) or follow-up (4 channels) nnU-Net raw dataset (see the module docstring);
+    returns the dataset folder."""
+    if kind not in ("baseline", "followup"):
+        raise InputError(f"dataset kind must be baseline or followup, got {kind!r}")
+    if not patients:
+        raise InputError("no patients to export")
+    root = Path(out_root)
+    images, labels = root / "imagesTr", root / "labelsTr"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    cases: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for p in patients:
+        if kind == "followup" and p.followup is None:
+            raise InputError(f"patient {p.patient_id}: a follow-up dataset needs a follow-up scan")
+        folder = p.followup if kind == "followup" and p.followup is not None else p.baseline
+        case = f"{p.patient_id}_{kind}"
+        suv, ct, lesions = _channels_of(folder, mask_name)
+        channels = [suv, ct]
+        if kind == "followup":
+            base_suv, _, base_lesions = _channels_of(p.baseline, mask_name)
+            registration = register_rigid(suv, base_suv)
+            channels.append(registration.warp(base_suv, suv, order=1))
+            base_mask = base_suv.with_array(base_lesions.astype(np.float32))
+            channels.append(registration.warp(base_mask, suv, order=0))
+        for c, image in enumerate(channels):
+            write_image(image.with_array(image.array.astype(np.float32)), images / f"{case}_{c:04d}.nii.gz")
+        write_image(suv.with_array(lesions.astype(np.uint8), units="label"), labels / f"{case}.nii.gz")
+        cases[case] = p.patient_id
+        sources[case] = str(folder.resolve())
+    names = {"0": "noNorm", "1": "CT"}
+    if kind == "followup":
+        names |= {"2": "noNorm", "3": "noNorm"}
+    described = ["PET SUVbw clipped to [0, 5]", "CT (HU) on the PET grid"]
+    if kind == "followup":
+        described += ["baseline PET SUVbw, registered (rigid MI)", "baseline lesion mask, registered (nearest)"]
+    doc = {
+        "channel_names": names,
+        "labels": {"background": 0, "lesion": 1},
+        "numTraining": len(cases),
+        "file_ending": ".nii.gz",
+        "name": root.name,
+        "description": f"breastseg PET/CT {kind} dataset (Moreau et al. 2022 inputs)",
+        "breastseg": {"kind": kind, "channels": described, "patients": cases, "sources": sources},
+    }
+    write_json(doc, root / "dataset.json")
+    if len(set(cases.values())) >= folds:
+        write_json(_grouped_folds(list(cases.values()), cases, folds), root / "splits_final.json")
+    return root
+
+
+def import_predictions(predictions: str | Path, dataset: str | Path, name: str = PREDICTION_NAME) -> list[Path]:
+    """Copy nnU-Net's ``<case>.nii.gz`` predictions into each case's source scan folder as ``name``, after
+    checking each lies on that scan's PET grid (nnU-Net writes predictions on its input's geometry)."""
+    pred_dir, root = Path(predictions), Path(dataset)
+    doc = read_dataset_json(root)
+    sources = doc.get("breastseg", {}).get("sources")
+    if not sources:
+        raise InputError(f"{root}/dataset.json: no breastseg sources; was it written by `petct nnunet-export`?")
+    written = []
+    for case, folder in sources.items():
+        prediction = pred_dir / f"{case}.nii.gz"
+        if not prediction.is_file():
+            raise InputError(f"{pred_dir}: no prediction {prediction.name} for case {case}")
+        reference = read_image(root / "labelsTr" / f"{case}.nii.gz")
+        mask = read_image(prediction)
+        if not mask.grid.same_as(reference.grid):
+            raise InputError(f"{prediction}: not on case {case}'s PET grid (shape {mask.shape} vs {reference.shape})")
+        target = Path(folder) / name
+        with atomic_path(target) as tmp:
+            shutil.copyfile(prediction, tmp)
+        written.append(target)
+    return written
+
+
+def read_patients_csv(path: str | Path) -> list[PatientScans]:
+    """``patient_id, baseline[, followup]`` rows (folders relative to the CSV's folder)."""
+    from breastseg.io.tables import read_csv_rows
+
+    path = Path(path)
+    rows = read_csv_rows(path, ("patient_id", "baseline"), "patients table")
+    base = path.parent
+    return [
+        PatientScans(r["patient_id"], base / r["baseline"], base / r["followup"] if r.get("followup") else None)
+        for r in rows
+    ]
