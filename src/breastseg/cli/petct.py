@@ -307,3 +307,87 @@ def nnunet_import_cmd(predictions: Path, dataset: Path, name: str) -> None:
 
     written = import_predictions(predictions, dataset, name)
     Console().print(f"{len(written)} predictions imported as {name}")
+
+
+@petct.command("evaluate")
+@click.option(
+    "--patients",
+    "patients_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
+)
+@click.option(
+    "--timepoint",
+    type=click.Choice(["baseline", "followup", "both"]),
+    default="both",
+    show_default=True,
+    help="Which scans to score.",
+)
+@click.option(
+    "--pred-name",
+    "pred_names",
+    multiple=True,
+    required=True,
+    help="Predicted mask file in each scan folder; two or more are compared (Wilcoxon on per-scan Dice).",
+)
+@click.option("--ref-name", default="lesions.nii.gz", show_default=True, help="Reference mask file.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...], ref_name: str, out_dir: Path) -> None:
+    """Score lesion segmentations as the study: mean and global Dice, lesion recall/precision, FP/FN volumes.
+
+    Per prediction: scans_<name>.csv (one row per scan) and its summary in evaluation.json; with several
+    predictions, paired Wilcoxon tests of per-scan Dice. Scans whose reference has no lesion count by their
+    false-positive volume only.
+
+    \b
+    Example:
+      breastseg petct evaluate --patients patients.csv --pred-name lesions_nnunet.nii.gz --out eval/
+    """
+    import csv
+    import io
+
+    from breastseg.io import read_image
+    from breastseg.io.atomic import atomic_path, write_json
+    from breastseg.workflows.petct.evaluate import compare_segmentations, score_scan, summarise_scans
+    from breastseg.workflows.petct.nnunet import read_patients_csv
+    from breastseg.workflows.petct.readout import read_mask_on
+
+    patients = read_patients_csv(patients_csv)
+    scans = []
+    for p in patients:
+        if timepoint in ("baseline", "both"):
+            scans.append((f"{p.patient_id}_baseline", p.baseline))
+        if timepoint in ("followup", "both") and p.followup is not None:
+            scans.append((f"{p.patient_id}_followup", p.followup))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores: dict[str, dict] = {}
+    for name in pred_names:
+        per_scan = {}
+        for case, folder in scans:
+            reference = read_image(folder / ref_name)
+            prediction = read_mask_on(folder / name, reference, "prediction")
+            per_scan[case] = score_scan(case, prediction, reference.array > 0, reference.spacing)
+        scores[name] = per_scan
+        buffer = io.StringIO()
+        rows = [s.row() for s in per_scan.values()]
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_path(out_dir / f"scans_{name.split('.')[0]}.csv") as tmp:
+            tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    summaries = {name: summarise_scans(list(s.values())) for name, s in scores.items()}
+    comparisons = {
+        f"{a} vs {b}": compare_segmentations(scores[a], scores[b])
+        for i, a in enumerate(pred_names)
+        for b in pred_names[i + 1 :]
+    }
+    write_json({"reference": ref_name, "summaries": summaries, "comparisons": comparisons}, out_dir / "evaluation.json")
+    console = Console()
+    for name, s in summaries.items():
+        mean = f"{s['mean_dice']:.3f}" if s["mean_dice"] is not None else "—"
+        console.print(
+            f"{name}: {s['scans']} scans, mean Dice {mean}, global Dice {s['global_dice']:.3f}, lesion recall "
+            f"{s['lesion_recall']}, precision {s['lesion_precision']}"
+        )
+    console.print(f"written {out_dir / 'evaluation.json'}")
