@@ -64,7 +64,7 @@ def biomarkers_cmd(
     peak_definition: str,
     out_dir: Path,
 ) -> None:
-    """PET biomarkers of a lesion mask: biomarkers.json and lesions.csv in OUT.
+    """PET biomarkers of a lesion mask: biomarkers.json, lesions.csv and mip.png in OUT.
 
     SULpeak (the study's definition by default; the JSON says which), SUVmax, SUVmean, MTV (ml), TLG
     (sum of lesion MTV x SUVmean), lesion count, and with bone / liver masks the PET Bone and Liver Indices.
@@ -76,6 +76,7 @@ def biomarkers_cmd(
       breastseg petct biomarkers --pet pet_dicom/ --mask lesions.nii.gz --liver-mask liver.nii.gz --out bio/
     """
     from breastseg.io import read_image
+    from breastseg.report.response_figures import mip_figure
     from breastseg.workflows.petct.biomarkers import compute_biomarkers
     from breastseg.workflows.petct.readout import bone_from_ct as ct_bone
     from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
@@ -109,6 +110,7 @@ def biomarkers_cmd(
         "liver_mask": str(liver_mask) if liver_mask else None,
     }
     written = write_biomarkers(result, suv, out_dir, provenance)
+    mip_figure([(f"{result.lesion_count} lesions", suv.array, lesions, suv.spacing)], out_dir / "mip.png")
     console = Console()
     peak = f"{result.sul_peak:.2f}" if result.sul_peak is not None else "—"
     console.print(
@@ -159,6 +161,7 @@ def response_cmd(
     """
     from breastseg.io import write_image
     from breastseg.io.atomic import write_json
+    from breastseg.report.response_figures import mip_figure
     from breastseg.workflows.petct.longitudinal import assess_response, read_scan
 
     console = Console(stderr=True)
@@ -174,6 +177,13 @@ def response_cmd(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_image(warped, out_dir / "baseline_lesions_on_followup.nii.gz")
+    mip_figure(
+        [
+            ("baseline", baseline.suv.array, baseline.lesions, baseline.suv.spacing),
+            ("follow-up", followup.suv.array, followup.lesions, followup.suv.spacing),
+        ],
+        out_dir / "mip.png",
+    )
     write_json(result, out_dir / "response.json")
     p = result["percist"]
     change = result["change_percent"].get("sul_peak")

@@ -64,3 +64,24 @@ def trajectories_figure(
     ax.set_ylabel(name)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def mip_figure(
+    scans: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[float]]], path: str | Path, suv_max: float = 8.0
+) -> Path:
+    """Coronal maximum-intensity projections of PET SUV (inverted grey, as read in nuclear medicine) with the
+    lesion mask's projection outlined in red, one panel per ``(title, suv (z, y, x), lesions, spacing)``;
+    head up, the patient's right on the viewer's left (radiological convention)."""
+    fig, axes = plt.subplots(1, len(scans), figsize=(3.2 * len(scans), 5.6), squeeze=False)
+    for ax, (title, suv, lesions, spacing) in zip(axes[0], scans, strict=True):
+        mip = np.asarray(suv).max(axis=1)  # project along y (anterior-posterior): (z, x)
+        mask = np.asarray(lesions, bool).any(axis=1)
+        dz, _, dx = spacing
+        extent = (0.0, mip.shape[1] * dx, 0.0, mip.shape[0] * dz)
+        ax.imshow(mip, cmap="gray_r", vmin=0.0, vmax=suv_max, origin="lower", extent=extent)
+        if mask.any():
+            ax.contour(mask.astype(float), levels=[0.5], colors="red", linewidths=0.8, origin="lower", extent=extent)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return save_figure(fig, path)

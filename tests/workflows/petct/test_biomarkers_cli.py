@@ -84,6 +84,7 @@ def test_biomarkers_from_files_match_the_hand_calculation(case: dict) -> None:
     # a 1.2 cm sphere fits inside the 4 cm lesion: SULpeak = 6 SUV × LBM / weight
     assert doc["sul_peak"] == pytest.approx(6.0 * _lbm_kg() / WEIGHT_KG, rel=1e-5)
     assert doc["sul_peak_definition"].startswith("study")
+    assert all(isinstance(v, int) for v in doc["sul_peak_voxel"])  # indices, not strings
     # bone from CT: the filled cylinder of radius 30 mm over the whole z extent; the lesion lies in it
     assert doc["lesions"][0]["site"] == "bone"
     assert doc["bone_ml"] == pytest.approx(math.pi * 3.0**2 * 12.0, rel=0.08)

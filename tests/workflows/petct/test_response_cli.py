@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from breastseg.cli.main import main
 from breastseg.io import read_image
@@ -28,6 +30,10 @@ def test_response_of_phantom_patients(tmp_path: Path, response: str, new: int) -
     assert {"PMR": mtv_change < -30, "SMD": abs(mtv_change) < 5, "PMD": mtv_change > 30, "CMR": mtv_change == -100}[
         response
     ]
+    mip = np.asarray(Image.open(out / "mip.png").convert("RGB")).astype(int)
+    red = (mip[..., 0] > 200) & (mip[..., 1] < 90) & (mip[..., 2] < 90)
+    right_half = red[:, mip.shape[1] // 2 :]  # the follow-up panel
+    assert red.sum() > 20 and (right_half.sum() == 0) == (response == "CMR")  # outlines where lesions remain
     warped = read_image(out / "baseline_lesions_on_followup.nii.gz")
     followup_pet = read_image(patient / "followup" / "pet.nii.gz")
     assert warped.grid.same_as(followup_pet.grid) and warped.array.any()

@@ -260,7 +260,7 @@ def compute_biomarkers(
         around[inner] = component
         lesion_peak = peak(sul[grown], around, spacing, peak_definition)
         assert lesion_peak is not None  # a component is never empty
-        peak_voxel = tuple(v + g.start for v, g in zip(lesion_peak.voxel, grown, strict=True))
+        peak_voxel = tuple(int(v + g.start) for v, g in zip(lesion_peak.voxel, grown, strict=True))
         volume = component.sum() * voxel_ml
         found.append(
             Lesion(
