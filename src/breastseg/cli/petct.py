@@ -11,6 +11,17 @@ from rich.console import Console
 _existing = click.Path(exists=True, path_type=Path)
 _folder = click.Path(exists=True, file_okay=False, path_type=Path)
 
+_mask_name_option = click.option(
+    "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
+)
+_patients_option = click.option(
+    "--patients",
+    "patients_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
+)
+
 _peak_option = click.option(
     "--peak",
     "peak_definition",
@@ -129,7 +140,7 @@ def biomarkers_cmd(
     help="Baseline scan folder (pet.nii.gz or pet/ DICOM, lesions.nii.gz, optional liver/bone.nii.gz).",
 )
 @click.option("--followup", "followup_dir", required=True, type=_folder, help="Follow-up scan folder, same layout.")
-@click.option("--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder.")
+@_mask_name_option
 @_peak_option
 @click.option(
     "--new-lesion-tolerance-mm",
@@ -261,13 +272,7 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
 
 
 @petct.command("nnunet-export")
-@click.option(
-    "--patients",
-    "patients_csv",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
-)
+@_patients_option
 @click.option(
     "--kind",
     type=click.Choice(["baseline", "followup"]),
@@ -275,7 +280,7 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
     show_default=True,
     help="baseline: PET + CT (2 channels); followup: + registered baseline PET and mask (4 channels).",
 )
-@click.option("--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder.")
+@_mask_name_option
 @click.option(
     "--out",
     "out_dir",
@@ -296,7 +301,8 @@ def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Pa
       nnUNetv2_plan_and_preprocess -d 502 && nnUNetv2_train 502 3d_fullres 0 ...
       breastseg petct nnunet-import --predictions preds/ --dataset $nnUNet_raw/Dataset502_PetctFollowup
     """
-    from breastseg.workflows.petct.nnunet import export_dataset, read_patients_csv
+    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.nnunet import export_dataset
 
     patients = read_patients_csv(patients_csv)
     with Console(stderr=True).status(f"exporting {len(patients)} patients…"):
@@ -320,13 +326,7 @@ def nnunet_import_cmd(predictions: Path, dataset: Path, name: str) -> None:
 
 
 @petct.command("evaluate")
-@click.option(
-    "--patients",
-    "patients_csv",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
-)
+@_patients_option
 @click.option(
     "--timepoint",
     type=click.Choice(["baseline", "followup", "both"]),
@@ -360,7 +360,7 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
     from breastseg.io import read_image
     from breastseg.io.atomic import atomic_path, write_json
     from breastseg.workflows.petct.evaluate import compare_segmentations, score_scan, summarise_scans
-    from breastseg.workflows.petct.nnunet import read_patients_csv
+    from breastseg.workflows.petct.longitudinal import read_patients_csv
     from breastseg.workflows.petct.readout import read_mask_on
 
     patients = read_patients_csv(patients_csv)

@@ -46,8 +46,31 @@ class Scan:
     bone: np.ndarray | None
 
 
-def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
+def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """The first of ``names`` that exists in ``folder`` (a file or a DICOM folder), else ``None``."""
     return next((folder / n for n in names if (folder / n).exists()), None)
+
+
+@dataclass(frozen=True)
+class PatientScans:
+    """One patient's scan folders (``followup`` may be ``None`` for a baseline-only cohort)."""
+
+    patient_id: str
+    baseline: Path
+    followup: Path | None = None
+
+
+def read_patients_csv(path: str | Path) -> list[PatientScans]:
+    """``patient_id, baseline[, followup]`` rows (scan folders relative to the CSV's folder)."""
+    from breastseg.io.tables import read_csv_rows
+
+    path = Path(path)
+    rows = read_csv_rows(path, ("patient_id", "baseline"), "patients table")
+    base = path.parent
+    return [
+        PatientScans(r["patient_id"], base / r["baseline"], base / r["followup"] if r.get("followup") else None)
+        for r in rows
+    ]
 
 
 def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
@@ -55,13 +78,13 @@ def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such scan folder")
-    pet_path = _first(folder, _PET_NAMES)
+    pet_path = first_existing(folder, _PET_NAMES)
     if pet_path is None:
         raise InputError(f"{folder}: no PET ({', '.join(_PET_NAMES)})")
     mask_path = folder / mask_name
     if not mask_path.exists():
         raise InputError(f"{folder}: no lesion mask {mask_name}")
-    suv, sul = load_pet_suv(pet_path, _first(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
+    suv, sul = load_pet_suv(pet_path, first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
     organs = {
         name: read_mask_on(path, suv, f"{name} mask") if (path := folder / f"{name}.nii.gz").exists() else None
         for name in ("liver", "bone")

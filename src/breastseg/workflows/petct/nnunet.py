@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +35,17 @@ from breastseg.io import read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.learn.nnunet import read_dataset_json
 from breastseg.registration import register_rigid
-from breastseg.workflows.petct.longitudinal import read_scan
+from breastseg.workflows.petct.longitudinal import PatientScans, first_existing, read_scan
 
 SUV_CLIP = (0.0, 5.0)
 PREDICTION_NAME = "lesions_nnunet.nii.gz"
 
 
-@dataclass(frozen=True)
-class PatientScans:
-    """One patient's scan folders (``followup`` may be ``None`` for a baseline-only dataset)."""
-
-    patient_id: str
-    baseline: Path
-    followup: Path | None = None
-
-
 def _ct_folder_image(folder: Path) -> Path:
-    for name in ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct"):
-        if (folder / name).exists():
-            return folder / name
-    raise InputError(f"{folder}: no CT (ct.nii.gz or a ct/ DICOM folder)")
+    found = first_existing(folder, ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct"))
+    if found is None:
+        raise InputError(f"{folder}: no CT (ct.nii.gz or a ct/ DICOM folder)")
+    return found
 
 
 def _channels_of(folder: Path, mask_name: str) -> tuple[Image, Image, np.ndarray]:
@@ -156,16 +146,3 @@ def import_predictions(predictions: str | Path, dataset: str | Path, name: str =
             shutil.copyfile(prediction, tmp)
         written.append(target)
     return written
-
-
-def read_patients_csv(path: str | Path) -> list[PatientScans]:
-    """``patient_id, baseline[, followup]`` rows (folders relative to the CSV's folder)."""
-    from breastseg.io.tables import read_csv_rows
-
-    path = Path(path)
-    rows = read_csv_rows(path, ("patient_id", "baseline"), "patients table")
-    base = path.parent
-    return [
-        PatientScans(r["patient_id"], base / r["baseline"], base / r["followup"] if r.get("followup") else None)
-        for r in rows
-    ]
