@@ -1,11 +1,12 @@
-"""``breastseg petct``: whole-body FDG PET/CT — biomarkers, response and cohort analysis now; the segmentation
-networks arrive with the rest of issue #8."""
+"""``breastseg petct``: whole-body FDG PET/CT — lesion networks (train, predict), biomarkers, response, cohort
+analysis, evaluation and the nnU-Net bridge."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.console import Console
 
 _existing = click.Path(exists=True, path_type=Path)
@@ -20,6 +21,15 @@ _patients_option = click.option(
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
+)
+
+_kind_option = click.option(
+    "--kind",
+    type=click.Choice(["baseline", "followup"]),
+    default="baseline",
+    show_default=True,
+    help="baseline: PET + CT (2 channels); followup: + the baseline PET and lesion mask registered onto the "
+    "follow-up PET (4 channels).",
 )
 
 _peak_option = click.option(
@@ -38,9 +48,11 @@ def petct() -> None:
     """Metastatic lesions, SUV biomarkers and treatment response on whole-body FDG PET/CT.
 
     \b
-    Available: biomarkers (SULpeak, SUVmax, SUVmean, MTV, TLG, PET Bone/Liver Index from a lesion mask),
-    response (delta-% and PERCIST 1.0 between a baseline and a follow-up scan), cohort (ROC, AUC, Youden,
-    DeLong, agreement with manual). Arriving with issue #8: train, predict (the baseline and follow-up networks).
+    train / predict: the baseline (PET + CT) and follow-up (+ registered baseline) lesion networks;
+    biomarkers: SULpeak, SUVmax, SUVmean, MTV, TLG, PET Bone/Liver Index from a lesion mask;
+    response: delta-% and PERCIST 1.0 between a baseline and a follow-up scan;
+    cohort: ROC, AUC, Youden, DeLong, agreement with manual; evaluate: Dice, detection, FP/FN volumes;
+    nnunet-export / nnunet-import: train with nnU-Net itself, keep these read-outs.
     """
 
 
@@ -273,13 +285,7 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
 
 @petct.command("nnunet-export")
 @_patients_option
-@click.option(
-    "--kind",
-    type=click.Choice(["baseline", "followup"]),
-    default="baseline",
-    show_default=True,
-    help="baseline: PET + CT (2 channels); followup: + registered baseline PET and mask (4 channels).",
-)
+@_kind_option
 @_mask_name_option
 @click.option(
     "--out",
@@ -401,3 +407,225 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
             f"{s['lesion_recall']}, precision {s['lesion_precision']}"
         )
     console.print(f"written {out_dir / 'evaluation.json'}")
+
+
+_device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N.",
+)
+
+
+@petct.command("train")
+@_patients_option
+@_kind_option
+@_mask_name_option
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model .pt.")
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Patient-grouped CV folds.")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
+@click.option(
+    "--patch",
+    "patch_size",
+    type=click.IntRange(8),
+    nargs=3,
+    default=(96, 96, 96),
+    show_default=True,
+    help="Patch (and sliding-window) size z y x, voxels of the model grid.",
+)
+@click.option("--filters", type=click.IntRange(1), default=32, show_default=True, help="First-level channels.")
+@click.option("--patches-per-scan", type=click.IntRange(1), default=8, show_default=True, help="Per epoch.")
+@click.option("--batch-size", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save every epoch here; an interrupted run resumes from it.",
+)
+@_device_option
+def train_cmd(
+    patients_csv: Path,
+    kind: str,
+    mask_name: str,
+    out_path: Path,
+    folds: int,
+    epochs: int,
+    patch_size: tuple[int, int, int],
+    filters: int,
+    patches_per_scan: int,
+    batch_size: int,
+    learning_rate: float,
+    precision: str,
+    seed: int,
+    checkpoints: Path | None,
+    device: str,
+) -> None:
+    """Train the baseline or follow-up lesion network: nnU-Net's 3D U-Net (MONAI DynUNet), K-fold CV.
+
+    One network per fold, each never seeing its fold's patients (grouped by patient_id, balanced by the
+    optional site column); together they are the ensemble for new patients, and `petct predict` uses for a
+    training patient only the members that did not train on it. Dice + cross-entropy, Adam, poly learning
+    rate, rotation/scaling/elastic/mirror/gamma augmentation; preprocessing (spacing, CT normalisation)
+    fitted on the training scans and stored in the model. The defaults are the real recipe (use a GPU);
+    the example is a quick CPU try.
+
+    \b
+    Example:
+      for i in 0 1 2 3 4 5; do breastseg phantom petct --out p$i --seed $i --pet-spacing-mm 8 --ct-spacing-mm 5; done
+      breastseg petct train --patients patients.csv --out baseline.pt --folds 3 --epochs 5 --patch 32 32 32 --filters 8
+      breastseg petct predict --model baseline.pt --patients patients.csv --timepoint followup
+    """
+    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.network import Recipe, cross_validate
+
+    recipe = Recipe(
+        patch_size=patch_size,
+        base_filters=filters,
+        epochs=epochs,
+        patches_per_scan=patches_per_scan,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        precision=precision,  # type: ignore[arg-type]
+        folds=folds,
+        seed=seed,
+    )
+    patients = read_patients_csv(patients_csv)
+    console = Console(stderr=True)
+    model = cross_validate(
+        patients,
+        kind,  # type: ignore[arg-type]
+        recipe,
+        mask_name,
+        checkpoints,
+        device,
+        progress=lambda m: console.print(m),
+    )
+    model.save(out_path)
+    scores = [(m.fold, m.best_validation_dice) for m in model.members if m.best_validation_dice is not None]
+    table = ", ".join(f"{fold} {dice:.3f}" for fold, dice in scores)
+    Console().print(f"held-out Dice per fold (model grid): {table}")
+    Console().print(f"written {out_path} and {out_path.with_suffix('.card.md')}")
+
+
+@petct.command("predict")
+@click.option("--model", "model_path", required=True, type=_existing, help="A model `petct train` wrote.")
+@click.option("--scan", "scan_dir", type=_folder, default=None, help="One scan folder (pet, ct).")
+@click.option(
+    "--baseline",
+    "baseline_dir",
+    type=_folder,
+    default=None,
+    help="With --scan and a follow-up model: the patient's baseline scan folder.",
+)
+@click.option("--patient-id", default=None, help="With --scan: leave out the members trained on this patient.")
+@click.option(
+    "--patients",
+    "patients_csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Or a patients table: segment every patient's --timepoint scan.",
+)
+@click.option("--timepoint", type=click.Choice(["baseline", "followup"]), default="baseline", show_default=True)
+@click.option(
+    "--baseline-mask-name",
+    default="lesions.nii.gz",
+    show_default=True,
+    help="Follow-up model: the baseline lesion mask in the baseline folder (a reference or a prediction).",
+)
+@click.option("--out-name", default="lesions_pred.nii.gz", show_default=True, help="Mask written in each folder.")
+@click.option("--mirror", is_flag=True, help="Test-time augmentation: also predict the left-right mirror.")
+@_device_option
+def predict_cmd(
+    model_path: Path,
+    scan_dir: Path | None,
+    baseline_dir: Path | None,
+    patient_id: str | None,
+    patients_csv: Path | None,
+    timepoint: str,
+    baseline_mask_name: str,
+    out_name: str,
+    mirror: bool,
+    device: str,
+) -> None:
+    """Segment lesions with a trained PET/CT model; writes the mask (PET grid) into each scan folder.
+
+    A scan of a patient the model was trained on is segmented only by the members that did not train on that
+    patient (cross-validated predictions, e.g. the baseline network on the same patients' follow-ups). Then
+    `petct evaluate`, `petct biomarkers` and `petct response --mask-name lesions_pred.nii.gz`.
+
+    \b
+    Example:
+      breastseg petct predict --model baseline.pt --patients patients.csv --timepoint baseline
+      breastseg petct predict --model followup.pt --patients patients.csv --timepoint followup \\
+          --baseline-mask-name lesions_pred.nii.gz --out-name lesions_fu_pred.nii.gz
+    """
+    from breastseg.workflows.petct.longitudinal import PatientScans, read_patients_csv
+    from breastseg.workflows.petct.network import PetctModel, predict_patients
+
+    if (scan_dir is None) == (patients_csv is None):
+        raise click.UsageError("give one of --scan or --patients")
+    model = PetctModel.load(model_path)
+    if patients_csv is not None:
+        patients = read_patients_csv(patients_csv)
+    else:
+        assert scan_dir is not None
+        kind = model.preprocessing.kind
+        if kind == "followup" and baseline_dir is None:
+            raise click.UsageError("a follow-up model needs --baseline with --scan")
+        pid = patient_id or ""  # no id: a new patient, the whole ensemble
+        if kind == "followup" and baseline_dir is not None:
+            patients = [PatientScans(pid, baseline_dir, scan_dir)]
+        else:
+            patients = [PatientScans(pid, scan_dir)]
+        timepoint = "followup" if kind == "followup" else "baseline"
+    console = Console(stderr=True)
+    with console.status("segmenting…") as status:
+        done = predict_patients(
+            model,
+            patients,
+            timepoint,  # type: ignore[arg-type]
+            out_name,
+            baseline_mask_name,
+            device,
+            mirror,
+            progress=status.update,
+        )
+    for pid, info in done.items():
+        who = pid or "new patient"
+        Console(soft_wrap=True).print(f"{who}: {info['scan']}/{out_name} (members {', '.join(info['members'])})")
+
+
+@petct.command("organs")
+@click.option("--scan", "scan_dir", required=True, type=_folder, help="Scan folder (pet, ct).")
+@click.option(
+    "--fast/--full",
+    default=True,
+    show_default=True,
+    help="TotalSegmentator's 3 mm model (total_fast) or its 1.5 mm models (total).",
+)
+@click.option("--device", default="cpu", show_default=True, help="TotalSegmentator's device: cpu, gpu, gpu:N, mps.")
+def organs_cmd(scan_dir: Path, fast: bool, device: str) -> None:
+    """Liver and bone masks from TotalSegmentator (optional extra), written as liver.nii.gz and bone.nii.gz on
+    the PET grid of the scan folder, where biomarkers and response read them.
+
+    TotalSegmentator must be installed with its weights already downloaded: breastseg never fetches them
+    (run `totalseg_download_weights -t total_fast` yourself). Without it, give masks or use --bone-from-ct.
+
+    \b
+    Example:
+      breastseg petct organs --scan patient0/baseline
+    """
+    from breastseg.io import write_image
+    from breastseg.workflows.petct.inputs import ct_path
+    from breastseg.workflows.petct.longitudinal import read_scan_pet
+    from breastseg.workflows.petct.organs import organ_masks
+
+    suv, _ = read_scan_pet(scan_dir)
+    with Console(stderr=True).status("TotalSegmentator: liver and bones…"):
+        masks = organ_masks(ct_path(scan_dir), suv, fast, device)
+    for name, mask in masks.items():
+        write_image(suv.with_array(mask.astype(np.uint8), units="label"), scan_dir / f"{name}.nii.gz")
+        Console().print(f"{name}: {int(mask.sum())} PET voxels → {scan_dir / f'{name}.nii.gz'}")

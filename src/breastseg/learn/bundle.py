@@ -43,6 +43,28 @@ class Member:
     normalisation: Normalisation | None = None
 
 
+def independent_members(
+    members: Sequence[Member], exclude_patient: str | None, validation_counts: bool = True
+) -> list[Member]:
+    """The members that neither trained nor validated on ``exclude_patient`` (all of them for ``None``).
+
+    ``validation_counts=False``: a member is independent of its validation patients — right when validation only
+    watched training (a fixed schedule, the last epoch kept) and chose nothing, as in nnU-Net-style K-fold CV,
+    where the validation fold *is* the held-out fold.
+
+    Raises:
+        ModelError: every member saw that patient (nothing independent is left to predict with).
+    """
+
+    def saw(m: Member) -> tuple[str, ...]:
+        return (*m.training_patients, *m.validation_patients) if validation_counts else m.training_patients
+
+    chosen = [m for m in members if exclude_patient is None or exclude_patient not in saw(m)]
+    if not chosen:
+        raise ModelError(f"every member of the model was trained on patient {exclude_patient!r}")
+    return chosen
+
+
 @dataclass(eq=False)
 class EnsembleNet:
     """One loaded member, ready to predict: its network, input normalisation and padding multiple."""
@@ -74,15 +96,8 @@ class ModelBundle:
         Raises:
             ModelError: every member saw that patient (nothing independent is left to predict with).
         """
-        chosen = [
-            m
-            for m in self.members
-            if exclude_patient is None or exclude_patient not in (*m.training_patients, *m.validation_patients)
-        ]
-        if not chosen:
-            raise ModelError(f"every member of the bundle was trained on patient {exclude_patient!r}")
         out = []
-        for m in chosen:
+        for m in independent_members(self.members, exclude_patient):
             config = self.member_net(m)
             net = build_resunet(config)
             net.load_state_dict(m.state_dict)

@@ -1,7 +1,13 @@
 """Random training patches with a tunable tumour-centre bias, and augmentations per modality.
 
+2D images ``(C, H, W)`` and 3D volumes ``(C, z, y, x)`` alike; a 3D volume's patch (``size`` an int for a cube or
+a ``(z, y, x)`` tuple) is sampled with :func:`breastseg.learn.volume_patches.sample_volume_patch` and
+``PatchConfig.volume``'s augmentations, whatever ``augmentation`` says (that choice is for 2D images).
+
 Each epoch draws ``per_image`` patches from every training image; with probability ``positive_bias`` a patch is
-centred on a random malignant pixel, otherwise on a random tissue pixel (``centring="image"``: on the image's
+centred on a random malignant pixel, otherwise — with probability ``focus_bias`` — on a random voxel of the image's
+*focus* (hard negatives: where a registered baseline lesion was, or bright enhancing tissue), otherwise on a
+random tissue pixel (``centring="image"``: on the image's
 centre, so a patch of the image's size is the whole image). Augmentations, each with probability ``p``:
 
 * ``specimen`` (the specimen study's): rotation by a multiple of 90° plus a small random angle, flips, Gaussian
@@ -15,18 +21,20 @@ Labels follow the geometric transforms with nearest-neighbour interpolation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 from scipy import ndimage
+
+from breastseg.learn.volume_patches import NO_AUGMENTATION, VolumeAugmentation, sample_volume_patch
 
 
 @dataclass(frozen=True)
 class PatchConfig:
     """Patch sampling and augmentation (the study tuned size, patches per image and the positive bias)."""
 
-    size: int = 96
+    size: int | tuple[int, ...] = 96
     per_image: int = 8
     positive_bias: float = 0.5
     augment_probability: float = 0.5
@@ -40,12 +48,34 @@ class PatchConfig:
     max_shift: float = 0.05  # ultrasound affine: shift up to this fraction of the patch size
     contrast_range: tuple[float, float] = (0.85, 1.15)
     brightness_shift: float = 0.1
+    volume: VolumeAugmentation = field(default_factory=VolumeAugmentation)
+    focus_bias: float = 0.0  # of the patches not centred on the label, this fraction is centred on a focus voxel
+    mask_channels: tuple[int, ...] = ()  # 3D: input channels that are masks (nearest interpolation, no gamma)
+
+    def shape(self, ndim: int) -> tuple[int, ...]:
+        """The patch shape for images of ``ndim`` spatial dimensions (an int ``size`` is a square or cube)."""
+        if isinstance(self.size, int):
+            return (self.size,) * ndim
+        if len(self.size) != ndim:
+            raise ValueError(f"patch size {self.size} does not fit {ndim}D images")
+        return tuple(int(s) for s in self.size)
 
 
-def _centre(label: np.ndarray, tissue: np.ndarray, bias: float, rng: np.random.Generator) -> np.ndarray:
+def _centre(
+    label: np.ndarray,
+    tissue: np.ndarray,
+    bias: float,
+    rng: np.random.Generator,
+    focus: np.ndarray | None = None,
+    focus_bias: float = 0.0,
+) -> np.ndarray:
     malignant = np.argwhere(label == 1)
     if malignant.size and rng.random() < bias:
         return malignant[rng.integers(len(malignant))]
+    if focus is not None and focus_bias > 0 and rng.random() < focus_bias:
+        hard = np.argwhere(focus)
+        if hard.size:
+            return hard[rng.integers(len(hard))]
     pool = np.argwhere(tissue)
     if pool.size == 0:
         pool = np.argwhere(np.ones_like(tissue))
@@ -55,7 +85,7 @@ def _centre(label: np.ndarray, tissue: np.ndarray, bias: float, rng: np.random.G
 def extract_patch(
     channels: np.ndarray, label: np.ndarray, centre: np.ndarray, size: int, unknown_label: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Square patch around ``centre``; outside the image channels are 0 and labels are benign."""
+    """Square 2D patch around ``centre``; outside the image channels are 0 and labels are benign."""
     half = size // 2
     h, w = label.shape
     top, left = int(centre[0]) - half, int(centre[1]) - half
@@ -128,16 +158,24 @@ def sample_epoch(
     cfg: PatchConfig,
     rng: np.random.Generator,
     train: bool = True,
+    focuses: list[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One epoch of patches from every image: ``x (N, C, s, s)``, ``y (N, s, s)``, shuffled."""
+    """One epoch of patches from every image: ``x (N, C, *patch)``, ``y (N, *patch)``, shuffled."""
     xs, ys = [], []
-    for img, lab, tissue in zip(images, labels, tissues, strict=True):
+    focus_of = focuses if focuses is not None else [None] * len(images)
+    for img, lab, tissue, focus in zip(images, labels, tissues, focus_of, strict=True):
         for _ in range(cfg.per_image):
             if cfg.centring == "image":
                 centre = np.array(lab.shape) // 2
             else:
-                centre = _centre(lab, tissue, cfg.positive_bias, rng)
-            x, y = extract_patch(img, lab, centre, cfg.size)
+                centre = _centre(lab, tissue, cfg.positive_bias, rng, focus, cfg.focus_bias)
+            if lab.ndim == 3:
+                aug = cfg.volume if train else NO_AUGMENTATION
+                x, y = sample_volume_patch(img, lab, centre.tolist(), cfg.shape(3), aug, rng, cfg.mask_channels)
+                xs.append(x)
+                ys.append(y)
+                continue
+            x, y = extract_patch(img, lab, centre, cfg.shape(2)[0])
             if train:
                 x, y = augment(x, y, cfg, rng)
             xs.append(x)

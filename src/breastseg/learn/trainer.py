@@ -1,14 +1,16 @@
-"""The trainer shared by every workflow's 2D segmentation network.
+"""The trainer shared by every workflow's segmentation network, 2D (specimen, ultrasound) and 3D (PET/CT).
 
-SGD with Nesterov momentum and an L2 penalty; the learning rate is halved when the validation Dice plateaus;
-training stops early when it has not improved for a while; the best epoch's weights are kept. Each epoch draws
-fresh random patches (see :mod:`breastseg.learn.patches`). Deterministic for a seed on the CPU. With a
-checkpoint path, every epoch is saved (atomically) and an interrupted run resumes where it stopped.
+SGD with Nesterov momentum and an L2 penalty (or Adam / AdamW); the learning rate is halved when the validation
+Dice plateaus; training stops early when it has not improved for a while; the best epoch's weights are kept (or
+nnU-Net's poly schedule). Each epoch draws fresh random patches (see :mod:`breastseg.learn.patches`); 3D
+validation volumes are predicted whole by Gaussian-weighted sliding windows of the patch size
+(:func:`breastseg.predict.sliding.predict_sliding`). Deterministic for a seed on the CPU. With a checkpoint path,
+every epoch is saved (atomically) and an interrupted run resumes where it stopped. ``device``: the CPU by default,
+or a CUDA GPU.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +28,7 @@ from breastseg.learn.losses import UNKNOWN_LABEL, dice_ce_loss, specimen_dice_lo
 from breastseg.learn.patches import PatchConfig, sample_epoch
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.predict.slices import predict_slice
+from breastseg.predict.sliding import predict_sliding
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class TrainConfig:
     """Optimisation hyper-parameters (the study tuned learning rate, batch size, L2 and the patch settings).
 
     Defaults finish on a CPU; the study trained 150 epochs. ``optimiser``: SGD with Nesterov momentum (the
-    specimen study's) or AdamW (``momentum`` unused); ``loss``: the masked Dice loss, or Dice + cross-entropy
+    specimen study's), Adam (the PET/CT study's, L2 as ``weight_decay``) or AdamW (``momentum`` unused);
+    ``loss``: the masked Dice loss, or Dice + cross-entropy
     (steadier early gradients on images where the lesion is a small fraction, as in ultrasound).
 
     ``schedule``: ``plateau`` halves the learning rate when the validation Dice stalls for ``lr_patience``
@@ -53,7 +57,7 @@ class TrainConfig:
     early_stopping_patience: int = 15
     patch: PatchConfig = field(default_factory=PatchConfig)
     seed: int = 0
-    optimiser: Literal["sgd", "adamw"] = "sgd"
+    optimiser: Literal["sgd", "adam", "adamw"] = "sgd"
     loss: Literal["dice", "dice_ce"] = "dice"
     schedule: Literal["plateau", "poly"] = "plateau"
     precision: Literal["float32", "bfloat16"] = "float32"
@@ -61,12 +65,14 @@ class TrainConfig:
 
 @dataclass(frozen=True, eq=False)
 class TrainImage:
-    """A normalised 2D training image: channels ``(C, H, W)`` in [0, 1], label (0/1/unknown) and tissue mask."""
+    """A normalised training image: channels ``(C, H, W)`` or ``(C, z, y, x)``, label (0/1/unknown) and tissue
+    mask (where patch centres are drawn when not on the label) of the same spatial shape."""
 
     patient_id: str
     channels: np.ndarray
     label: np.ndarray
     tissue: np.ndarray
+    focus: np.ndarray | None = None  # where PatchConfig.focus_bias centres hard-negative patches
 
 
 @dataclass(eq=False)
@@ -78,11 +84,21 @@ class TrainResult:
     seconds: float
 
 
-def validation_dice(nets: Sequence[nn.Module], images: Sequence[TrainImage], multiple: int) -> float:
-    """Mean over patients of the Dice of each patient's pooled slices (unknown pixels excluded), as the study."""
+def validation_dice(
+    nets: Sequence[nn.Module], images: Sequence[TrainImage], multiple: int, window: Sequence[int] | None = None
+) -> float:
+    """Mean over patients of the Dice of each patient's pooled slices (unknown pixels excluded), as the study.
+
+    3D images are predicted whole with sliding windows of ``window`` voxels (the training patch shape).
+    """
     by_patient: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for img in images:
-        prob = predict_slice(nets, img.channels, multiple)
+        if img.channels.ndim == 4:
+            if window is None:
+                raise ValueError("3D validation needs the sliding-window size")
+            prob = predict_sliding(nets, img.channels, window)
+        else:
+            prob = predict_slice(nets, img.channels, multiple)
         known = img.label != UNKNOWN_LABEL
         pred = (prob >= 0.5) & img.tissue
         preds, refs = by_patient.setdefault(img.patient_id, ([], []))
@@ -103,6 +119,21 @@ def no_skill_dice(images: Sequence[TrainImage]) -> float:
     return float(np.mean([dice(np.concatenate(p), np.concatenate(r)) for p, r in by_patient.values()]))
 
 
+def centre_crop(y: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
+    """``y (N, C, *s)`` cropped about its centre to ``spatial``: the labels of a valid-padding network's output,
+    which covers only the centre of its input patch (the identity for same-size outputs)."""
+    if tuple(y.shape[2:]) == tuple(spatial):
+        return y
+    index = [
+        slice((have - want) // 2, (have - want) // 2 + want) for have, want in zip(y.shape[2:], spatial, strict=True)
+    ]
+    return y[(..., *index)]
+
+
+def _cpu_copy(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+
+
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - libraries that still use the global generator
@@ -117,6 +148,7 @@ def train(
     init_state: dict[str, torch.Tensor] | None = None,
     show_progress: bool = True,
     description: str = "training",
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
     """Train one network; returns the best validation epoch's weights (with no validation images: the last
     epoch's, after ``config.epochs`` epochs — a final model trained on all data with the epoch count that
@@ -126,16 +158,21 @@ def train(
         net_config: any :class:`~breastseg.nets.NetConfig` (the specimen ResU-Net, a torchvision network …).
         init_state: start from these weights (transfer learning) instead of Kaiming initialisation.
         checkpoint: a file to save every epoch to and to resume from if it exists.
+        device: where the network runs (patches are drawn on the CPU); the returned weights are on the CPU.
     """
     cfg = config or TrainConfig()
     _seed_everything(cfg.seed)
+    device = torch.device(device)
     net = net_config.build()
     if init_state is not None:
         net.load_state_dict(init_state)
+    net.to(device)
     loss_fn = specimen_dice_loss() if cfg.loss == "dice" else dice_ce_loss()
     optimiser: torch.optim.Optimizer
     if cfg.optimiser == "adamw":
         optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    elif cfg.optimiser == "adam":
+        optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     else:
         optimiser = torch.optim.SGD(
             net.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
@@ -164,7 +201,9 @@ def train(
     images = [t.channels for t in train_images]
     labels = [t.label for t in train_images]
     tissues = [t.tissue for t in train_images]
+    focuses = [t.focus for t in train_images]
     multiple = net_config.size_multiple
+    window = cfg.patch.shape(images[0].ndim - 1) if images else None
 
     columns = (
         TextColumn("{task.description}"),
@@ -182,33 +221,33 @@ def train(
                 for group in optimiser.param_groups:
                     group["lr"] = cfg.learning_rate * (1.0 - state["epoch"] / cfg.epochs) ** 0.9
             net.train()
-            x_all, y_all = sample_epoch(images, labels, tissues, cfg.patch, rng)
+            x_all, y_all = sample_epoch(images, labels, tissues, cfg.patch, rng, focuses=focuses)
             losses = []
             for start in range(0, len(x_all), cfg.batch_size):
-                x = torch.from_numpy(x_all[start : start + cfg.batch_size])
-                y = torch.from_numpy(y_all[start : start + cfg.batch_size])[:, None]
+                x = torch.from_numpy(x_all[start : start + cfg.batch_size]).to(device)
+                y = torch.from_numpy(y_all[start : start + cfg.batch_size])[:, None].to(device)
                 optimiser.zero_grad()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
                     logits = net(x)
-                loss = loss_fn(logits.float(), y)
+                loss = loss_fn(logits.float(), centre_crop(y, logits.shape[2:]))
                 loss.backward()
                 optimiser.step()
                 losses.append(float(loss.detach()))
             state["epoch"] += 1
             if validation_images and poly:  # watched only: the last epoch is the model, and its Dice is reported
-                val = validation_dice([net], validation_images, multiple)
-                state.update(best=val, best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()))
+                val = validation_dice([net], validation_images, multiple, window)
+                state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))
             elif validation_images:
-                val = validation_dice([net], validation_images, multiple)
+                val = validation_dice([net], validation_images, multiple, window)
                 scheduler.step(val)
                 if val > state["best"]:
-                    state.update(best=val, best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()))
+                    state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))
                     state["stale"] = 0
                 else:
                     state["stale"] += 1
             else:  # final model on all data: fixed epochs, constant learning rate, the last epoch kept
                 val = float("nan")
-                state.update(best_epoch=state["epoch"], best_state=copy.deepcopy(net.state_dict()))
+                state.update(best_epoch=state["epoch"], best_state=_cpu_copy(net))
             state["seconds"] += time.perf_counter() - t0
             state["history"].append(
                 {
@@ -236,6 +275,6 @@ def train(
                 }
                 with atomic_path(ckpt) as tmp:
                     torch.save(payload, tmp)
-    best_state = state["best_state"] if state["best_state"] is not None else net.state_dict()
+    best_state = state["best_state"] if state["best_state"] is not None else _cpu_copy(net)
     best = float(state["best"]) if validation_images else float("nan")
     return TrainResult(best_state, best, int(state["best_epoch"]), state["history"], state["seconds"])

@@ -1,8 +1,8 @@
 """Network builders and a registry (kind → configuration class); nothing else lives here.
 
-Every configuration is a frozen dataclass with ``build()`` (a fresh ``nn.Module`` taking ``(N, C, H, W)`` and
-returning two-class logits ``(N, 2, H, W)``) and ``size_multiple`` (input sizes must be multiples of it): the
-:class:`NetConfig` interface the trainer and the predictors use.
+Every configuration is a frozen dataclass with ``build()`` (a fresh ``nn.Module`` taking ``(N, C, H, W)`` — or
+``(N, C, z, y, x)`` for the 3D DynUNet — and returning two-class logits) and ``size_multiple`` (input sizes must be
+multiples of it): the :class:`NetConfig` interface the trainer and the predictors use.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any, Protocol
 from torch import nn
 
 from breastseg.errors import ModelError
+from breastseg.nets.dynunet import DynUNetConfig, plan_dynunet
 from breastseg.nets.resunet import ResUNetConfig, build_resunet
 from breastseg.nets.torchvision_seg import TorchvisionSegConfig, build_torchvision_seg
+from breastseg.nets.valid_unet import ValidUNetConfig
 
 
 class NetConfig(Protocol):
@@ -26,7 +28,12 @@ class NetConfig(Protocol):
     def build(self) -> nn.Module: ...
 
 
-REGISTRY: dict[str, type] = {"resunet": ResUNetConfig, "torchvision": TorchvisionSegConfig}
+REGISTRY: dict[str, type] = {
+    "resunet": ResUNetConfig,
+    "torchvision": TorchvisionSegConfig,
+    "dynunet": DynUNetConfig,
+    "valid_unet": ValidUNetConfig,
+}
 
 
 def net_config_to_dict(config: NetConfig) -> dict[str, Any]:
@@ -52,11 +59,14 @@ def net_config_from_dict(doc: dict[str, Any]) -> NetConfig:
 
 __all__ = [
     "REGISTRY",
+    "DynUNetConfig",
     "NetConfig",
     "ResUNetConfig",
     "TorchvisionSegConfig",
+    "ValidUNetConfig",
     "build_resunet",
     "build_torchvision_seg",
     "net_config_from_dict",
     "net_config_to_dict",
+    "plan_dynunet",
 ]

@@ -53,38 +53,51 @@ def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
 
 @dataclass(frozen=True)
 class PatientScans:
-    """One patient's scan folders (``followup`` may be ``None`` for a baseline-only cohort)."""
+    """One patient's scan folders (``followup`` may be ``None`` for a baseline-only cohort) and, optionally, the
+    site (centre, scanner) the scans come from: cross-validation folds are balanced by it."""
 
     patient_id: str
     baseline: Path
     followup: Path | None = None
+    site: str = ""
 
 
 def read_patients_csv(path: str | Path) -> list[PatientScans]:
-    """``patient_id, baseline[, followup]`` rows (scan folders relative to the CSV's folder)."""
+    """``patient_id, baseline[, followup][, site]`` rows (scan folders relative to the CSV's folder)."""
     from breastseg.io.tables import read_csv_rows
 
     path = Path(path)
     rows = read_csv_rows(path, ("patient_id", "baseline"), "patients table")
     base = path.parent
     return [
-        PatientScans(r["patient_id"], base / r["baseline"], base / r["followup"] if r.get("followup") else None)
+        PatientScans(
+            r["patient_id"],
+            base / r["baseline"],
+            base / r["followup"] if r.get("followup") else None,
+            (r.get("site") or "").strip(),
+        )
         for r in rows
     ]
 
 
-def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
-    """Read a scan folder (see the module docstring)."""
+def read_scan_pet(folder: str | Path) -> tuple[Image, Image]:
+    """The PET of a scan folder in SUVbw and SUL (see the module docstring for the names looked for)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such scan folder")
     pet_path = first_existing(folder, _PET_NAMES)
     if pet_path is None:
         raise InputError(f"{folder}: no PET ({', '.join(_PET_NAMES)})")
+    return load_pet_suv(pet_path, first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
+
+
+def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
+    """Read a scan folder (see the module docstring)."""
+    folder = Path(folder)
+    suv, sul = read_scan_pet(folder)
     mask_path = folder / mask_name
     if not mask_path.exists():
         raise InputError(f"{folder}: no lesion mask {mask_name}")
-    suv, sul = load_pet_suv(pet_path, first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
     organs = {
         name: read_mask_on(path, suv, f"{name} mask") if (path := folder / f"{name}.nii.gz").exists() else None
         for name in ("liver", "bone")

@@ -4,12 +4,9 @@ Users who train with nnU-Net itself keep every breastseg read-out: export, run `
 / ``nnUNetv2_train`` / ``nnUNetv2_predict``, import the predictions, then ``petct biomarkers`` / ``response``
 with ``--mask-name lesions_nnunet.nii.gz``.
 
-**Channels** (all on the PET grid of the scan that is segmented; the study's inputs):
-
-* baseline dataset — ``_0000`` PET in SUVbw clipped to [0, 5], ``_0001`` CT (HU, linear onto the PET grid);
-* follow-up dataset — ``_0000`` follow-up PET (SUVbw, [0, 5]), ``_0001`` follow-up CT, ``_0002`` baseline PET
-  and ``_0003`` baseline lesion mask, both rigidly registered onto the follow-up PET (mutual information; the
-  mask nearest-neighbour).
+**Channels** (:mod:`breastseg.workflows.petct.inputs`, the same as breastseg's own networks take; all on the PET
+grid of the scan that is segmented): baseline dataset ``_0000`` PET in SUVbw clipped to [0, 5], ``_0001`` CT;
+follow-up dataset also ``_0002`` baseline PET and ``_0003`` baseline lesion mask, registered onto the follow-up.
 
 **Normalisation is set explicitly** in ``dataset.json``'s ``channel_names``: the CT channel is ``"CT"`` (nnU-Net's
 CT normalisation: clip to the foreground's 0.5–99.5 percentiles, z-score with its statistics); the PET channels
@@ -30,30 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from breastseg.errors import InputError
-from breastseg.image import Image
 from breastseg.io import read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.learn.nnunet import read_dataset_json
-from breastseg.registration import register_rigid
-from breastseg.workflows.petct.longitudinal import PatientScans, first_existing, read_scan
+from breastseg.workflows.petct.inputs import CHANNELS, DESCRIPTIONS, read_channels
+from breastseg.workflows.petct.longitudinal import PatientScans
 
-SUV_CLIP = (0.0, 5.0)
 PREDICTION_NAME = "lesions_nnunet.nii.gz"
-
-
-def _ct_folder_image(folder: Path) -> Path:
-    found = first_existing(folder, ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct"))
-    if found is None:
-        raise InputError(f"{folder}: no CT (ct.nii.gz or a ct/ DICOM folder)")
-    return found
-
-
-def _channels_of(folder: Path, mask_name: str) -> tuple[Image, Image, np.ndarray]:
-    """(SUV clipped, CT on the PET grid, lesion mask) of a scan folder."""
-    scan = read_scan(folder, mask_name)
-    suv = scan.suv.with_array(np.clip(scan.suv.array, *SUV_CLIP).astype(np.float32))
-    ct = read_image(_ct_folder_image(folder), modality="CT").resample_onto(scan.suv, order=1, fill=-1000.0)
-    return suv, ct, scan.lesions
 
 
 def _grouped_folds(patients: Sequence[str], cases: dict[str, str], folds: int) -> list[dict[str, list[str]]]:
@@ -90,25 +70,16 @@ def export_dataset(
             raise InputError(f"patient {p.patient_id}: a follow-up dataset needs a follow-up scan")
         folder = p.followup if kind == "followup" and p.followup is not None else p.baseline
         case = f"{p.patient_id}_{kind}"
-        suv, ct, lesions = _channels_of(folder, mask_name)
-        channels = [suv, ct]
-        if kind == "followup":
-            base_suv, _, base_lesions = _channels_of(p.baseline, mask_name)
-            registration = register_rigid(suv, base_suv)
-            channels.append(registration.warp(base_suv, suv, order=1))
-            base_mask = base_suv.with_array(base_lesions.astype(np.float32))
-            channels.append(registration.warp(base_mask, suv, order=0))
-        for c, image in enumerate(channels):
+        scan = read_channels(folder, kind, mask_name, p.baseline, mask_name)  # type: ignore[arg-type]
+        for c, image in enumerate(scan.images):
             write_image(image.with_array(image.array.astype(np.float32)), images / f"{case}_{c:04d}.nii.gz")
-        write_image(suv.with_array(lesions.astype(np.uint8), units="label"), labels / f"{case}.nii.gz")
+        assert scan.lesions is not None
+        label = scan.images[0].with_array(scan.lesions.astype(np.uint8), units="label")
+        write_image(label, labels / f"{case}.nii.gz")
         cases[case] = p.patient_id
         sources[case] = str(folder.resolve())
-    names = {"0": "noNorm", "1": "CT"}
-    if kind == "followup":
-        names |= {"2": "noNorm", "3": "noNorm"}
-    described = ["PET SUVbw clipped to [0, 5]", "CT (HU) on the PET grid"]
-    if kind == "followup":
-        described += ["baseline PET SUVbw, registered (rigid MI)", "baseline lesion mask, registered (nearest)"]
+    names = {str(i): "CT" if c == "ct" else "noNorm" for i, c in enumerate(CHANNELS[kind])}
+    described = [DESCRIPTIONS[c] for c in CHANNELS[kind]]
     doc = {
         "channel_names": names,
         "labels": {"background": 0, "lesion": 1},

@@ -21,7 +21,7 @@ from skimage.transform import resize
 
 from breastseg._version import __version__
 from breastseg.errors import ModelError
-from breastseg.io.atomic import atomic_path
+from breastseg.learn.model_file import read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
 from breastseg.nets import NetConfig, net_config_from_dict, net_config_to_dict
@@ -106,26 +106,12 @@ class UltrasoundModel:
             "card": self.card,
             "breastseg_version": __version__,
         }
-        with atomic_path(path) as tmp:
-            torch.save({"header": json.dumps(header), "weights": self.state_dict}, tmp)
-        card_path = path.with_suffix(".card.md")
-        with atomic_path(card_path) as tmp:
-            tmp.write_text(model_card_markdown(header), encoding="utf-8")
-        return path
+        return write_model_file(path, header, self.state_dict, model_card_markdown(header))
 
     @classmethod
     def load(cls, path: str | Path) -> UltrasoundModel:
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"{path}: no such ultrasound model")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            header = json.loads(payload["header"])
-        except Exception as exc:  # torch raises several types for foreign or corrupt files
-            raise ModelError(f"{path}: not a breastseg ultrasound model ({exc})") from exc
-        if header.get("kind") != MODEL_KIND:
-            raise ModelError(f"{path}: a {header.get('kind')!r} file, not an ultrasound model")
-        return cls(net_config_from_dict(header["net"]), payload["weights"], int(header["input_size"]), header["card"])
+        header, weights = read_model_file(path, MODEL_KIND, "ultrasound model")
+        return cls(net_config_from_dict(header["net"]), weights, int(header["input_size"]), header["card"])
 
 
 def model_card_markdown(header: dict[str, Any]) -> str:

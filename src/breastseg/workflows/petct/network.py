@@ -1,0 +1,315 @@
+"""breastseg's own PET/CT lesion networks: nnU-Net's 3D U-Net (MONAI DynUNet), trained by the project's one
+trainer with patient-grouped K-fold cross-validation, kept as a K-member ensemble in one model file.
+
+Recipe (Moreau et al. 2022 on nnU-Net; :class:`Recipe`): channels and preprocessing from
+:mod:`breastseg.workflows.petct.inputs`; patches of ``patch_size`` voxels on the model grid, a third centred on
+a lesion voxel (nnU-Net's foreground oversampling), the rest anywhere in the body — for the follow-up network half
+of those on the registered baseline lesions, the hard negatives where a lesion has resolved; rotation, scaling, elastic,
+mirror and gamma augmentation (:mod:`breastseg.learn.volume_patches`); Dice + cross-entropy loss, Adam at
+3e-4 with nnU-Net's poly decay for a fixed number of epochs, the last epoch kept (the held-out fold is only
+watched). Fold k's network never sees fold k's patients, so the K members together are the ensemble for new
+patients, and any one scan of a training patient is predicted only by the members that did not train on that
+patient (:func:`breastseg.learn.bundle.independent_members`): the baseline network can be evaluated on the same
+patients' follow-up scans without leakage.
+
+Inference: the channels resampled to the model grid, Gaussian-weighted sliding windows (overlap 0.5) per member,
+the members' mean probability resampled (linear) back onto the PET grid and thresholded at 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from breastseg._version import __version__
+from breastseg.errors import InputError, ModelError
+from breastseg.image import Image
+from breastseg.learn.bundle import Member, independent_members
+from breastseg.learn.model_file import read_model_file, write_model_file
+from breastseg.learn.patches import PatchConfig
+from breastseg.learn.splits import stratified_group_folds
+from breastseg.learn.trainer import TrainConfig, TrainImage, train
+from breastseg.learn.volume_patches import VolumeAugmentation
+from breastseg.nets import DynUNetConfig, net_config_from_dict, net_config_to_dict, plan_dynunet
+from breastseg.predict.sliding import predict_sliding
+from breastseg.predict.volume import resolve_device, resolve_precision
+from breastseg.workflows.petct.inputs import Kind, Preprocessing, ScanChannels, fit_preprocessing, read_channels
+from breastseg.workflows.petct.longitudinal import PatientScans
+
+MODEL_KIND = "breastseg.petct.dynunet"
+MODEL_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training recipe of a PET/CT network (defaults: nnU-Net's 3D full-resolution setting scaled to a single
+    GPU; the tests and the quick start use a tiny one)."""
+
+    patch_size: tuple[int, int, int] = (96, 96, 96)
+    base_filters: int = 32
+    max_filters: int = 320
+    epochs: int = 100
+    patches_per_scan: int = 8
+    batch_size: int = 2
+    learning_rate: float = 3e-4
+    weight_decay: float = 3e-5
+    foreground_fraction: float = 0.33
+    baseline_focus_fraction: float = 0.5  # follow-up network: of the other patches, centred on baseline lesions
+    precision: Literal["float32", "bfloat16"] = "float32"
+    folds: int = 5
+    seed: int = 0
+
+    def train_config(self, mask_channels: tuple[int, ...]) -> TrainConfig:
+        patch = PatchConfig(
+            size=self.patch_size,
+            per_image=self.patches_per_scan,
+            positive_bias=self.foreground_fraction,
+            volume=VolumeAugmentation(),
+            mask_channels=mask_channels,
+            focus_bias=self.baseline_focus_fraction if mask_channels else 0.0,
+        )
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            patch=patch,
+            seed=self.seed,
+            optimiser="adam",
+            loss="dice_ce",
+            schedule="poly",
+            precision=self.precision,
+        )
+
+
+@dataclass(eq=False)
+class PetctModel:
+    """A trained PET/CT ensemble: architecture, preprocessing, window size, members and card, in one ``.pt``
+    (plain tensors and JSON, loaded with ``weights_only=True``) with a ``.card.md`` beside it."""
+
+    net: DynUNetConfig
+    preprocessing: Preprocessing
+    patch_size: tuple[int, int, int]
+    members: list[Member]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def independent(self, exclude_patient: str | None) -> list[Member]:
+        """The members not trained on ``exclude_patient``; a member's validation patients are its held-out fold
+        (watched only, poly schedule, last epoch kept), so they count as unseen."""
+        return independent_members(self.members, exclude_patient, validation_counts=False)
+
+    def networks(self, exclude_patient: str | None = None, device: str | torch.device = "cpu") -> list[torch.nn.Module]:
+        """The members' networks, leaving out those that trained or validated on ``exclude_patient``."""
+        nets = []
+        for member in self.independent(exclude_patient):
+            net = self.net.build()
+            net.load_state_dict(member.state_dict)
+            nets.append(net.to(device).eval())
+        return nets
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        header = {
+            "kind": MODEL_KIND,
+            "schema_version": MODEL_SCHEMA_VERSION,
+            "net": net_config_to_dict(self.net),
+            "preprocessing": self.preprocessing.to_json(),
+            "patch_size": list(self.patch_size),
+            "members": [
+                {
+                    "fold": m.fold,
+                    "training_patients": list(m.training_patients),
+                    "validation_patients": list(m.validation_patients),
+                    "validation_dice": m.best_validation_dice,
+                }
+                for m in self.members
+            ],
+            "card": self.card,
+            "breastseg_version": __version__,
+        }
+        return write_model_file(path, header, [m.state_dict for m in self.members], card_markdown(header))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PetctModel:
+        header, weights = read_model_file(path, MODEL_KIND, "PET/CT model")
+        if header.get("schema_version") != MODEL_SCHEMA_VERSION:
+            raise ModelError(f"{path}: model schema {header.get('schema_version')!r}; this breastseg reads 1")
+        net = net_config_from_dict(header["net"])
+        if not isinstance(net, DynUNetConfig):
+            raise ModelError(f"{path}: network {header['net'].get('kind')!r} is not a DynUNet")
+        members = [
+            Member(
+                w,
+                tuple(m["training_patients"]),
+                tuple(m["validation_patients"]),
+                m["fold"],
+                m.get("validation_dice"),
+            )
+            for w, m in zip(weights, header["members"], strict=True)
+        ]
+        patch = tuple(int(v) for v in header["patch_size"])
+        return cls(net, Preprocessing.from_json(header["preprocessing"]), patch, members, header["card"])  # type: ignore[arg-type]
+
+
+def card_markdown(header: dict[str, Any]) -> str:
+    pre, card = header["preprocessing"], header["card"]
+    lines = [
+        f"# Model card: breastseg PET/CT {pre['kind']} lesion network",
+        "",
+        f"* **Inputs**: {', '.join(pre['channels'])} on the scan's PET grid, resampled to "
+        f"{' × '.join(f'{v:.2f}' for v in pre['spacing_mm'])} mm (z, y, x)",
+        f"* **Normalisation**: PET SUVbw clipped to [0, 5]; CT clipped to {pre['ct_clip_hu'][0]:.0f}…"
+        f"{pre['ct_clip_hu'][1]:.0f} HU, z-scored (mean {pre['ct_mean_hu']:.1f}, SD {pre['ct_sd_hu']:.1f} HU)",
+        f"* **Network**: MONAI DynUNet (nnU-Net topology) `{json.dumps(header['net'])}`; sliding window "
+        f"{' × '.join(map(str, header['patch_size']))} voxels",
+    ]
+    lines += [f"* **{key.replace('_', ' ').capitalize()}**: {value}" for key, value in card.items()]
+    lines += ["", "| member | validation patients | validation Dice (watched, model grid) |", "|---|---|---|"]
+    for m in header["members"]:
+        score = "—" if m["validation_dice"] is None else f"{m['validation_dice']:.3f}"
+        lines.append(f"| {m['fold']} | {', '.join(m['validation_patients'])} | {score} |")
+    lines += ["", f"Written by breastseg {header['breastseg_version']}."]
+    return "\n".join(lines) + "\n"
+
+
+def scan_folder(patient: PatientScans, kind: Kind) -> Path:
+    """The scan a network of ``kind`` segments for ``patient`` (its follow-up for the follow-up network)."""
+    if kind == "followup":
+        if patient.followup is None:
+            raise InputError(f"patient {patient.patient_id}: the follow-up network needs a follow-up scan")
+        return patient.followup
+    return patient.baseline
+
+
+def training_image(scan_id: str, preprocessing: Preprocessing, scan: ScanChannels) -> TrainImage:
+    """A scan on the model grid as the trainer takes it; for the follow-up network the registered baseline lesions
+    are the focus (hard negatives where a lesion resolved)."""
+    channels, label, body, _ = preprocessing.network_input(scan)
+    if label is None:
+        raise InputError(f"{scan.folder}: a training scan needs its lesion mask")
+    masks = preprocessing.mask_channels
+    focus = channels[masks[0]] > 0.5 if masks else None
+    return TrainImage(scan_id, channels, label.astype(np.int64), body, focus)
+
+
+def cross_validate(
+    patients: Sequence[PatientScans],
+    kind: Kind,
+    recipe: Recipe = Recipe(),
+    mask_name: str = "lesions.nii.gz",
+    checkpoint_dir: str | Path | None = None,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> PetctModel:
+    """Train ``recipe.folds`` networks, fold k holding out the k-th group of patients (folds balanced by
+    ``PatientScans.site`` when given), and return them as one model (see the module docstring).
+
+    The follow-up network's baseline-mask channel is the reference baseline mask ``mask_name`` (at prediction,
+    whatever mask the user names: a reference or the baseline network's)."""
+    ids = [p.patient_id for p in patients]
+    if len(set(ids)) != len(ids):
+        raise InputError("patient ids must be unique in the patients table")
+    say = progress or (lambda _: None)
+    say(f"reading {len(patients)} {kind} scans")
+    scans = [read_channels(scan_folder(p, kind), kind, mask_name, p.baseline, mask_name) for p in patients]
+    preprocessing = fit_preprocessing(scans, kind)
+    images = [training_image(p.patient_id, preprocessing, s) for p, s in zip(patients, scans, strict=True)]
+    channels = len(preprocessing.channels)
+    net = plan_dynunet(recipe.patch_size, preprocessing.spacing_mm, channels, recipe.base_filters, recipe.max_filters)
+    folds = stratified_group_folds({p.patient_id: p.site or "all" for p in patients}, recipe.folds, recipe.seed)
+    config = recipe.train_config(preprocessing.mask_channels)
+    run_on = resolve_device(device)
+    members = []
+    for k, held_out in enumerate(folds):
+        train_images = [im for im in images if im.patient_id not in held_out]
+        validation = [im for im in images if im.patient_id in held_out]
+        ckpt = Path(checkpoint_dir) / f"{kind}_fold{k}.pt" if checkpoint_dir else None
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+        say(f"fold {k + 1} of {len(folds)}: {len(train_images)} training scans, {len(validation)} held out")
+        result = train(
+            net, train_images, validation, config, checkpoint=ckpt, device=run_on, description=f"fold {k + 1}"
+        )
+        trained_on = tuple(sorted(im.patient_id for im in train_images))
+        members.append(Member(result.state_dict, trained_on, tuple(held_out), f"fold{k}", result.best_validation_dice))
+    card = {
+        "kind": kind,
+        "trained": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "training_data": f"{len(patients)} patients ({kind} scans), {len(folds)}-fold patient-grouped CV",
+        "recipe": json.dumps(asdict(recipe)),
+        "device": str(run_on),
+        "intended_use": "research; not a medical device",
+    }
+    return PetctModel(net, preprocessing, recipe.patch_size, members, card)
+
+
+@dataclass(eq=False)
+class LesionPrediction:
+    """The ensemble's mean lesion probability and the thresholded mask, both on the scan's PET grid."""
+
+    probability: Image
+    mask: Image
+    members_used: tuple[str, ...]
+
+
+def predict_scan(
+    model: PetctModel,
+    scan: ScanChannels,
+    exclude_patient: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    overlap: float = 0.5,
+    mirror: bool = False,
+    threshold: float = 0.5,
+) -> LesionPrediction:
+    """Segment one scan (channels from :func:`read_channels` with the model's kind) with the members that did
+    not see ``exclude_patient`` (see the module docstring)."""
+    run_on = resolve_device(device)
+    members = model.independent(exclude_patient)
+    nets = model.networks(exclude_patient, run_on)
+    channels, _, _, grid = model.preprocessing.network_input(scan)
+    prob = predict_sliding(
+        nets, channels, model.patch_size, overlap, precision=resolve_precision(precision, run_on), mirror=mirror
+    )
+    pet = scan.images[0]
+    on_model = Image(prob, grid.spacing, grid.origin, grid.direction, units="probability")
+    probability = on_model if grid is scan.grid else on_model.resample_onto(pet, order=1, fill=0.0)
+    mask = pet.with_array((probability.array >= threshold).astype(np.uint8), units="label")
+    probability = probability.with_array(probability.array.astype(np.float32))
+    return LesionPrediction(probability, mask, tuple(m.fold for m in members))
+
+
+def predict_patients(
+    model: PetctModel,
+    patients: Sequence[PatientScans],
+    timepoint: Kind,
+    out_name: str,
+    baseline_mask_name: str = "lesions.nii.gz",
+    device: str = "auto",
+    mirror: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Segment every patient's ``timepoint`` scan, writing ``out_name`` into its folder; each scan is predicted
+    only by the members that did not train on its patient. Returns, per patient, the folder and members used."""
+    from breastseg.io import write_image
+
+    kind = model.preprocessing.kind
+    if kind == "followup" and timepoint != "followup":
+        raise InputError("the follow-up network segments follow-up scans only (--timepoint followup)")
+    done: dict[str, dict[str, Any]] = {}
+    for i, p in enumerate(patients):
+        folder = scan_folder(p, timepoint)
+        if progress is not None:
+            progress(f"segmenting {p.patient_id} {timepoint} ({i + 1} of {len(patients)})")
+        scan = read_channels(folder, kind, None, p.baseline, baseline_mask_name)
+        result = predict_scan(model, scan, p.patient_id, device, mirror=mirror)
+        write_image(result.mask, folder / out_name)
+        done[p.patient_id] = {"scan": str(folder), "members": list(result.members_used)}
+    return done
