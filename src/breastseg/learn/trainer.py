@@ -122,12 +122,10 @@ def no_skill_dice(images: Sequence[TrainImage]) -> float:
 def centre_crop(y: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
     """``y (N, C, *s)`` cropped about its centre to ``spatial``: the labels of a valid-padding network's output,
     which covers only the centre of its input patch (the identity for same-size outputs)."""
-    if tuple(y.shape[2:]) == tuple(spatial):
-        return y
-    index = [
-        slice((have - want) // 2, (have - want) // 2 + want) for have, want in zip(y.shape[2:], spatial, strict=True)
-    ]
-    return y[(..., *index)]
+    for axis, want in enumerate(spatial):
+        if y.shape[2 + axis] != want:
+            y = y.narrow(2 + axis, (y.shape[2 + axis] - want) // 2, want)
+    return y
 
 
 def _cpu_copy(net: nn.Module) -> dict[str, torch.Tensor]:

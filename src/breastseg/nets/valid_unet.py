@@ -102,6 +102,8 @@ def bilinear_kernel(pools: Sequence[bool]) -> torch.Tensor:
 
 
 class FixedBilinearUp(nn.Module):
+    kernel: torch.Tensor
+
     """×2 linear upsampling along the chosen axes by a transposed convolution with fixed weights (no parameters),
     the one-voxel border (interpolated from one side only) cropped: ``n → 2n − 1``."""
 
@@ -115,15 +117,16 @@ class FixedBilinearUp(nn.Module):
         weight = self.kernel.expand(c, 1, *self.kernel.shape[2:]).to(x.dtype)
         stride = tuple(2 if p else 1 for p in self.pools)
         y = F.conv_transpose3d(x, weight, stride=stride, groups=c)
-        return y[(..., *(slice(1, -1) if p else slice(None) for p in self.pools))]
+        for axis, pooled in enumerate(self.pools):
+            if pooled:
+                y = y.narrow(2 + axis, 1, y.shape[2 + axis] - 2)
+        return y
 
 
 def _crop_to(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    index = []
-    for have, want in zip(x.shape[2:], shape, strict=True):
-        lo = (have - want) // 2
-        index.append(slice(lo, lo + want))
-    return x[(..., *index)]
+    for axis, want in enumerate(shape):
+        x = x.narrow(2 + axis, (x.shape[2 + axis] - want) // 2, want)
+    return x
 
 
 class ValidUNet(nn.Module):
@@ -136,9 +139,9 @@ class ValidUNet(nn.Module):
         c = config.in_channels
         for w, k, pools in zip(widths, config.kernels, config.pool_axes, strict=True):
             self.down.append(_block(c, w, k))
-            self.pool.append(
-                nn.AvgPool3d(tuple(3 if p else 1 for p in pools), stride=tuple(2 if p else 1 for p in pools))
-            )
+            kz, ky, kx = (3 if p else 1 for p in pools)
+            sz, sy, sx = (2 if p else 1 for p in pools)
+            self.pool.append(nn.AvgPool3d((kz, ky, kx), stride=(sz, sy, sx)))
             c = w
         self.up = nn.ModuleList()
         self.up_conv = nn.ModuleList()

@@ -1,0 +1,106 @@
+"""Harmonisation of a DCE exam as the breast-MRI study did it (Hirsch et al. 2022, Supplement):
+
+1. **Resolution** — in-plane (y, x) ×2 upsampling (linear) when the in-plane voxel is coarser than
+   ``upsample_above_mm`` (the study upsampled its low-resolution scans ×2 to match the others); the slice axis is
+   left alone.
+2. **Registration** — every phase (the pre-contrast T1 and the later post-contrast phases) deformably registered
+   onto the first post-contrast T1c (:func:`breastseg.registration.register_bspline`, B-spline free-form
+   deformation with mutual information, after a rigid start; ``method="rigid"`` for rigid only, ``"none"`` for
+   exams already aligned).
+3. **Intensity** — every phase divided by the 95th percentile of the pre-contrast T1 inside the breast (the
+   study's exam-wise scaling, which matched its scanner-wise histogram harmonisation).
+
+All images of an exam end on the first T1c's (possibly upsampled) grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from breastseg.errors import InputError
+from breastseg.image import Image
+from breastseg.registration import register_bspline, register_rigid
+
+Method = Literal["bspline", "rigid", "none"]
+
+
+@dataclass(eq=False)
+class HarmonisedExam:
+    """A harmonised exam: pre-contrast ``t1`` and ``post`` phases on one grid, divided by ``scale``."""
+
+    t1: Image
+    post: list[Image]
+    post_times_s: list[float]
+    scale: float
+    upsampled: bool
+
+
+def upsample_in_plane(image: Image, order: Literal[0, 1] = 1) -> Image:
+    """The image on a grid with half the in-plane (y, x) voxel size over the same field of view."""
+    z, y, x = image.spacing
+    return image.resample_onto(image.grid.with_spacing((z, y / 2.0, x / 2.0)), order=order)
+
+
+def needs_upsampling(image: Image, upsample_above_mm: float) -> bool:
+    return max(image.spacing[1:]) > upsample_above_mm
+
+
+def t1_scale(t1: Image, breast: np.ndarray | None) -> float:
+    """95th percentile of the pre-contrast T1 inside ``breast`` (the whole image when ``None``)."""
+    values = t1.array[breast] if breast is not None else t1.array.ravel()
+    if values.size == 0:
+        raise InputError("the breast mask is empty: no tissue to scale the intensities by")
+    scale = float(np.percentile(values, 95))
+    if scale <= 0:
+        raise InputError(f"the pre-contrast T1's 95th percentile in the breast is {scale}: cannot normalise")
+    return scale
+
+
+def harmonise(
+    t1: Image,
+    post: Sequence[Image],
+    post_times_s: Sequence[float],
+    breast: Callable[[Image], np.ndarray] | np.ndarray | None = None,
+    method: Method = "bspline",
+    upsample_above_mm: float = 0.6,
+    progress: Callable[[str], None] | None = None,
+) -> HarmonisedExam:
+    """Harmonise one exam (see the module docstring).
+
+    Args:
+        breast: a breast mask on the first T1c's final grid, or a function making one from the registered T1
+            (e.g. :func:`breastseg.workflows.mri.breast_mask.breast_mask`), or ``None`` (the whole image).
+    """
+    if not post:
+        raise InputError("a DCE exam needs at least one post-contrast phase")
+    if len(post) != len(post_times_s):
+        raise InputError(f"{len(post)} post-contrast phases but {len(post_times_s)} acquisition times")
+    say = progress or (lambda _: None)
+    reference = post[0]
+    upsampled = needs_upsampling(reference, upsample_above_mm)
+    if upsampled:
+        reference = upsample_in_plane(reference)
+    moved: list[Image] = []
+    for i, image in enumerate([t1, *post[1:]]):
+        name = "T1" if i == 0 else f"T1c {i + 1}"
+        if method == "none":
+            moved.append(image.resample_onto(reference, order=1))
+            continue
+        say(f"registering {name} onto T1c 1 ({method})")
+        reg = register_bspline(reference, image) if method == "bspline" else register_rigid(reference, image)
+        moved.append(reg.warp(image, reference, order=1))
+    t1_on, rest = moved[0], moved[1:]
+    mask = breast(t1_on) if callable(breast) else breast
+    scale = t1_scale(t1_on, None if mask is None else np.asarray(mask, bool))
+    phases = [reference, *rest]
+    return HarmonisedExam(
+        t1_on.with_array((t1_on.array / scale).astype(np.float32), units="1"),
+        [p.with_array((p.array / scale).astype(np.float32), units="1") for p in phases],
+        [float(t) for t in post_times_s],
+        scale,
+        upsampled,
+    )
