@@ -340,3 +340,18 @@ def tost_paired(a: Sequence[float], b: Sequence[float], low: float, high: float,
     p_upper = float(stats.t.cdf((d.mean() - high) / se, n - 1))
     p = max(p_lower, p_upper)
     return TostResult(float(d.mean()), p_lower, p_upper, p, p < alpha)
+
+
+def tost_between_readers(
+    model: Sequence[float], lowest: Sequence[float], highest: Sequence[float], alpha: float = 0.05
+) -> TostResult:
+    """The MRI study's equivalence procedure: two one-sided paired Wilcoxon signed-rank tests per case — the model
+    better than the lowest reader (``p_lower``) and worse than the highest reader (``p_upper``) — equivalence to
+    the readers' range when both reject (``p = max``). ``mean_difference`` is the model's mean minus the mean of
+    the two readers' means."""
+    m, lo = _paired(model, lowest)
+    _, hi = _paired(model, highest)
+    p_lower = float(stats.wilcoxon(m, lo, alternative="greater").pvalue) if np.any(m != lo) else 1.0
+    p_upper = float(stats.wilcoxon(m, hi, alternative="less").pvalue) if np.any(m != hi) else 1.0
+    p = max(p_lower, p_upper)
+    return TostResult(float(m.mean() - 0.5 * (lo.mean() + hi.mean())), p_lower, p_upper, p, p < alpha)
