@@ -186,7 +186,9 @@ def bland_altman(a: Sequence[float], b: Sequence[float]) -> BlandAltman:
 # ---------------------------------------------------------------------------------------------------
 # ROC
 # ---------------------------------------------------------------------------------------------------
-def _labels_scores(labels: Sequence[bool], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _labels_scores(
+    labels: Sequence[bool] | np.ndarray, scores: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, dtype=float)
     if y.shape != s.shape or y.ndim != 1:
@@ -206,7 +208,7 @@ class RocCurve:
     auc: float
 
 
-def roc_curve(labels: Sequence[bool], scores: Sequence[float]) -> RocCurve:
+def roc_curve(labels: Sequence[bool] | np.ndarray, scores: Sequence[float] | np.ndarray) -> RocCurve:
     """ROC curve over all distinct score thresholds (highest first), and its area (Mann–Whitney AUC)."""
     y, s = _labels_scores(labels, scores)
     order = np.argsort(-s, kind="stable")
