@@ -89,6 +89,12 @@ class Grid:
         """Edge-to-edge extent of the grid per axis, array order, in mm."""
         return tuple(n * s for n, s in zip(self.shape, self.spacing, strict=True))
 
+    def patient_axis(self, lps_axis: int) -> tuple[int, bool]:
+        """``(array axis, increasing index points to +LPS)`` of the array axis closest to LPS axis ``lps_axis``
+        (0: x, towards the patient's left; 1: y, posterior; 2: z, superior), from the direction matrix."""
+        itk_axis = int(np.argmax(np.abs(self.direction[lps_axis, :])))
+        return self.ndim - 1 - itk_axis, bool(self.direction[lps_axis, itk_axis] > 0)
+
     def index_to_world(self, index: np.ndarray | Sequence[float]) -> np.ndarray:
         """Physical LPS ``(x, y, z)`` mm of array indices ``(..., ndim)`` given in array order."""
         idx = np.asarray(index, dtype=float)

@@ -65,3 +65,16 @@ def hand_written_series(
             tweak(k, ds)
         ds.save_as(folder / f"file{order[k]:03d}.dcm", enforce_file_format=True)
     return series_uid
+
+
+def dynamic_phase_tweak(phase: int, acquisition_time: str, date: str = "20240501") -> Callable[[int, Dataset], None]:
+    """A ``tweak`` that makes the slices one MR phase of a dynamic series (temporal position, acquisition time)."""
+
+    def tweak(k: int, ds: Dataset) -> None:
+        ds.Modality = "MR"
+        ds.TemporalPositionIdentifier = phase
+        ds.AcquisitionDate = date
+        ds.AcquisitionTime = acquisition_time
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+
+    return tweak

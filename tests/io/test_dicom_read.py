@@ -19,7 +19,7 @@ from breastseg.io import (
     write_dicom_series,
 )
 from tests.conftest import oblique_direction
-from tests.io.dicom_helpers import hand_written_series
+from tests.io.dicom_helpers import dynamic_phase_tweak, hand_written_series
 
 
 def _gdcm_read(folder: Path) -> sitk.Image:
@@ -148,21 +148,16 @@ def test_missing_geometry_tag_is_named(tmp_path: Path) -> None:
 def test_dynamic_series_splits_into_timed_phases(tmp_path: Path) -> None:
     values = np.zeros((3, 4, 4))
     times = {1: "101500", 2: "101630", 3: "101800"}
-
-    def phase(p: int):
-        def tweak(k: int, ds: pydicom.Dataset) -> None:
-            ds.Modality = "MR"
-            ds.TemporalPositionIdentifier = p
-            ds.AcquisitionDate = "20240501"
-            ds.AcquisitionTime = times[p]
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-
-        return tweak
-
     uid = "1.2.3.4.5"
     for p in (3, 1, 2):
         hand_written_series(
-            tmp_path / f"p{p}", values + p, (2, 1, 1), (0, 0, 0), np.eye(3), series_uid=uid, tweak=phase(p)
+            tmp_path / f"p{p}",
+            values + p,
+            (2, 1, 1),
+            (0, 0, 0),
+            np.eye(3),
+            series_uid=uid,
+            tweak=dynamic_phase_tweak(p, times[p]),
         )
     with pytest.raises(InputError, match="read_dicom_phases"):
         read_image(tmp_path)

@@ -27,6 +27,7 @@ from breastseg.io.atomic import atomic_path
 from breastseg.learn.losses import UNKNOWN_LABEL, dice_ce_loss, specimen_dice_loss
 from breastseg.learn.patches import PatchConfig, sample_epoch
 from breastseg.nets import NetConfig, net_config_to_dict
+from breastseg.nets.valid_unet import centre_crop
 from breastseg.predict.slices import predict_slice
 from breastseg.predict.sliding import predict_sliding
 
@@ -117,15 +118,6 @@ def no_skill_dice(images: Sequence[TrainImage]) -> float:
         preds.append(img.tissue[known])
         refs.append(img.label[known] == 1)
     return float(np.mean([dice(np.concatenate(p), np.concatenate(r)) for p, r in by_patient.values()]))
-
-
-def centre_crop(y: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
-    """``y (N, C, *s)`` cropped about its centre to ``spatial``: the labels of a valid-padding network's output,
-    which covers only the centre of its input patch (the identity for same-size outputs)."""
-    for axis, want in enumerate(spatial):
-        if y.shape[2 + axis] != want:
-            y = y.narrow(2 + axis, (y.shape[2 + axis] - want) // 2, want)
-    return y
 
 
 def _cpu_copy(net: nn.Module) -> dict[str, torch.Tensor]:

@@ -123,9 +123,12 @@ class FixedBilinearUp(nn.Module):
         return y
 
 
-def _crop_to(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    for axis, want in enumerate(shape):
-        x = x.narrow(2 + axis, (x.shape[2 + axis] - want) // 2, want)
+def centre_crop(x: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
+    """``x (N, C, *s)`` cropped about its centre to ``spatial`` (the identity where the sizes agree): the skips
+    here, and the labels of a valid network's output, which covers only the centre of its input patch."""
+    for axis, want in enumerate(spatial):
+        if x.shape[2 + axis] != want:
+            x = x.narrow(2 + axis, (x.shape[2 + axis] - want) // 2, want)
     return x
 
 
@@ -159,5 +162,5 @@ class ValidUNet(nn.Module):
             x = pool(x)
         for up, block, skip in zip(self.up, self.up_conv, reversed(skips), strict=True):
             x = up(x)
-            x = block(torch.cat([x, _crop_to(skip, x.shape[2:])], dim=1))
+            x = block(torch.cat([x, centre_crop(skip, x.shape[2:])], dim=1))
         return self.head(x)

@@ -6,33 +6,27 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 
 from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io import write_image
 from breastseg.workflows.mri.exam import read_dce_dicom, read_dce_files, split_laterality
-from tests.io.dicom_helpers import hand_written_series
+from tests.io.dicom_helpers import dynamic_phase_tweak, hand_written_series
 
 
 def test_dicom_dynamic_series_gives_pre_and_timed_post_phases(tmp_path: Path) -> None:
     times = {1: "101500", 2: "101630", 3: "101800"}  # pre, then +90 s, +180 s
-
-    def phase(p: int):
-        def tweak(k: int, ds: pydicom.Dataset) -> None:
-            ds.Modality = "MR"
-            ds.TemporalPositionIdentifier = p
-            ds.AcquisitionDate = "20240501"
-            ds.AcquisitionTime = times[p]
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-
-        return tweak
-
     for p in (2, 3, 1):
         values = np.full((3, 4, 4), 10.0 * p)
         hand_written_series(
-            tmp_path / f"p{p}", values, (2, 1, 1), (0, 0, 0), np.eye(3), series_uid="1.2.3", tweak=phase(p)
+            tmp_path / f"p{p}",
+            values,
+            (2, 1, 1),
+            (0, 0, 0),
+            np.eye(3),
+            series_uid="1.2.3",
+            tweak=dynamic_phase_tweak(p, times[p]),
         )
     exam = read_dce_dicom(tmp_path)
     assert float(exam.t1.array.mean()) == 10.0

@@ -21,14 +21,6 @@ from breastseg.image import Image
 from breastseg.masks import largest_component
 
 
-def anterior_posterior_axis(image: Image) -> tuple[int, bool]:
-    """``(array axis, posterior is at high index)`` for the patient's A–P direction (LPS y)."""
-    direction = np.asarray(image.direction)  # columns: LPS direction of array axes in ITK order (x, y, z)
-    itk_axis = int(np.argmax(np.abs(direction[1, :])))
-    array_axis = image.ndim - 1 - itk_axis
-    return array_axis, bool(direction[1, itk_axis] > 0)
-
-
 def breast_mask(
     image: Image, air_fraction: float = 0.1, wall_coverage: float = 0.9, wall_margin_mm: float = 3.0
 ) -> np.ndarray:
@@ -44,7 +36,7 @@ def breast_mask(
         raise InputError("breast mask: nothing above the air threshold (an empty or all-dark image?)")
     body = np.stack([ndimage.binary_fill_holes(s) for s in body])
     body = largest_component(body, connectivity=6)
-    axis, posterior_high = anterior_posterior_axis(image)
+    axis, posterior_high = image.grid.patient_axis(1)
     moved = np.moveaxis(body, axis, 0)
     if posterior_high is False:
         moved = moved[::-1]

@@ -74,17 +74,10 @@ def read_dce_files(t1: str | Path, post: Sequence[str | Path], times: Sequence[f
     )
 
 
-def left_right_axis(image: Image) -> tuple[int, bool]:
-    """``(array axis, patient's left at high index)`` for the patient's left–right direction (LPS x)."""
-    direction = np.asarray(image.direction)
-    itk_axis = int(np.argmax(np.abs(direction[0, :])))
-    return image.ndim - 1 - itk_axis, bool(direction[0, itk_axis] > 0)
-
-
 def split_laterality(image: Image, body: np.ndarray | None = None) -> dict[str, Image]:
     """``{"right": …, "left": …}``: the image cut at the middle of the body (``body`` mask, else the image's
     non-zero extent) along the patient's left–right axis."""
-    axis, left_high = left_right_axis(image)
+    axis, left_high = image.grid.patient_axis(0)
     mask = np.asarray(body, bool) if body is not None else np.asarray(image.array) > 0
     profile = mask.any(axis=tuple(a for a in range(image.ndim) if a != axis))
     if not profile.any():

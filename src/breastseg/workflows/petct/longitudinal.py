@@ -61,6 +61,14 @@ class PatientScans:
     followup: Path | None = None
     site: str = ""
 
+    def scan(self, timepoint: str) -> Path:
+        """The baseline or follow-up scan folder; a missing follow-up is an error naming the patient."""
+        if timepoint == "followup":
+            if self.followup is None:
+                raise InputError(f"patient {self.patient_id}: no follow-up scan in the patients table")
+            return self.followup
+        return self.baseline
+
 
 def read_patients_csv(path: str | Path) -> list[PatientScans]:
     """``patient_id, baseline[, followup][, site]`` rows (scan folders relative to the CSV's folder)."""

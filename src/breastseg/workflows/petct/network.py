@@ -179,15 +179,6 @@ def card_markdown(header: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scan_folder(patient: PatientScans, kind: Kind) -> Path:
-    """The scan a network of ``kind`` segments for ``patient`` (its follow-up for the follow-up network)."""
-    if kind == "followup":
-        if patient.followup is None:
-            raise InputError(f"patient {patient.patient_id}: the follow-up network needs a follow-up scan")
-        return patient.followup
-    return patient.baseline
-
-
 def training_image(scan_id: str, preprocessing: Preprocessing, scan: ScanChannels) -> TrainImage:
     """A scan on the model grid as the trainer takes it; for the follow-up network the registered baseline lesions
     are the focus (hard negatives where a lesion resolved)."""
@@ -218,7 +209,7 @@ def cross_validate(
         raise InputError("patient ids must be unique in the patients table")
     say = progress or (lambda _: None)
     say(f"reading {len(patients)} {kind} scans")
-    scans = [read_channels(scan_folder(p, kind), kind, mask_name, p.baseline, mask_name) for p in patients]
+    scans = [read_channels(p.scan(kind), kind, mask_name, p.baseline, mask_name) for p in patients]
     preprocessing = fit_preprocessing(scans, kind)
     images = [training_image(p.patient_id, preprocessing, s) for p, s in zip(patients, scans, strict=True)]
     channels = len(preprocessing.channels)
@@ -305,7 +296,7 @@ def predict_patients(
         raise InputError("the follow-up network segments follow-up scans only (--timepoint followup)")
     done: dict[str, dict[str, Any]] = {}
     for i, p in enumerate(patients):
-        folder = scan_folder(p, timepoint)
+        folder = p.scan(timepoint)
         if progress is not None:
             progress(f"segmenting {p.patient_id} {timepoint} ({i + 1} of {len(patients)})")
         scan = read_channels(folder, kind, None, p.baseline, baseline_mask_name)

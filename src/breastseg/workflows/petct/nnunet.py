@@ -66,9 +66,7 @@ def export_dataset(
     cases: dict[str, str] = {}
     sources: dict[str, str] = {}
     for p in patients:
-        if kind == "followup" and p.followup is None:
-            raise InputError(f"patient {p.patient_id}: a follow-up dataset needs a follow-up scan")
-        folder = p.followup if kind == "followup" and p.followup is not None else p.baseline
+        folder = p.scan(kind)
         case = f"{p.patient_id}_{kind}"
         scan = read_channels(folder, kind, mask_name, p.baseline, mask_name)  # type: ignore[arg-type]
         for c, image in enumerate(scan.images):
