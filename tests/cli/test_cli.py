@@ -24,13 +24,6 @@ def test_version_and_help_through_the_console_script() -> None:
         assert group in helped.stdout
 
 
-@pytest.mark.parametrize(("group", "issue"), [("mri", "#9")])
-def test_planned_groups_say_which_issue_brings_them(group: str, issue: str, capsys: pytest.CaptureFixture) -> None:
-    assert main([group]) == 2
-    err = capsys.readouterr().err
-    assert "not available yet" in err and issue in err
-
-
 def test_phantom_specimen_writes_the_promised_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rc = main(
         [

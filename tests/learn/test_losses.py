@@ -1,11 +1,13 @@
-"""The specimen Dice loss masks unknown pixels out entirely (after the softmax)."""
+"""The specimen Dice loss masks unknown pixels out entirely (after the softmax); the MRI study's generalised Dice
+loss is Sudre et al.'s formula."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from monai.losses import DiceLoss
 
-from breastseg.learn.losses import specimen_dice_loss
+from breastseg.learn.losses import generalised_dice_loss, specimen_dice_loss
 
 
 def test_unknown_pixels_do_not_change_the_loss() -> None:
@@ -22,3 +24,24 @@ def test_unknown_pixels_do_not_change_the_loss() -> None:
         logits[..., :5], target[..., :5]
     )
     assert torch.allclose(ours, reference, atol=1e-6)
+
+
+def test_generalised_dice_loss_equals_sudres_formula_by_hand() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(2, 2, 6, 7, 5)
+    target = torch.zeros(2, 1, 6, 7, 5, dtype=torch.long)
+    target[0, 0, 1:3, 2:4, 1:3] = 1  # a small tumour: 8 voxels against 412 of background
+    p = torch.softmax(logits, dim=1).double()
+    g = torch.cat([1 - target, target], dim=1).double()
+    w = 1.0 / g.sum(dim=(0, 2, 3, 4)) ** 2  # per class, over the whole batch
+    overlap = (p * g).sum(dim=(0, 2, 3, 4))
+    total = (p + g).sum(dim=(0, 2, 3, 4))
+    expected = 1.0 - 2.0 * (w * overlap).sum() / (w * total).sum()
+    assert float(generalised_dice_loss()(logits, target)) == pytest.approx(float(expected), abs=1e-5)
+    # inverse squared volumes: a perfect background with the tumour missed still costs nearly everything
+    # (by hand: 1 − (2/412) / (832/412² + 8/8²) = 0.963), where an unweighted two-class Dice would give ≈ 0.5
+    miss = torch.zeros_like(logits)
+    miss[:, 0] = 20.0
+    assert float(generalised_dice_loss()(miss, target)) == pytest.approx(
+        1 - (2 / 412) / (832 / 412**2 + 1 / 8), abs=1e-4
+    )

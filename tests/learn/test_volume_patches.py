@@ -65,6 +65,18 @@ def test_rotated_patch_is_a_rigid_motion_about_the_centre() -> None:
     assert not np.allclose(pts, grid + np.array(centre) - 3)  # and it did rotate
 
 
+def test_in_plane_rotation_never_tilts_the_slices() -> None:
+    ramps, label = _ramps(), np.zeros(SHAPE, np.int64)
+    aug = _only(rotation_probability=1.0, max_rotation_deg=30.0, in_plane_rotation=True)
+    tilted = _only(rotation_probability=1.0, max_rotation_deg=30.0)
+    for seed in range(5):
+        x, _ = sample_volume_patch(ramps, label, (10, 12, 14), (6, 6, 6), aug, np.random.default_rng(seed))
+        np.testing.assert_allclose(x[0], np.arange(7, 13)[:, None, None] * np.ones((6, 6, 6)), atol=1e-5)  # z kept
+        assert not np.allclose(x[1], np.arange(9, 15)[None, :, None] * np.ones((6, 6, 6)), atol=1e-3)  # y turned
+    x3, _ = sample_volume_patch(ramps, label, (10, 12, 14), (6, 6, 6), tilted, np.random.default_rng(0))
+    assert np.ptp(x3[0][3]) > 0.5  # a full 3D rotation does tilt a slice across z
+
+
 def test_scaling_stretches_the_ramp_slope_by_one_over_the_scale() -> None:
     aug = _only(scale_probability=1.0, scale_range=(2.0, 2.0))
     x, _ = sample_volume_patch(

@@ -53,3 +53,16 @@ def test_the_command_line_lists_every_torchvision_network() -> None:
     from breastseg.cli.ultrasound import ARCHS as CLI_ARCHS
 
     assert CLI_ARCHS == ARCHS
+
+
+def test_monai_unet_keeps_the_size_and_round_trips() -> None:
+    from breastseg.nets import MonaiUNetConfig
+
+    config = MonaiUNetConfig()
+    assert config.axis_multiples() == (2, 16, 16)  # through-plane stride only at the second transition
+    assert 4.0e6 < sum(p.numel() for p in config.build().parameters()) < 5.5e6
+    small = MonaiUNetConfig(in_channels=4, channels=(4, 8, 16, 32, 64))
+    with torch.no_grad():
+        out = small.build().eval()(torch.zeros(1, 4, 4, 32, 48))
+    assert tuple(out.shape) == (1, 2, 4, 32, 48)
+    assert net_config_from_dict(net_config_to_dict(small)) == small

@@ -65,3 +65,11 @@ def test_a_patch_output_does_not_depend_on_where_it_was_cut() -> None:
         part = net(big[..., 16:, 16:])  # shifted by the in-plane pooling stride (2⁴)
     assert tuple(part.shape[2:]) == (1, 21, 21)
     torch.testing.assert_close(part, whole[..., 16:, 16:], atol=1e-5, rtol=1e-4)
+
+
+def test_largest_window_is_the_biggest_size_the_network_takes() -> None:
+    config = ValidUNetConfig()
+    # accepted sizes: z odd from 19 (19 → 1, 21 → 3, 27 → 9); in-plane 59 + 16k (75 → 21, 91 → 37, 155 → 101)
+    assert config.largest_window((28, 160, 100), (19, 75, 75)) == (27, 155, 91)
+    assert config.output_shape((27, 155, 91)) == (9, 101, 37)
+    assert config.largest_window((10, 60, 60), (19, 75, 75)) == (19, 75, 75)  # never below the training patch

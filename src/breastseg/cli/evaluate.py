@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from breastseg.cli.options import existing_path
 from breastseg.errors import InputError
 from breastseg.evaluation.compare import compare_masks
 from breastseg.io import read_image
@@ -31,14 +32,14 @@ def evaluate() -> None:
     "--pred",
     "pred_path",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=existing_path,
     help="Predicted mask (NIfTI, NRRD, MHA, PNG, npz or a DICOM folder).",
 )
 @click.option(
     "--ref",
     "ref_path",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=existing_path,
     help="Reference mask on the same grid.",
 )
 @click.option(

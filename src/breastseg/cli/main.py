@@ -12,9 +12,9 @@ import click
 
 from breastseg._version import __version__
 from breastseg.cli.evaluate import evaluate
+from breastseg.cli.mri import mri
 from breastseg.cli.petct import petct
 from breastseg.cli.phantom import phantom
-from breastseg.cli.planned import planned_groups
 from breastseg.cli.specimen import specimen
 from breastseg.cli.ultrasound import ultrasound
 from breastseg.errors import BreastsegError
@@ -49,8 +49,7 @@ cli.add_command(evaluate)
 cli.add_command(specimen)
 cli.add_command(ultrasound)
 cli.add_command(petct)
-for group in planned_groups():
-    cli.add_command(group)
+cli.add_command(mri)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-_existing = click.Path(exists=True, path_type=Path)
-_folder = click.Path(exists=True, file_okay=False, path_type=Path)
+from breastseg.cli.options import device_option, existing_folder, existing_path
 
 _mask_name_option = click.option(
     "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
@@ -57,7 +56,7 @@ def petct() -> None:
 
 
 @petct.command("biomarkers")
-@click.option("--pet", "pet_path", required=True, type=_existing, help="PET: DICOM folder, or NIfTI/NRRD/MHA.")
+@click.option("--pet", "pet_path", required=True, type=existing_path, help="PET: DICOM folder, or NIfTI/NRRD/MHA.")
 @click.option(
     "--pet-info",
     "pet_info",
@@ -65,15 +64,15 @@ def petct() -> None:
     default=None,
     help="JSON with weight, height, sex, injected dose and times, for a PET without DICOM headers.",
 )
-@click.option("--mask", "mask_path", required=True, type=_existing, help="Lesion mask (any grid; >0 = lesion).")
-@click.option("--ct", "ct_path", type=_existing, default=None, help="CT, for --bone-from-ct.")
-@click.option("--bone-mask", type=_existing, default=None, help="Bone mask, for the PET Bone Index.")
+@click.option("--mask", "mask_path", required=True, type=existing_path, help="Lesion mask (any grid; >0 = lesion).")
+@click.option("--ct", "ct_path", type=existing_path, default=None, help="CT, for --bone-from-ct.")
+@click.option("--bone-mask", type=existing_path, default=None, help="Bone mask, for the PET Bone Index.")
 @click.option(
     "--bone-from-ct",
     is_flag=True,
     help="No bone mask: threshold the CT (>= 200 HU, marrow filled; coarse, documented fallback).",
 )
-@click.option("--liver-mask", type=_existing, default=None, help="Liver mask, for the PET Liver Index.")
+@click.option("--liver-mask", type=existing_path, default=None, help="Liver mask, for the PET Liver Index.")
 @_peak_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def biomarkers_cmd(
@@ -148,10 +147,12 @@ def biomarkers_cmd(
     "--baseline",
     "baseline_dir",
     required=True,
-    type=_folder,
+    type=existing_folder,
     help="Baseline scan folder (pet.nii.gz or pet/ DICOM, lesions.nii.gz, optional liver/bone.nii.gz).",
 )
-@click.option("--followup", "followup_dir", required=True, type=_folder, help="Follow-up scan folder, same layout.")
+@click.option(
+    "--followup", "followup_dir", required=True, type=existing_folder, help="Follow-up scan folder, same layout."
+)
 @_mask_name_option
 @_peak_option
 @click.option(
@@ -317,8 +318,8 @@ def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Pa
 
 
 @petct.command("nnunet-import")
-@click.option("--predictions", required=True, type=_folder, help="nnU-Net's output folder (<case>.nii.gz).")
-@click.option("--dataset", required=True, type=_folder, help="The dataset folder `petct nnunet-export` wrote.")
+@click.option("--predictions", required=True, type=existing_folder, help="nnU-Net's output folder (<case>.nii.gz).")
+@click.option("--dataset", required=True, type=existing_folder, help="The dataset folder `petct nnunet-export` wrote.")
 @click.option("--name", default="lesions_nnunet.nii.gz", show_default=True, help="File name in each scan folder.")
 def nnunet_import_cmd(predictions: Path, dataset: Path, name: str) -> None:
     """Copy nnU-Net predictions into their scan folders, checked against each scan's PET grid.
@@ -409,14 +410,6 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
     console.print(f"written {out_dir / 'evaluation.json'}")
 
 
-_device_option = click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N.",
-)
-
-
 @petct.command("train")
 @_patients_option
 @_kind_option
@@ -445,7 +438,7 @@ _device_option = click.option(
     default=None,
     help="Save every epoch here; an interrupted run resumes from it.",
 )
-@_device_option
+@device_option
 def train_cmd(
     patients_csv: Path,
     kind: str,
@@ -511,12 +504,12 @@ def train_cmd(
 
 
 @petct.command("predict")
-@click.option("--model", "model_path", required=True, type=_existing, help="A model `petct train` wrote.")
-@click.option("--scan", "scan_dir", type=_folder, default=None, help="One scan folder (pet, ct).")
+@click.option("--model", "model_path", required=True, type=existing_path, help="A model `petct train` wrote.")
+@click.option("--scan", "scan_dir", type=existing_folder, default=None, help="One scan folder (pet, ct).")
 @click.option(
     "--baseline",
     "baseline_dir",
-    type=_folder,
+    type=existing_folder,
     default=None,
     help="With --scan and a follow-up model: the patient's baseline scan folder.",
 )
@@ -537,7 +530,7 @@ def train_cmd(
 )
 @click.option("--out-name", default="lesions_pred.nii.gz", show_default=True, help="Mask written in each folder.")
 @click.option("--mirror", is_flag=True, help="Test-time augmentation: also predict the left-right mirror.")
-@_device_option
+@device_option
 def predict_cmd(
     model_path: Path,
     scan_dir: Path | None,
@@ -599,7 +592,7 @@ def predict_cmd(
 
 
 @petct.command("organs")
-@click.option("--scan", "scan_dir", required=True, type=_folder, help="Scan folder (pet, ct).")
+@click.option("--scan", "scan_dir", required=True, type=existing_folder, help="Scan folder (pet, ct).")
 @click.option(
     "--fast/--full",
     default=True,

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from breastseg.cli.options import existing_folder, existing_path
 from breastseg.errors import InputError
 from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
@@ -68,14 +69,14 @@ def specimen() -> None:
     "--ct",
     "ct_path",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=existing_path,
     help="Micro-CT in HU: a DICOM folder or a NIfTI/NRRD/MHA file.",
 )
 @click.option(
     "--pet",
     "pet_path",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=existing_path,
     help="Micro-PET co-registered with the CT: DICOM folder (SUV tags read) or NIfTI/NRRD/MHA.",
 )
 @click.option(
@@ -515,7 +516,7 @@ def search(
     "--data",
     "data_dir",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=existing_folder,
     help="Cohort folder: lamellae/manifest.csv (2D, labelled) and optionally specimens/manifest.csv (3D, margin "
     "status); `breastseg phantom specimen-cohort` writes one.",
 )

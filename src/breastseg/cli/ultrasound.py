@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from breastseg.cli.options import existing_folder, existing_path
 from breastseg.errors import InputError
 from breastseg.io.atomic import write_json
 from breastseg.learn.duplicates import DHASH_MAX_DISTANCE, PHASH_MAX_DISTANCE
@@ -37,14 +38,14 @@ _data_option = click.option(
     "--data",
     "data_dir",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=existing_folder,
     help="Dataset folder (BUSI, images/ + masks/, or nnU-Net raw).",
 )
 _masks_option = click.option(
     "--masks",
     "masks_dir",
     default=None,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=existing_folder,
     help="Masks folder, when --data is a plain images folder.",
 )
 
@@ -375,7 +376,7 @@ _model_option = click.option(
     "--image",
     "image_path",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=existing_path,
     help="An image (PNG, JPEG, TIFF, BMP or DICOM) or a folder of them.",
 )
 @_model_option
@@ -411,7 +412,7 @@ def predict_cmd(image_path: Path, model: Path | None, threshold: float, flip: bo
     "--images",
     "images_dir",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=existing_folder,
     help="Images folder, or a whole dataset (BUSI, images/ + masks/, nnU-Net raw) when --masks is left out.",
 )
 @_masks_option
@@ -484,7 +485,7 @@ def evaluate_cmd(
     "cv_dirs",
     multiple=True,
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=existing_folder,
     help="A cross-validation folder from `ultrasound train`; give two or more.",
 )
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))

@@ -1,8 +1,9 @@
-"""Losses: the specimen study's Dice loss (MONAI), without background, batch-wise, unknown pixels masked out."""
+"""Losses (MONAI): the specimen study's Dice loss (without background, batch-wise, unknown pixels masked out), Dice +
+cross-entropy, and the breast-MRI study's generalised Dice loss."""
 
 from __future__ import annotations
 
-from monai.losses import DiceCELoss, DiceLoss
+from monai.losses import DiceCELoss, DiceLoss, GeneralizedDiceLoss
 from torch import nn
 
 UNKNOWN_LABEL = 2
@@ -18,3 +19,10 @@ def dice_ce_loss() -> nn.Module:
     """MONAI ``DiceCELoss``: the same foreground, batch-wise Dice plus pixel-wise cross-entropy (equal weights);
     for data without unknown pixels (ultrasound)."""
     return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+
+
+def generalised_dice_loss() -> nn.Module:
+    """MONAI ``GeneralizedDiceLoss`` (Sudre et al. 2017) over both classes, batch-wise:
+    ``1 − 2 Σ_c w_c Σ p·g / Σ_c w_c Σ (p + g)`` with ``w_c = 1 / (Σ g_c)²`` — the small tumour class weighs as much
+    as the large background (the breast-MRI study's loss)."""
+    return GeneralizedDiceLoss(include_background=True, to_onehot_y=True, softmax=True, batch=True)

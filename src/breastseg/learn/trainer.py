@@ -24,12 +24,13 @@ from torch import nn
 
 from breastseg.evaluation.metrics import dice
 from breastseg.io.atomic import atomic_path
-from breastseg.learn.losses import UNKNOWN_LABEL, dice_ce_loss, specimen_dice_loss
+from breastseg.learn.losses import UNKNOWN_LABEL, dice_ce_loss, generalised_dice_loss, specimen_dice_loss
 from breastseg.learn.patches import PatchConfig, sample_epoch
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.nets.valid_unet import centre_crop
 from breastseg.predict.slices import predict_slice
 from breastseg.predict.sliding import predict_sliding
+from breastseg.predict.valid_tiles import ValidNetShape, predict_valid_tiles
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class TrainConfig:
     Defaults finish on a CPU; the study trained 150 epochs. ``optimiser``: SGD with Nesterov momentum (the
     specimen study's), Adam (the PET/CT study's, L2 as ``weight_decay``) or AdamW (``momentum`` unused);
     ``loss``: the masked Dice loss, or Dice + cross-entropy
-    (steadier early gradients on images where the lesion is a small fraction, as in ultrasound).
+    (steadier early gradients on images where the lesion is a small fraction, as in ultrasound), or the generalised
+    Dice loss (Sudre et al. 2017; the breast-MRI study's: both classes, each weighted by its inverse squared volume).
 
     ``schedule``: ``plateau`` halves the learning rate when the validation Dice stalls for ``lr_patience``
     epochs, stops early after ``early_stopping_patience`` and keeps the best validation epoch; ``poly`` is
@@ -59,7 +61,7 @@ class TrainConfig:
     patch: PatchConfig = field(default_factory=PatchConfig)
     seed: int = 0
     optimiser: Literal["sgd", "adam", "adamw"] = "sgd"
-    loss: Literal["dice", "dice_ce"] = "dice"
+    loss: Literal["dice", "dice_ce", "generalised_dice"] = "dice"
     schedule: Literal["plateau", "poly"] = "plateau"
     precision: Literal["float32", "bfloat16"] = "float32"
 
@@ -86,18 +88,26 @@ class TrainResult:
 
 
 def validation_dice(
-    nets: Sequence[nn.Module], images: Sequence[TrainImage], multiple: int, window: Sequence[int] | None = None
+    nets: Sequence[nn.Module],
+    images: Sequence[TrainImage],
+    multiple: int,
+    window: Sequence[int] | None = None,
+    valid_net: ValidNetShape | None = None,
 ) -> float:
     """Mean over patients of the Dice of each patient's pooled slices (unknown pixels excluded), as the study.
 
-    3D images are predicted whole with sliding windows of ``window`` voxels (the training patch shape).
+    3D images are predicted whole with sliding windows of ``window`` voxels (the training patch shape), or — for a
+    valid-padding network (``valid_net``: its configuration) — with edge-to-edge output tiles.
     """
     by_patient: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for img in images:
         if img.channels.ndim == 4:
             if window is None:
                 raise ValueError("3D validation needs the sliding-window size")
-            prob = predict_sliding(nets, img.channels, window)
+            if valid_net is not None:
+                prob = predict_valid_tiles(nets, img.channels, valid_net, window)
+            else:
+                prob = predict_sliding(nets, img.channels, window)
         else:
             prob = predict_slice(nets, img.channels, multiple)
         known = img.label != UNKNOWN_LABEL
@@ -157,7 +167,9 @@ def train(
     if init_state is not None:
         net.load_state_dict(init_state)
     net.to(device)
-    loss_fn = specimen_dice_loss() if cfg.loss == "dice" else dice_ce_loss()
+    loss_fn = {"dice": specimen_dice_loss, "dice_ce": dice_ce_loss, "generalised_dice": generalised_dice_loss}[
+        cfg.loss
+    ]()
     optimiser: torch.optim.Optimizer
     if cfg.optimiser == "adamw":
         optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -194,6 +206,7 @@ def train(
     focuses = [t.focus for t in train_images]
     multiple = net_config.size_multiple
     window = cfg.patch.shape(images[0].ndim - 1) if images else None
+    valid_net = net_config if isinstance(net_config, ValidNetShape) else None  # a valid-padding network
 
     columns = (
         TextColumn("{task.description}"),
@@ -225,10 +238,10 @@ def train(
                 losses.append(float(loss.detach()))
             state["epoch"] += 1
             if validation_images and poly:  # watched only: the last epoch is the model, and its Dice is reported
-                val = validation_dice([net], validation_images, multiple, window)
+                val = validation_dice([net], validation_images, multiple, window, valid_net)
                 state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))
             elif validation_images:
-                val = validation_dice([net], validation_images, multiple, window)
+                val = validation_dice([net], validation_images, multiple, window, valid_net)
                 scheduler.step(val)
                 if val > state["best"]:
                     state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))

@@ -1,12 +1,13 @@
 """3D training patches with nnU-Net-style spatial and intensity augmentation (whole-body PET/CT, MRI).
 
 A patch is sampled, not cut: the output voxel grid (centred on the chosen centre) is mapped through an optional
-elastic displacement, rotation (about each axis), isotropic scaling and left-right mirroring, and every channel is
-interpolated at the mapped positions from the *whole* volume (``scipy.ndimage.map_coordinates``; linear for
-images, nearest for label and mask channels), so rotated or shrunk patches show real anatomy at their corners,
-not padding. Outside the volume, images repeat their edge voxel (air stays air) and labels are background.
-Then gamma (nnU-Net's: the channel rescaled to [0, 1] over the patch, raised to γ, scaled back) on image
-channels only. With no spatial transform drawn the patch is a plain crop (exact values, fast).
+elastic displacement, rotation (about each axis, or in the (y, x) plane only), isotropic scaling and left-right
+mirroring, and every channel is interpolated at the mapped positions from the *whole* volume
+(``scipy.ndimage.map_coordinates``; linear for images, nearest for label and mask channels), so rotated or shrunk
+patches show real anatomy at their corners, not padding. Outside the volume, images repeat their edge voxel (air
+stays air) and labels are background. Then gamma (nnU-Net's: the channel rescaled to [0, 1] over the patch, raised
+to γ, scaled back) on image channels only. With no spatial transform drawn the patch is a plain crop (exact values,
+fast).
 
 Axis order (z, y, x); ``x`` is the patient's left-right axis (the only mirror: up-down and front-back are not
 symmetric in a whole-body scan). Probabilities and ranges follow nnU-Net's 3D defaults (Isensee et al. 2021):
@@ -37,6 +38,7 @@ class VolumeAugmentation:
     mirror_probability: float = 0.5
     gamma_probability: float = 0.3
     gamma_range: tuple[float, float] = (0.7, 1.5)
+    in_plane_rotation: bool = False  # rotate in the (y, x) plane only (thick-slice MRI: z is not isotropic)
 
 
 NO_AUGMENTATION = VolumeAugmentation(0.0, 0.0, 0.0, (1.0, 1.0), 0.0, 0.0, 1.0, 0.0, 0.0, (1.0, 1.0))
@@ -84,6 +86,8 @@ def sample_volume_patch(
     matrix = np.eye(3)
     if rng.random() < aug.rotation_probability:
         angles = np.deg2rad(rng.uniform(-aug.max_rotation_deg, aug.max_rotation_deg, size=3))
+        if aug.in_plane_rotation:
+            angles[1:] = 0.0
         matrix = rotation_matrix(angles.tolist()) @ matrix
     if rng.random() < aug.scale_probability:
         matrix = matrix / rng.uniform(*aug.scale_range)  # scale > 1 samples a smaller region: zoom in

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 
 from breastseg.errors import ModelError
 from breastseg.nets.dynunet import DynUNetConfig, plan_dynunet
+from breastseg.nets.monai_unet import MonaiUNetConfig
 from breastseg.nets.resunet import ResUNetConfig, build_resunet
 from breastseg.nets.torchvision_seg import TorchvisionSegConfig, build_torchvision_seg
 from breastseg.nets.valid_unet import ValidUNetConfig
@@ -33,6 +35,7 @@ REGISTRY: dict[str, type] = {
     "torchvision": TorchvisionSegConfig,
     "dynunet": DynUNetConfig,
     "valid_unet": ValidUNetConfig,
+    "monai_unet": MonaiUNetConfig,
 }
 
 
@@ -42,6 +45,15 @@ def net_config_to_dict(config: NetConfig) -> dict[str, Any]:
         if isinstance(config, cls):
             return {"kind": kind, **asdict(config)}  # type: ignore[call-overload]
     raise ModelError(f"not a registered network configuration: {type(config).__name__}")
+
+
+def load_network(
+    config: NetConfig, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu"
+) -> nn.Module:
+    """The network of ``config`` with trained weights, on ``device``, in evaluation mode."""
+    net = config.build()
+    net.load_state_dict(state_dict)
+    return net.to(device).eval()
 
 
 def net_config_from_dict(doc: dict[str, Any]) -> NetConfig:
@@ -60,12 +72,14 @@ def net_config_from_dict(doc: dict[str, Any]) -> NetConfig:
 __all__ = [
     "REGISTRY",
     "DynUNetConfig",
+    "MonaiUNetConfig",
     "NetConfig",
     "ResUNetConfig",
     "TorchvisionSegConfig",
     "ValidUNetConfig",
     "build_resunet",
     "build_torchvision_seg",
+    "load_network",
     "net_config_from_dict",
     "net_config_to_dict",
     "plan_dynunet",

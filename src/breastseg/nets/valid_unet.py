@@ -61,6 +61,22 @@ class ValidUNetConfig:
         that pooling cannot halve exactly, or that the valid convolutions use up)."""
         return tuple(self._axis(int(n), axis) for axis, n in enumerate(input_shape))  # type: ignore[return-value]
 
+    def largest_window(self, at_most: Sequence[int], at_least: Sequence[int]) -> tuple[int, int, int]:
+        """Per axis, the largest input size ≤ ``at_most`` the network accepts (but not below ``at_least``, a size
+        it accepts): bigger inference windows than the training patch mean fewer tiles."""
+        sizes = []
+        for axis, (hi, lo) in enumerate(zip(at_most, at_least, strict=True)):
+            best = int(lo)
+            for n in range(max(int(hi), int(lo)), int(lo), -1):
+                try:
+                    self._axis(n, axis)
+                except InputError:
+                    continue
+                best = n
+                break
+            sizes.append(best)
+        return tuple(sizes)  # type: ignore[return-value]
+
     def _axis(self, n: int, axis: int) -> int:
         start = n
         skips = []

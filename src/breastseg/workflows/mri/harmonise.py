@@ -6,7 +6,8 @@
 2. **Registration** — every phase (the pre-contrast T1 and the later post-contrast phases) deformably registered
    onto the first post-contrast T1c (:func:`breastseg.registration.register_bspline`, B-spline free-form
    deformation with mutual information, after a rigid start; ``method="rigid"`` for rigid only, ``"none"`` for
-   exams already aligned).
+   exams already aligned). Registration runs at the acquired resolution; each phase is then resampled once,
+   through its transform, onto the final (possibly upsampled) grid.
 3. **Intensity** — every phase divided by the 95th percentile of the pre-contrast T1 inside the breast (the
    study's exam-wise scaling, which matched its scanner-wise histogram harmonisation).
 
@@ -80,10 +81,9 @@ def harmonise(
     if len(post) != len(post_times_s):
         raise InputError(f"{len(post)} post-contrast phases but {len(post_times_s)} acquisition times")
     say = progress or (lambda _: None)
-    reference = post[0]
-    upsampled = needs_upsampling(reference, upsample_above_mm)
-    if upsampled:
-        reference = upsample_in_plane(reference)
+    fixed = post[0]
+    upsampled = needs_upsampling(fixed, upsample_above_mm)
+    reference = upsample_in_plane(fixed) if upsampled else fixed
     moved: list[Image] = []
     for i, image in enumerate([t1, *post[1:]]):
         name = "T1" if i == 0 else f"T1c {i + 1}"
@@ -91,8 +91,9 @@ def harmonise(
             moved.append(image.resample_onto(reference, order=1))
             continue
         say(f"registering {name} onto T1c 1 ({method})")
-        reg = register_bspline(reference, image) if method == "bspline" else register_rigid(reference, image)
-        moved.append(reg.warp(image, reference, order=1))
+        # registered at the acquired resolution (4 × fewer voxels than the upsampled grid, no new information)
+        reg = register_bspline(fixed, image) if method == "bspline" else register_rigid(fixed, image)
+        moved.append(reg.warp(image, reference, order=1))  # and resampled once, onto the final grid
     t1_on, rest = moved[0], moved[1:]
     mask = breast(t1_on) if callable(breast) else breast
     scale = t1_scale(t1_on, None if mask is None else np.asarray(mask, bool))

@@ -37,7 +37,7 @@ from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import stratified_group_folds
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
-from breastseg.nets import DynUNetConfig, net_config_from_dict, net_config_to_dict, plan_dynunet
+from breastseg.nets import DynUNetConfig, load_network, net_config_from_dict, net_config_to_dict, plan_dynunet
 from breastseg.predict.sliding import predict_sliding
 from breastseg.predict.volume import resolve_device, resolve_precision
 from breastseg.workflows.petct.inputs import Kind, Preprocessing, ScanChannels, fit_preprocessing, read_channels
@@ -107,12 +107,7 @@ class PetctModel:
 
     def networks(self, exclude_patient: str | None = None, device: str | torch.device = "cpu") -> list[torch.nn.Module]:
         """The members' networks, leaving out those that trained or validated on ``exclude_patient``."""
-        nets = []
-        for member in self.independent(exclude_patient):
-            net = self.net.build()
-            net.load_state_dict(member.state_dict)
-            nets.append(net.to(device).eval())
-        return nets
+        return [load_network(self.net, m.state_dict, device) for m in self.independent(exclude_patient)]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -24,7 +24,7 @@ from breastseg.errors import ModelError
 from breastseg.learn.model_file import read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
-from breastseg.nets import NetConfig, net_config_from_dict, net_config_to_dict
+from breastseg.nets import NetConfig, load_network, net_config_from_dict, net_config_to_dict
 from breastseg.predict.slices import predict_batch
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
 
@@ -91,9 +91,7 @@ class UltrasoundModel:
     card: dict[str, Any] = field(default_factory=dict)
 
     def network(self, device: str | torch.device = "cpu") -> torch.nn.Module:
-        net = self.net.build()
-        net.load_state_dict(self.state_dict)
-        return net.to(device).eval()
+        return load_network(self.net, self.state_dict, device)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -1,0 +1,360 @@
+"""``breastseg mri``: breast DCE-MRI tumour segmentation, volume and kinetics (Hirsch et al. 2022)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from breastseg.cli.options import device_option, existing_folder, existing_path
+
+_cases_option = click.option(
+    "--exams",
+    "cases_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: case_id, exam (folder, relative to the CSV)[, tumour (reference mask file in it)].",
+)
+
+
+@click.group()
+def mri() -> None:
+    """Breast DCE-MRI: tumour segmentation with the DCE features and the study's valid-padding 3D U-Net.
+
+    \b
+    An exam is a folder with t1.nii.gz (pre-contrast), t1c_1 … t1c_N.nii.gz (post-contrast) and times.json
+    ({"post_times_s": [...]}), or a DICOM dynamic series (times from the headers).
+    segment: mask, volume, longest diameter, kinetic curve type, functional tumour volume, report figure;
+    train: the network on exams with reference masks; evaluate: Dice, HD95, volume error on a table of exams;
+    readers: the study's reader study (leave-one-reader-out consensus, Wilcoxon, TOST equivalence).
+    """
+
+
+@mri.command("segment")
+@click.option("--exam", "exam_dir", type=existing_folder, default=None, help="An exam folder (files or DICOM).")
+@click.option("--t1", "t1_path", type=existing_path, default=None, help="Pre-contrast T1 (instead of --exam).")
+@click.option("--t1c", "t1c_paths", type=existing_path, multiple=True, help="Post-contrast T1c, in order (repeat).")
+@click.option("--times", default=None, help="Post-contrast times: a JSON file with post_times_s, or '90,180,…' s.")
+@click.option("--model", "model_path", required=True, type=existing_path, help="A model `breastseg mri train` wrote.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="Post-processing: threshold at this fraction of the maximum probability (the study's 0.6).",
+)
+@click.option("--per-slice", is_flag=True, help="Threshold each slice at its own maximum (the study's 2D use).")
+@device_option
+def segment(
+    exam_dir: Path | None,
+    t1_path: Path | None,
+    t1c_paths: tuple[Path, ...],
+    times: str | None,
+    model_path: Path,
+    out_dir: Path,
+    fraction: float,
+    per_slice: bool,
+    device: str,
+) -> None:
+    """Segment the tumour of one DCE exam.
+
+    Registers every phase onto the first T1c, computes T1c, DCE-in and DCE-out, masks the breast, runs the
+    network and keeps the region holding the maximum probability. Writes OUT/tumour.nii.gz, probability.nii.gz,
+    result.json and report.png.
+
+    \b
+    Examples:
+      breastseg mri segment --exam exam0 --model mri.pt --out seg0
+      breastseg mri segment --t1 pre.nii.gz --t1c post1.nii.gz --t1c post2.nii.gz --times 90,180 \\
+          --model mri.pt --out seg0
+    """
+    from breastseg.errors import InputError
+    from breastseg.workflows.mri.exam import read_dce_files
+    from breastseg.workflows.mri.inputs import read_exam_folder
+    from breastseg.workflows.mri.network import MriModel
+    from breastseg.workflows.mri.pipeline import segment_to_folder
+
+    if (exam_dir is None) == (t1_path is None):
+        raise InputError("give either --exam DIR or --t1 PRE with --t1c POST … and --times")
+    if exam_dir is not None:
+        exam = read_exam_folder(exam_dir)
+    else:
+        if not t1c_paths or times is None:
+            raise InputError("--t1 needs at least one --t1c and the --times of the post-contrast phases")
+        given = times if Path(times).suffix == ".json" else [float(t) for t in times.split(",")]
+        exam = read_dce_files(t1_path, list(t1c_paths), given)  # type: ignore[arg-type]
+    model = MriModel.load(model_path)
+    console = Console(stderr=True)
+    with console.status("segmenting…") as status:
+        result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, progress=status.update)
+    t = result["tumour"]
+    table = Table(title=f"breast DCE-MRI: {exam.source}", show_header=False)
+    table.add_row("tumour volume", f"{t['volume_ml']:.2f} ml")
+    table.add_row("longest diameter", f"{t['longest_diameter_mm']:.1f} mm")
+    curve = t["curve_type"] or "—"
+    change = "" if t["late_change_percent"] is None else f" (late change {t['late_change_percent']:+.0f} %)"
+    table.add_row("kinetic curve", curve + change)
+    ftv = t["functional_volume_ml"]
+    table.add_row("functional tumour volume", "—" if ftv is None else f"{ftv:.2f} ml (PE ≥ 70 %)")
+    table.add_row("written", str(out_dir))
+    Console().print(table)
+
+
+@mri.command("train")
+@_cases_option
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model .pt.")
+@click.option(
+    "--network",
+    type=click.Choice(["valid_unet", "monai_unet"]),
+    default="valid_unet",
+    show_default=True,
+    help="The study's valid-padding U-Net, or MONAI's standard 3D U-Net (the comparison).",
+)
+@click.option("--patch", type=(int, int, int), default=None, help="Patch z y x (default 19 75 75; MONAI 16 80 80).")
+@click.option("--filters", type=click.IntRange(1), default=52, show_default=True, help="First-level channels.")
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--patches-per-scan", type=click.IntRange(1), default=20, show_default=True, help="Per epoch.")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--loss", type=click.Choice(["generalised_dice", "dice_ce"]), default="generalised_dice", show_default=True
+)
+@click.option(
+    "--registration",
+    type=click.Choice(["bspline", "rigid", "none"]),
+    default="bspline",
+    show_default=True,
+    help="Phase alignment onto the first T1c.",
+)
+@click.option(
+    "--upsample-above-mm",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="Upsample ×2 in-plane when the in-plane voxel is coarser than this.",
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Cases held out and watched (the last epoch is the model).",
+)
+@click.option("--seed", default=0, show_default=True)
+@device_option
+def train_cmd(
+    cases_csv: Path,
+    out_path: Path,
+    network: str,
+    patch: tuple[int, int, int] | None,
+    filters: int,
+    epochs: int,
+    patches_per_scan: int,
+    batch_size: int,
+    learning_rate: float,
+    loss: str,
+    registration: str,
+    upsample_above_mm: float,
+    validation_fraction: float,
+    seed: int,
+    device: str,
+) -> None:
+    """Train the tumour network on exams with reference masks.
+
+    Patches tumour : non-tumour 1 : 4, half the negatives on strongly enhancing tissue; generalised Dice loss;
+    Adam with poly decay; in-plane rotation. Writes OUT and OUT.card.md.
+
+    \b
+    Example:
+      for s in 0 1 2 3 4; do breastseg phantom dce --out exams/e$s --seed $s; done
+      printf 'case_id,exam\\ne0,e0\\ne1,e1\\ne2,e2\\ne3,e3\\ne4,e4\\n' > exams/cases.csv
+      breastseg mri train --exams exams/cases.csv --out mri.pt --filters 16 --epochs 30
+    """
+    from breastseg.workflows.mri.inputs import MriPreprocessing
+    from breastseg.workflows.mri.network import MriRecipe, train_mri
+    from breastseg.workflows.mri.pipeline import prepare_cases, read_cases_csv, validation_split
+
+    recipe = MriRecipe(
+        network=network,  # type: ignore[arg-type]
+        patch_size=patch,
+        first_channels=filters,
+        epochs=epochs,
+        patches_per_scan=patches_per_scan,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        loss=loss,  # type: ignore[arg-type]
+        seed=seed,
+    )
+    recipe.net_config()  # a patch the network cannot take fails before any exam is read
+    pre = MriPreprocessing(upsample_above_mm, registration)  # type: ignore[arg-type]
+    cases = read_cases_csv(cases_csv)
+    console = Console(stderr=True)
+    with console.status("preparing exams…") as status:
+        prepared = prepare_cases(cases, pre, progress=status.update)
+    train_ids, held = validation_split([c.case_id for c in cases], validation_fraction, seed)
+    model = train_mri(
+        [c for c in prepared if c[0] in train_ids], [c for c in prepared if c[0] in held], recipe, pre, device
+    )
+    model.save(out_path)
+    console.print(
+        f"trained on {len(train_ids)} exams, watched {len(held)}: validation Dice "
+        f"{model.card['validation_dice']} → {out_path}"
+    )
+
+
+@mri.command("evaluate")
+@_cases_option
+@click.option("--model", "model_path", required=True, type=existing_path, help="A model `breastseg mri train` wrote.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True)
+@device_option
+def evaluate_cmd(cases_csv: Path, model_path: Path, out_dir: Path, fraction: float, device: str) -> None:
+    """Segment every exam of a table and compare with its reference mask.
+
+    Writes OUT/<case>/ (the segment outputs), OUT/cases.csv (Dice, HD95 mm, volumes ml, volume error %,
+    curve type) and OUT/evaluation.json (mean and median Dice).
+    """
+    from breastseg.evaluation.compare import check_same_grid, compare_masks
+    from breastseg.io import read_image
+    from breastseg.io.atomic import write_json
+    from breastseg.report.specimen_study import write_csv
+    from breastseg.workflows.mri.inputs import read_exam_folder
+    from breastseg.workflows.mri.network import MriModel
+    from breastseg.workflows.mri.pipeline import read_cases_csv, segment_to_folder
+
+    model = MriModel.load(model_path)
+    cases = read_cases_csv(cases_csv)
+    rows = []
+    console = Console(stderr=True)
+    with console.status("evaluating…") as status:
+        for i, case in enumerate(cases):
+            status.update(f"{case.case_id} ({i + 1} of {len(cases)})")
+            result = segment_to_folder(
+                read_exam_folder(case.exam_dir), model, out_dir / case.case_id, fraction, device=device
+            )
+            pred = read_image(out_dir / case.case_id / "tumour.nii.gz")
+            ref_path = case.exam_dir / case.tumour_name
+            ref = read_image(ref_path)
+            check_same_grid(pred, ref, "the segmentation (first T1c grid)", str(ref_path))
+            ref = ref.with_array((np.asarray(ref.array) > 0).astype(np.uint8), units="label")
+            m = compare_masks(pred, ref, ref_name=str(ref_path))
+            ref_ml, pred_ml = m["reference_volume_ml"], m["prediction_volume_ml"]
+            rows.append(
+                {
+                    "case_id": case.case_id,
+                    "dice": m["dice"],
+                    "hd95_mm": m["hd95_mm"],
+                    "reference_volume_ml": ref_ml,
+                    "predicted_volume_ml": pred_ml,
+                    "volume_error_percent": 100.0 * (pred_ml - ref_ml) / ref_ml if ref_ml else None,
+                    "curve_type": result["tumour"]["curve_type"],
+                }
+            )
+    write_csv(rows, out_dir / "cases.csv")
+    dices = [r["dice"] for r in rows]
+    summary = {
+        "cases": len(rows),
+        "mean_dice": float(np.mean(dices)),
+        "median_dice": float(np.median(dices)),
+        "model": str(model_path),
+    }
+    write_json({"summary": summary, "cases": rows}, out_dir / "evaluation.json")
+    table = Table(title=f"MRI evaluation, {len(rows)} exams")
+    for col in ("case", "Dice", "HD95 (mm)", "volume ref / pred (ml)", "curve"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["case_id"],
+            f"{r['dice']:.3f}",
+            f"{r['hd95_mm']:.1f}",
+            f"{r['reference_volume_ml']:.2f} / {r['predicted_volume_ml']:.2f}",
+            str(r["curve_type"]),
+        )
+    Console().print(table)
+    Console().print(f"mean Dice {summary['mean_dice']:.3f}, median {summary['median_dice']:.3f} → {out_dir}")
+
+
+@mri.command("readers")
+@click.option(
+    "--readers",
+    "reader_dirs",
+    required=True,
+    multiple=True,
+    type=existing_folder,
+    help="One folder per reader (repeat, ≥ 3), each with <case>.nii.gz masks.",
+)
+@click.option(
+    "--model-pred",
+    "model_dir",
+    required=True,
+    type=existing_folder,
+    help="Folder of the network's <case>.nii.gz masks (same case names).",
+)
+@click.option(
+    "--model-prob",
+    "prob_dir",
+    type=existing_folder,
+    default=None,
+    help="Optional folder of the network's <case>.nii.gz probabilities (for the ROC AUC).",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def readers_cmd(reader_dirs: tuple[Path, ...], model_dir: Path, prob_dir: Path | None, out_dir: Path) -> None:
+    """The study's reader study: every reader and the network against leave-one-reader-out consensus masks.
+
+    Per reader: median Dice of the reader and of the network against the consensus of the other readers,
+    paired Wilcoxon, ROC AUC of the probabilities; then TOST equivalence of the network with the lowest and
+    highest readers as bounds. Writes OUT/readers.json.
+
+    \b
+    Example:
+      breastseg mri readers --readers R1 --readers R2 --readers R3 --readers R4 --model-pred P --out study
+    """
+    from breastseg.errors import InputError
+    from breastseg.evaluation.compare import check_same_grid
+    from breastseg.io import read_image
+    from breastseg.io.atomic import write_json
+    from breastseg.workflows.mri.readers import reader_study
+
+    cases = sorted(p.name for p in model_dir.glob("*.nii.gz"))
+    if not cases:
+        raise InputError(f"{model_dir}: no <case>.nii.gz masks")
+    names = [d.name for d in reader_dirs]
+    if len(set(names)) != len(names):
+        raise InputError("reader folders must have different names (they name the readers)")
+    masks: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    model_masks, probs = [], []
+    for case in cases:
+        pred = read_image(model_dir / case)
+        model_masks.append(np.asarray(pred.array) > 0)
+        if prob_dir is not None:
+            prob = read_image(prob_dir / case)
+            check_same_grid(prob, pred, str(prob_dir / case), str(model_dir / case))
+            probs.append(np.asarray(prob.array, float))
+        for d in reader_dirs:
+            path = d / case
+            if not path.exists():
+                raise InputError(f"{path}: reader {d.name} has no mask for case {case}")
+            mask = read_image(path)
+            check_same_grid(mask, pred, str(path), str(model_dir / case))
+            masks[d.name].append(np.asarray(mask.array) > 0)
+    result = reader_study(masks, model_masks, probs if prob_dir is not None else None)
+    result["case_files"] = cases
+    write_json(result, Path(out_dir) / "readers.json")
+    table = Table(title=f"reader study, {len(cases)} cases")
+    for col in ("reference = others of", "reader median Dice", "network median Dice", "Wilcoxon p"):
+        table.add_column(col)
+    for r, e in result["readers"].items():
+        p = e["wilcoxon_p"]
+        table.add_row(
+            r, f"{e['reader_median_dice']:.3f}", f"{e['model_median_dice']:.3f}", "—" if p is None else f"{p:.3g}"
+        )
+    Console().print(table)
+    eq = result["equivalence"]
+    Console().print(
+        f"TOST vs {eq['lowest_reader']} … {eq['highest_reader']}: p = {eq['p']:.3g} "
+        f"({'equivalent' if eq['equivalent'] else 'not shown equivalent'})"
+    )

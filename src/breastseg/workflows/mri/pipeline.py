@@ -1,0 +1,129 @@
+"""One call per job, as the command line runs it: segment an exam and write its outputs; read a training table.
+
+Outputs of :func:`segment_to_folder` (each written to a temporary file, then renamed):
+
+* ``tumour.nii.gz`` — the tumour mask on the first post-contrast image's original grid (uint8, 1 = tumour);
+* ``probability.nii.gz`` — the network's tumour probability on the harmonised grid;
+* ``result.json`` — the read-outs (volume ml, longest diameter mm, kinetic curve type, functional tumour volume
+  ml), the exam's harmonisation (scale, upsampling, registration) and the model used;
+* ``report.png`` — the tumour outlined on T1c and on the subtraction image, and the enhancement curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from breastseg._version import __version__
+from breastseg.errors import InputError
+from breastseg.io import write_image
+from breastseg.io.atomic import write_json
+from breastseg.io.tables import read_csv_rows
+from breastseg.report.mri_figures import dce_report_figure
+from breastseg.workflows.mri.exam import DceExam
+from breastseg.workflows.mri.inputs import (
+    MriPreprocessing,
+    PreparedExam,
+    prepare_exam,
+    read_exam_folder,
+    read_reference,
+)
+from breastseg.workflows.mri.network import MriModel, segment_exam
+
+
+def segment_to_folder(
+    exam: DceExam,
+    model: MriModel,
+    out_dir: str | Path,
+    fraction: float = 0.6,
+    per_slice: bool = False,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Segment the tumour of ``exam`` with ``model`` and write the outputs (see the module docstring)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_exam(exam, model.preprocessing, progress)
+    seg = segment_exam(model, prepared, fraction, per_slice, device, progress)
+    h = prepared.harmonised
+    result = {
+        "exam": exam.source,
+        "tumour": seg.readout.to_json(),
+        "tumour_found": bool(seg.mask.array.any()),
+        "post_times_s": h.post_times_s,
+        "harmonisation": {
+            "t1_scale": h.scale,
+            "upsampled_in_plane": h.upsampled,
+            "registration": model.preprocessing.registration,
+            "grid_spacing_mm": list(prepared.grid_image.spacing),
+        },
+        "postprocessing": {"fraction": fraction, "per_slice": per_slice},
+        "model": model.card,
+        "breastseg_version": __version__,
+        "units": {"volume_ml": "ml", "longest_diameter_mm": "mm", "functional_volume_ml": "ml (PE ≥ 70 %)"},
+    }
+    write_image(seg.mask_original, out / "tumour.nii.gz")
+    write_image(seg.probability, out / "probability.nii.gz")
+    dce_report_figure(
+        h.t1.array,
+        [p.array for p in h.post],
+        h.post_times_s,
+        seg.mask.array > 0,
+        prepared.breast,
+        prepared.grid_image.spacing,
+        out / "report.png",
+        title=f"{Path(exam.source).name}: tumour {seg.readout.volume_ml:.2f} ml, "
+        f"{seg.readout.curve_type or 'no curve'}",
+    )
+    write_json(result, out / "result.json")
+    return result
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    case_id: str
+    exam_dir: Path
+    tumour_name: str
+
+
+def read_cases_csv(path: str | Path, tumour_name: str = "tumour.nii.gz") -> list[TrainingCase]:
+    """A table of exams: ``case_id``, ``exam`` (a folder, relative to the table), optional ``tumour`` (the
+    reference mask's file name in that folder, default ``tumour_name``)."""
+    path = Path(path)
+    rows = read_csv_rows(path, ("case_id", "exam"), "MRI case table")
+    cases = []
+    for row in rows:
+        folder = Path(row["exam"])
+        folder = folder if folder.is_absolute() else path.parent / folder
+        cases.append(TrainingCase(row["case_id"], folder, row.get("tumour") or tumour_name))
+    ids = [c.case_id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"{path}: case ids must be unique")
+    return cases
+
+
+def prepare_cases(
+    cases: Sequence[TrainingCase], preprocessing: MriPreprocessing, progress: Callable[[str], None] | None = None
+) -> list[tuple[str, PreparedExam, np.ndarray]]:
+    """Every case read, harmonised and paired with its reference mask on the harmonised grid."""
+    say = progress or (lambda _: None)
+    prepared = []
+    for i, case in enumerate(cases):
+        say(f"preparing {case.case_id} ({i + 1} of {len(cases)})")
+        exam = prepare_exam(read_exam_folder(case.exam_dir), preprocessing)
+        prepared.append((case.case_id, exam, read_reference(case.exam_dir, exam, case.tumour_name)))
+    return prepared
+
+
+def validation_split(case_ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """``(training, validation)`` case ids: ``round(fraction × n)`` cases (at least one when ``fraction`` > 0
+    and there are two or more) held out at random (seeded)."""
+    n = len(case_ids)
+    k = 0 if fraction <= 0 or n < 2 else min(n - 1, max(1, round(fraction * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    held = {case_ids[i] for i in order[:k]}
+    return [c for c in case_ids if c not in held], [c for c in case_ids if c in held]
