@@ -79,6 +79,12 @@ class IntensityRegistration(Registration):
     stop_condition: str = ""
 
 
+def _sampling_seed(seed: int) -> int:
+    if seed < 1:
+        raise InputError(f"registration seed must be ≥ 1 (SimpleITK takes 0 as the wall clock), got {seed}")
+    return int(seed)
+
+
 def register_rigid(
     fixed: Image,
     moving: Image,
@@ -88,13 +94,14 @@ def register_rigid(
     shrink: tuple[int, ...] = (4, 2, 1),
     smoothing_voxels: tuple[float, ...] = (2.0, 1.0, 0.0),
     iterations: int = 200,
-    seed: int = 0,
+    seed: int = 1,
 ) -> IntensityRegistration:
     """Rigid (rotation + translation) registration of ``moving`` onto ``fixed`` by Mattes mutual information.
 
     Multi-resolution (``shrink`` / ``smoothing_voxels`` per level), started from the images' geometric
     centres, regular-step gradient descent with scales from physical shifts; random metric sampling of
-    ``sampling`` of the voxels with a fixed ``seed`` (same inputs, same result). Works across scans and
+    ``sampling`` of the voxels with a fixed ``seed`` (same inputs, same result; ``seed`` must be ≥ 1 — SimpleITK
+    reads 0 as "seed from the wall clock", which made earlier runs differ). Works across scans and
     modalities (mutual information does not need equal intensities). The returned transform maps fixed
     points to moving points, so :meth:`Registration.warp` brings ``moving`` (and its masks, ``order=0``) onto
     ``fixed``'s grid.
@@ -110,7 +117,7 @@ def register_rigid(
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(sampling, seed)
+    method.SetMetricSamplingPercentage(sampling, _sampling_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0, minStep=1e-4, numberOfIterations=iterations, relaxationFactor=0.6
@@ -138,7 +145,7 @@ def register_bspline(
     smoothing_voxels: tuple[float, ...] = (1.0, 0.0),
     iterations: int = 100,
     rigid_first: bool = True,
-    seed: int = 0,
+    seed: int = 1,
 ) -> IntensityRegistration:
     """Deformable registration of ``moving`` onto ``fixed``: a cubic B-spline free-form deformation (Rueckert et
     al. 1999, the breast-MRI study's reference 33) with control points every ``mesh_spacing_mm``, Mattes mutual
@@ -158,7 +165,7 @@ def register_bspline(
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(sampling, seed)
+    method.SetMetricSamplingPercentage(sampling, _sampling_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations)
     method.SetShrinkFactorsPerLevel(list(shrink))

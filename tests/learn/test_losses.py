@@ -7,7 +7,7 @@ import pytest
 import torch
 from monai.losses import DiceLoss
 
-from breastseg.learn.losses import generalised_dice_loss, specimen_dice_loss
+from breastseg.learn.losses import generalised_dice_ce_loss, generalised_dice_loss, specimen_dice_loss
 
 
 def test_unknown_pixels_do_not_change_the_loss() -> None:
@@ -45,3 +45,23 @@ def test_generalised_dice_loss_equals_sudres_formula_by_hand() -> None:
     assert float(generalised_dice_loss()(miss, target)) == pytest.approx(
         1 - (2 / 412) / (832 / 412**2 + 1 / 8), abs=1e-4
     )
+
+
+def test_generalised_dice_ce_adds_plain_cross_entropy_and_keeps_a_gradient_where_dice_alone_has_none() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(2, 2, 4, 5, 6)
+    target = (torch.rand(2, 1, 4, 5, 6) > 0.8).long()
+    p = torch.softmax(logits.double(), dim=1)[:, 1]
+    t = target[:, 0].double()
+    ce = -(t * torch.log(p) + (1 - t) * torch.log(1 - p)).mean()  # by hand, both classes
+    expected = float(generalised_dice_loss()(logits, target)) + float(ce)
+    assert float(generalised_dice_ce_loss()(logits, target)) == pytest.approx(expected, abs=1e-5)
+    # the collapse the combination guards against: tumour probability ~0 everywhere (saturated softmax)
+    dead = torch.zeros(1, 2, 4, 5, 6)
+    dead[:, 0] = 30.0
+    dead.requires_grad_(True)
+    tumour = torch.zeros(1, 1, 4, 5, 6, dtype=torch.long)
+    tumour[..., 1:3, 1:3, 1:3] = 1
+    (g_dice,) = torch.autograd.grad(generalised_dice_loss()(dead, tumour), dead)
+    (g_both,) = torch.autograd.grad(generalised_dice_ce_loss()(dead, tumour), dead)
+    assert g_dice.abs().max() < 1e-9 < 1e-3 < g_both[:, 1][tumour[:, 0] > 0].abs().min()

@@ -37,6 +37,7 @@ def mri() -> None:
 @click.option("--exam", "exam_dir", type=existing_folder, default=None, help="An exam folder (files or DICOM).")
 @click.option("--t1", "t1_path", type=existing_path, default=None, help="Pre-contrast T1 (instead of --exam).")
 @click.option("--t1c", "t1c_paths", type=existing_path, multiple=True, help="Post-contrast T1c, in order (repeat).")
+@click.option("--t2", "t2_path", type=existing_path, default=None, help="Optional T2-weighted image (report only).")
 @click.option("--times", default=None, help="Post-contrast times: a JSON file with post_times_s, or '90,180,…' s.")
 @click.option("--model", "model_path", required=True, type=existing_path, help="A model `breastseg mri train` wrote.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
@@ -53,6 +54,7 @@ def segment(
     exam_dir: Path | None,
     t1_path: Path | None,
     t1c_paths: tuple[Path, ...],
+    t2_path: Path | None,
     times: str | None,
     model_path: Path,
     out_dir: Path,
@@ -73,6 +75,7 @@ def segment(
           --model mri.pt --out seg0
     """
     from breastseg.errors import InputError
+    from breastseg.io import read_image
     from breastseg.workflows.mri.exam import read_dce_files
     from breastseg.workflows.mri.inputs import read_exam_folder
     from breastseg.workflows.mri.network import MriModel
@@ -82,11 +85,13 @@ def segment(
         raise InputError("give either --exam DIR or --t1 PRE with --t1c POST … and --times")
     if exam_dir is not None:
         exam = read_exam_folder(exam_dir)
+        if t2_path is not None:
+            exam.t2 = read_image(t2_path, modality="MR")
     else:
         if not t1c_paths or times is None:
             raise InputError("--t1 needs at least one --t1c and the --times of the post-contrast phases")
         given = times if Path(times).suffix == ".json" else [float(t) for t in times.split(",")]
-        exam = read_dce_files(t1_path, list(t1c_paths), given)  # type: ignore[arg-type]
+        exam = read_dce_files(t1_path, list(t1c_paths), given, t2_path)  # type: ignore[arg-type]
     model = MriModel.load(model_path)
     console = Console(stderr=True)
     with console.status("segmenting…") as status:
@@ -121,7 +126,11 @@ def segment(
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option(
-    "--loss", type=click.Choice(["generalised_dice", "dice_ce"]), default="generalised_dice", show_default=True
+    "--loss",
+    type=click.Choice(["generalised_dice_ce", "generalised_dice", "dice_ce"]),
+    default="generalised_dice_ce",
+    show_default=True,
+    help="Generalised Dice (the study's) + cross-entropy; generalised Dice alone can collapse to all-background.",
 )
 @click.option(
     "--registration",

@@ -24,7 +24,13 @@ from torch import nn
 
 from breastseg.evaluation.metrics import dice
 from breastseg.io.atomic import atomic_path
-from breastseg.learn.losses import UNKNOWN_LABEL, dice_ce_loss, generalised_dice_loss, specimen_dice_loss
+from breastseg.learn.losses import (
+    UNKNOWN_LABEL,
+    dice_ce_loss,
+    generalised_dice_ce_loss,
+    generalised_dice_loss,
+    specimen_dice_loss,
+)
 from breastseg.learn.patches import PatchConfig, sample_epoch
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.nets.valid_unet import centre_crop
@@ -41,7 +47,8 @@ class TrainConfig:
     specimen study's), Adam (the PET/CT study's, L2 as ``weight_decay``) or AdamW (``momentum`` unused);
     ``loss``: the masked Dice loss, or Dice + cross-entropy
     (steadier early gradients on images where the lesion is a small fraction, as in ultrasound), or the generalised
-    Dice loss (Sudre et al. 2017; the breast-MRI study's: both classes, each weighted by its inverse squared volume).
+    Dice loss (Sudre et al. 2017; the breast-MRI study's: both classes, each weighted by its inverse squared volume),
+    alone or plus cross-entropy.
 
     ``schedule``: ``plateau`` halves the learning rate when the validation Dice stalls for ``lr_patience``
     epochs, stops early after ``early_stopping_patience`` and keeps the best validation epoch; ``poly`` is
@@ -61,7 +68,7 @@ class TrainConfig:
     patch: PatchConfig = field(default_factory=PatchConfig)
     seed: int = 0
     optimiser: Literal["sgd", "adam", "adamw"] = "sgd"
-    loss: Literal["dice", "dice_ce", "generalised_dice"] = "dice"
+    loss: Literal["dice", "dice_ce", "generalised_dice", "generalised_dice_ce"] = "dice"
     schedule: Literal["plateau", "poly"] = "plateau"
     precision: Literal["float32", "bfloat16"] = "float32"
 
@@ -167,9 +174,12 @@ def train(
     if init_state is not None:
         net.load_state_dict(init_state)
     net.to(device)
-    loss_fn = {"dice": specimen_dice_loss, "dice_ce": dice_ce_loss, "generalised_dice": generalised_dice_loss}[
-        cfg.loss
-    ]()
+    loss_fn = {
+        "dice": specimen_dice_loss,
+        "dice_ce": dice_ce_loss,
+        "generalised_dice": generalised_dice_loss,
+        "generalised_dice_ce": generalised_dice_ce_loss,
+    }[cfg.loss]()
     optimiser: torch.optim.Optimizer
     if cfg.optimiser == "adamw":
         optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

@@ -169,6 +169,11 @@ class ValidUNet(nn.Module):
             self.up_conv.append(_block(c + w, w, k))
             c = w
         self.head = nn.Conv3d(c, config.out_channels, 1)
+        for module in self.modules():  # He initialisation: 16 plain ReLU convolutions with no normalisation would
+            if isinstance(module, nn.Conv3d):  # otherwise shrink the signal ~2.4× per layer (PyTorch's default)
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []

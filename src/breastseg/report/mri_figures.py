@@ -28,16 +28,19 @@ def dce_report_figure(
     spacing: Sequence[float],
     path: str | Path,
     title: str = "",
+    t2: np.ndarray | None = None,
 ) -> Path:
     """Three panels (arrays ``(z, y, x)`` on one grid): T1c₁ and the subtraction T1c₁ − T1 at the slice (z) with
     the most tumour, the tumour contour in orange; the mean relative enhancement (%) of the tumour and of the
-    breast outside it at each post-contrast time (min)."""
+    breast outside it at each post-contrast time (min). A registered ``t2`` adds a fourth panel, outlined too."""
     tumour = np.asarray(tumour, bool)
     z = int(np.argmax(tumour.sum(axis=(1, 2)))) if tumour.any() else pre.shape[0] // 2
     extent = [0, pre.shape[2] * spacing[2], pre.shape[1] * spacing[1], 0]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
-    subtraction = post[0][z] - pre[z]
-    for ax, image, name in ((axes[0], post[0][z], "T1c (first post-contrast)"), (axes[1], subtraction, "T1c − T1")):
+    panels = [(post[0][z], "T1c (first post-contrast)"), (post[0][z] - pre[z], "T1c − T1")]
+    if t2 is not None:
+        panels.append((np.asarray(t2)[z], "T2 (registered)"))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.7 * (len(panels) + 1), 4.4))
+    for ax, (image, name) in zip(axes, panels, strict=False):
         ax.imshow(
             image,
             cmap="gray",
@@ -57,19 +60,18 @@ def dce_report_figure(
         ax.set_title(f"{name}, slice {z}")
         ax.set_xlabel("x (mm)")
         ax.set_ylabel("y (mm)")
+    curves = axes[-1]
     minutes = np.asarray(post_times_s, float) / 60.0
     rest = np.asarray(breast, bool) & ~tumour
     if tumour.any():
-        axes[2].plot(
-            minutes, relative_enhancement_percent(pre, post, tumour), "o-", color=TUMOUR_COLOUR, label="tumour"
-        )
+        curves.plot(minutes, relative_enhancement_percent(pre, post, tumour), "o-", color=TUMOUR_COLOUR, label="tumour")
     if rest.any():
-        axes[2].plot(minutes, relative_enhancement_percent(pre, post, rest), "s--", color="0.4", label="breast (rest)")
-    axes[2].axhline(0.0, color="0.8", lw=0.8)
-    axes[2].set_xlabel("post-contrast time (min)")
-    axes[2].set_ylabel("enhancement relative to pre-contrast (%)")
-    axes[2].set_title("Enhancement curves")
-    axes[2].legend()
+        curves.plot(minutes, relative_enhancement_percent(pre, post, rest), "s--", color="0.4", label="breast (rest)")
+    curves.axhline(0.0, color="0.8", lw=0.8)
+    curves.set_xlabel("post-contrast time (min)")
+    curves.set_ylabel("enhancement relative to pre-contrast (%)")
+    curves.set_title("Enhancement curves")
+    curves.legend()
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)

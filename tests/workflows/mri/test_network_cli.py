@@ -39,7 +39,7 @@ def test_train_segment_evaluate_on_phantoms(exams: Path, tmp_path: Path, capsys:
     model = MriModel.load(model_path)
     assert model.recipe.first_channels == 4 and model.preprocessing == MriPreprocessing(1.0, "rigid")
     assert model.card["training_cases"].count("e") == 2 and model.card["validation_cases"].startswith("e")
-    assert "generalised_dice" in model_path.with_suffix(".card.md").read_text()
+    assert "generalised_dice_ce" in model_path.with_suffix(".card.md").read_text()
 
     out = tmp_path / "seg"
     assert (

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
+from skimage.registration import phase_cross_correlation
 
 from breastseg.evaluation.metrics import dice
+from breastseg.image import Image
 from breastseg.phantoms.dce import DcePhantomConfig, make_dce_phantom
 from breastseg.phantoms.shapes import smooth_field
 from breastseg.registration import register_bspline
@@ -73,3 +75,24 @@ def test_harmonise_scales_by_the_breast_t1_and_upsamples_coarse_scans() -> None:
     mask = breast_mask(exam.t1)
     assert np.percentile(exam.t1.array[mask], 95) == pytest.approx(1.0, abs=0.02)
     assert upsample_in_plane(p.images["t1"]).shape == (16, 128, 144)
+
+
+def test_a_t2_with_other_contrast_and_a_shift_is_registered_and_scaled_on_its_own() -> None:
+    p = make_dce_phantom(DcePhantomConfig(seed=3, shape=(16, 64, 72), spacing_mm=(3.0, 1.5, 1.5), motion_mm=0.0))
+    t1c = p.images["t1c_1"]
+    body = t1c.array > 0.1 * np.percentile(t1c.array, 99)
+    # another contrast: in the body, bright where T1c is dark (reciprocal); air stays dark
+    contrast = np.where(body, 1e5 / np.maximum(t1c.array, 1.0), 0.0).astype(np.float32)
+    shift_mm = np.array([4.5, -3.0, 0.0])  # LPS x, y, z: the T2 lies 4.5 mm left and 3 mm anterior
+    t2 = Image(contrast, t1c.spacing, tuple(np.asarray(t1c.origin) + shift_mm), t1c.direction)
+    post, times = [t1c, p.images["t1c_2"]], p.truth["post_times_s"][:2]
+    breast = p.images["breast"].array > 0
+    residual = {}
+    for method in ("rigid", "none"):
+        exam = harmonise(p.images["t1"], post, times, breast, method=method, upsample_above_mm=2.0, t2=t2)
+        assert exam.t2 is not None and exam.t2.grid.same_as(t1c.grid)
+        assert np.percentile(exam.t2.array[breast], 95) == pytest.approx(1.0, abs=1e-6)  # its own scale
+        # the shift left between the registered T2 and the unshifted contrast, by scikit-image (voxels z, y, x)
+        residual[method] = phase_cross_correlation(contrast, exam.t2.array, upsample_factor=10)[0]
+    np.testing.assert_allclose(np.abs(residual["none"]), [0.0, 2.0, 3.0], atol=0.3)  # 3 mm / 1.5, 4.5 mm / 1.5
+    assert np.abs(residual["rigid"]).max() < 0.3  # sub-voxel

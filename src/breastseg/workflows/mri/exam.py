@@ -6,7 +6,7 @@ orders them by TemporalPositionIdentifier / AcquisitionNumber / time); the first
 the others the post-contrast phases, timed from the headers (seconds after the pre-contrast phase's start).
 
 **Files** (NIfTI, NRRD, MHA): ``t1`` and ``post`` paths plus the times — a list, or a JSON file
-``{"post_times_s": [...]}`` (seconds from any common origin).
+``{"post_times_s": [...]}`` (seconds from any common origin) — and optionally a T2-weighted image.
 
 **Laterality**: the breasts are cut apart at the middle of the body along the patient's left–right axis (found
 from the image direction: LPS +x is the patient's left); each half keeps its physical geometry (origin moved).
@@ -30,10 +30,14 @@ from breastseg.io.dicom import read_dicom_phases
 
 @dataclass(eq=False)
 class DceExam:
+    """Pre-contrast ``t1``, post-contrast ``post`` phases at ``post_times_s`` (s), and an optional T2-weighted
+    image (read for reference and display; the study found adding it as a network input lowered the Dice)."""
+
     t1: Image
     post: list[Image]
     post_times_s: list[float]
     source: str
+    t2: Image | None = None
 
 
 def read_dce_dicom(folder: str | Path, series_uid: str | None = None) -> DceExam:
@@ -62,15 +66,22 @@ def read_times(times: Sequence[float] | str | Path) -> list[float]:
     return [float(t) for t in times]
 
 
-def read_dce_files(t1: str | Path, post: Sequence[str | Path], times: Sequence[float] | str | Path) -> DceExam:
-    """A DCE exam from image files and the post-contrast acquisition times (see the module docstring)."""
+def read_dce_files(
+    t1: str | Path, post: Sequence[str | Path], times: Sequence[float] | str | Path, t2: str | Path | None = None
+) -> DceExam:
+    """A DCE exam from image files and the post-contrast acquisition times (see the module docstring); ``t2``
+    optional."""
     post_times = read_times(times)
     if len(post_times) != len(post):
         raise InputError(f"{len(post)} post-contrast images but {len(post_times)} acquisition times")
     if any(b <= a for a, b in itertools.pairwise(post_times)):
         raise InputError(f"post-contrast times must increase, got {post_times}")
     return DceExam(
-        read_image(t1, modality="MR"), [read_image(p, modality="MR") for p in post], post_times, str(Path(t1).parent)
+        read_image(t1, modality="MR"),
+        [read_image(p, modality="MR") for p in post],
+        post_times,
+        str(Path(t1).parent),
+        None if t2 is None else read_image(t2, modality="MR"),
     )
 
 

@@ -9,7 +9,8 @@
    exams already aligned). Registration runs at the acquired resolution; each phase is then resampled once,
    through its transform, onto the final (possibly upsampled) grid.
 3. **Intensity** — every phase divided by the 95th percentile of the pre-contrast T1 inside the breast (the
-   study's exam-wise scaling, which matched its scanner-wise histogram harmonisation).
+   study's exam-wise scaling, which matched its scanner-wise histogram harmonisation). An optional T2-weighted
+   image is registered the same way and divided by its own breast 95th percentile.
 
 All images of an exam end on the first T1c's (possibly upsampled) grid.
 """
@@ -38,6 +39,7 @@ class HarmonisedExam:
     post_times_s: list[float]
     scale: float
     upsampled: bool
+    t2: Image | None = None  # registered too, divided by its own breast 95th percentile (a different contrast)
 
 
 def upsample_in_plane(image: Image, order: Literal[0, 1] = 1) -> Image:
@@ -50,14 +52,15 @@ def needs_upsampling(image: Image, upsample_above_mm: float) -> bool:
     return max(image.spacing[1:]) > upsample_above_mm
 
 
-def t1_scale(t1: Image, breast: np.ndarray | None) -> float:
-    """95th percentile of the pre-contrast T1 inside ``breast`` (the whole image when ``None``)."""
+def t1_scale(t1: Image, breast: np.ndarray | None, name: str = "pre-contrast T1") -> float:
+    """95th percentile of the pre-contrast T1 (or the image ``name``) inside ``breast`` (the whole image when
+    ``None``)."""
     values = t1.array[breast] if breast is not None else t1.array.ravel()
     if values.size == 0:
         raise InputError("the breast mask is empty: no tissue to scale the intensities by")
     scale = float(np.percentile(values, 95))
     if scale <= 0:
-        raise InputError(f"the pre-contrast T1's 95th percentile in the breast is {scale}: cannot normalise")
+        raise InputError(f"the {name}'s 95th percentile in the breast is {scale}: cannot normalise")
     return scale
 
 
@@ -69,6 +72,7 @@ def harmonise(
     method: Method = "bspline",
     upsample_above_mm: float = 0.6,
     progress: Callable[[str], None] | None = None,
+    t2: Image | None = None,
 ) -> HarmonisedExam:
     """Harmonise one exam (see the module docstring).
 
@@ -85,8 +89,8 @@ def harmonise(
     upsampled = needs_upsampling(fixed, upsample_above_mm)
     reference = upsample_in_plane(fixed) if upsampled else fixed
     moved: list[Image] = []
-    for i, image in enumerate([t1, *post[1:]]):
-        name = "T1" if i == 0 else f"T1c {i + 1}"
+    names = ["T1", *(f"T1c {i + 2}" for i in range(len(post) - 1)), *(["T2"] if t2 is not None else [])]
+    for name, image in zip(names, [t1, *post[1:], *([t2] if t2 is not None else [])], strict=True):
         if method == "none":
             moved.append(image.resample_onto(reference, order=1))
             continue
@@ -94,14 +98,21 @@ def harmonise(
         # registered at the acquired resolution (4 × fewer voxels than the upsampled grid, no new information)
         reg = register_bspline(fixed, image) if method == "bspline" else register_rigid(fixed, image)
         moved.append(reg.warp(image, reference, order=1))  # and resampled once, onto the final grid
-    t1_on, rest = moved[0], moved[1:]
+    t1_on, rest = moved[0], moved[1 : len(post)]
     mask = breast(t1_on) if callable(breast) else breast
-    scale = t1_scale(t1_on, None if mask is None else np.asarray(mask, bool))
+    region = None if mask is None else np.asarray(mask, bool)
+    scale = t1_scale(t1_on, region)
     phases = [reference, *rest]
+    t2_on = None
+    if t2 is not None:
+        t2_on = moved[-1].with_array(
+            (moved[-1].array / t1_scale(moved[-1], region, "T2")).astype(np.float32), units="1"
+        )
     return HarmonisedExam(
         t1_on.with_array((t1_on.array / scale).astype(np.float32), units="1"),
         [p.with_array((p.array / scale).astype(np.float32), units="1") for p in phases],
         [float(t) for t in post_times_s],
         scale,
         upsampled,
+        t2_on,
     )

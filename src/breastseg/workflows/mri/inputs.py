@@ -1,8 +1,9 @@
 """From a DCE exam to the network's input channels — the one definition shared by training and segmentation.
 
-**Exam folder**: either image files — ``t1.*`` (pre-contrast), ``t1c_1.*`` … ``t1c_N.*`` (post-contrast, numbered
-in acquisition order) and ``times.json`` ``{"post_times_s": [...]}`` (``truth.json`` of a phantom works too),
-optionally ``tumour.nii.gz`` (a reference mask on the first T1c's grid) — or a DICOM dynamic series
+**Exam folder**: either image files — ``t1.*`` (pre-contrast), ``t1c_1.*`` … ``t1c_N.*`` (post-contrast, numbered in
+acquisition order) and ``times.json`` ``{"post_times_s": [...]}`` (``truth.json`` of a phantom works too),
+optionally ``t2.*`` (T2-weighted; registered onto the grid for display, not a network input) and ``tumour.nii.gz``
+(a reference mask on the first T1c's grid) — or a DICOM dynamic series
 (:func:`breastseg.workflows.mri.exam.read_dce_dicom`).
 
 **Channels** ``(4, z, y, x)`` on the harmonised grid (the first T1c, upsampled ×2 in-plane when coarse):
@@ -90,7 +91,7 @@ def read_exam_folder(folder: str | Path) -> DceExam:
     times = folder / "times.json" if (folder / "times.json").exists() else folder / "truth.json"
     if not times.exists():
         raise InputError(f"{folder}: no times.json with the post-contrast acquisition times (post_times_s)")
-    return read_dce_files(t1, [numbered[k] for k in sorted(numbered)], times)
+    return read_dce_files(t1, [numbered[k] for k in sorted(numbered)], times, _find(folder, "t2"))
 
 
 def prepare_exam(
@@ -105,6 +106,7 @@ def prepare_exam(
         method=preprocessing.registration,
         upsample_above_mm=preprocessing.upsample_above_mm,
         progress=progress,
+        t2=exam.t2,
     )
     breast = breast_mask(h.t1)
     features = dce_features(h.t1.array, [p.array for p in h.post], h.post_times_s)

@@ -1,13 +1,15 @@
 """The breast-MRI tumour network: training on prepared exams and segmentation of new ones (Hirsch et al. 2022).
 
-**Recipe** (:class:`MriRecipe`): the study's valid-padding 3D U-Net (:mod:`breastseg.nets.valid_unet`) on the
-four channels of :mod:`breastseg.workflows.mri.inputs`, or MONAI's standard 3D U-Net as the comparison
-(``network="monai_unet"``); patches with tumour : non-tumour = 1 : 4 (``tumour_fraction`` 0.2), half of the
-non-tumour patches centred on strongly enhancing breast tissue (T1c above the breast's ``enhancing_percentile``,
-outside the tumour: benign foci, vessels, background parenchymal enhancement — the study's enrichment of
-negatives at high T1c); in-plane rotation augmentation; generalised Dice loss; Adam. The project's one trainer
-(:func:`breastseg.learn.trainer.train`) runs it: a fixed number of epochs with nnU-Net's poly decay, the last epoch
-kept, the held-out cases watched (valid networks are validated by edge-to-edge output tiles).
+**Recipe** (:class:`MriRecipe`): the study's valid-padding 3D U-Net (:mod:`breastseg.nets.valid_unet`) on the four
+channels of :mod:`breastseg.workflows.mri.inputs`, or MONAI's standard 3D U-Net as the comparison
+(``network="monai_unet"``); patches with tumour : non-tumour = 1 : 4 (``tumour_fraction`` 0.2), half of the non-
+tumour patches centred on strongly enhancing breast tissue (T1c above the breast's ``enhancing_percentile``, outside
+the tumour: benign foci, vessels, background parenchymal enhancement — the study's enrichment of negatives at high
+T1c); in-plane rotation augmentation; the generalised Dice loss — plus cross-entropy by default: alone it drove the
+tumour probability to zero on patches within three epochs (:class:`breastseg.learn.losses.GeneralisedDiceCELoss`) —
+and Adam. The project's one trainer (:func:`breastseg.learn.trainer.train`) runs it: a fixed number of epochs with
+nnU-Net's poly decay, the last epoch kept, the held-out cases watched (valid networks are validated by edge-to-edge
+output tiles).
 
 **Segmentation** (:func:`segment_exam`): the prepared exam's channels → tumour probability (valid network: output
 tiles of a window larger than the training patch; MONAI's: Gaussian sliding windows) → the study's
@@ -71,7 +73,7 @@ class MriRecipe:
     tumour_fraction: float = 0.2  # tumour : non-tumour = 1 : 4
     enhancing_fraction: float = 0.5  # of the non-tumour patches, centred on strongly enhancing tissue
     enhancing_percentile: float = 95.0  # "strongly enhancing": T1c above this percentile of the breast
-    loss: Literal["generalised_dice", "dice_ce"] = "generalised_dice"
+    loss: Literal["generalised_dice_ce", "generalised_dice", "dice_ce"] = "generalised_dice_ce"
     rotation_probability: float = 0.5
     max_rotation_deg: float = 20.0
     precision: Literal["float32", "bfloat16"] = "float32"

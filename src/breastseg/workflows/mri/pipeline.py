@@ -55,6 +55,7 @@ def segment_to_folder(
         "tumour": seg.readout.to_json(),
         "tumour_found": bool(seg.mask.array.any()),
         "post_times_s": h.post_times_s,
+        "t2": h.t2 is not None,
         "harmonisation": {
             "t1_scale": h.scale,
             "upsampled_in_plane": h.upsampled,
@@ -78,6 +79,7 @@ def segment_to_folder(
         out / "report.png",
         title=f"{Path(exam.source).name}: tumour {seg.readout.volume_ml:.2f} ml, "
         f"{seg.readout.curve_type or 'no curve'}",
+        t2=None if h.t2 is None else h.t2.array,
     )
     write_json(result, out / "result.json")
     return result
