@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from breastseg.cli.options import device_option, existing_folder, existing_path
+from breastseg.image import Image
 
 _cases_option = click.option(
     "--exams",
@@ -18,6 +20,24 @@ _cases_option = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CSV: case_id, exam (folder, relative to the CSV)[, tumour (reference mask file in it)].",
 )
+
+
+_breast_model_option = click.option(
+    "--breast-model",
+    "breast_model_path",
+    type=existing_path,
+    default=None,
+    help="A breast-mask network (`breastseg mri train-breast`) instead of the threshold and chest-wall rule.",
+)
+
+
+def _breast_network(path: Path | None, device: str) -> Callable[[Image], np.ndarray] | None:
+    """The breast-mask function of a breast model file, or None (the rule)."""
+    if path is None:
+        return None
+    from breastseg.workflows.mri.breast_network import BreastModel
+
+    return BreastModel.load(path).as_function(device)
 
 
 @click.group()
@@ -49,6 +69,7 @@ def mri() -> None:
     help="Post-processing: threshold at this fraction of the maximum probability (the study's 0.6).",
 )
 @click.option("--per-slice", is_flag=True, help="Threshold each slice at its own maximum (the study's 2D use).")
+@_breast_model_option
 @device_option
 def segment(
     exam_dir: Path | None,
@@ -60,6 +81,7 @@ def segment(
     out_dir: Path,
     fraction: float,
     per_slice: bool,
+    breast_model_path: Path | None,
     device: str,
 ) -> None:
     """Segment the tumour of one DCE exam.
@@ -95,7 +117,8 @@ def segment(
     model = MriModel.load(model_path)
     console = Console(stderr=True)
     with console.status("segmenting…") as status:
-        result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, progress=status.update)
+        breast = _breast_network(breast_model_path, device)
+        result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, status.update, breast)
     t = result["tumour"]
     table = Table(title=f"breast DCE-MRI: {exam.source}", show_header=False)
     table.add_row("tumour volume", f"{t['volume_ml']:.2f} ml")
@@ -154,6 +177,7 @@ def segment(
     help="Cases held out and watched (the last epoch is the model).",
 )
 @click.option("--seed", default=0, show_default=True)
+@_breast_model_option
 @device_option
 def train_cmd(
     cases_csv: Path,
@@ -170,6 +194,7 @@ def train_cmd(
     upsample_above_mm: float,
     validation_fraction: float,
     seed: int,
+    breast_model_path: Path | None,
     device: str,
 ) -> None:
     """Train the tumour network on exams with reference masks.
@@ -199,11 +224,12 @@ def train_cmd(
         seed=seed,
     )
     recipe.net_config()  # a patch the network cannot take fails before any exam is read
-    pre = MriPreprocessing(upsample_above_mm, registration)  # type: ignore[arg-type]
+    breast_mode = "threshold" if breast_model_path is None else "network"
+    pre = MriPreprocessing(upsample_above_mm, registration, breast_mode)  # type: ignore[arg-type]
     cases = read_cases_csv(cases_csv)
     console = Console(stderr=True)
     with console.status("preparing exams…") as status:
-        prepared = prepare_cases(cases, pre, progress=status.update)
+        prepared = prepare_cases(cases, pre, status.update, _breast_network(breast_model_path, device))
     train_ids, held = validation_split([c.case_id for c in cases], validation_fraction, seed)
     model = train_mri(
         [c for c in prepared if c[0] in train_ids], [c for c in prepared if c[0] in held], recipe, pre, device
@@ -220,8 +246,11 @@ def train_cmd(
 @click.option("--model", "model_path", required=True, type=existing_path, help="A model `breastseg mri train` wrote.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True)
+@_breast_model_option
 @device_option
-def evaluate_cmd(cases_csv: Path, model_path: Path, out_dir: Path, fraction: float, device: str) -> None:
+def evaluate_cmd(
+    cases_csv: Path, model_path: Path, out_dir: Path, fraction: float, breast_model_path: Path | None, device: str
+) -> None:
     """Segment every exam of a table and compare with its reference mask.
 
     Writes OUT/<case>/ (the segment outputs), OUT/cases.csv (Dice, HD95 mm, volumes ml, volume error %,
@@ -238,12 +267,18 @@ def evaluate_cmd(cases_csv: Path, model_path: Path, out_dir: Path, fraction: flo
     model = MriModel.load(model_path)
     cases = read_cases_csv(cases_csv)
     rows = []
+    breast = _breast_network(breast_model_path, device)
     console = Console(stderr=True)
     with console.status("evaluating…") as status:
         for i, case in enumerate(cases):
             status.update(f"{case.case_id} ({i + 1} of {len(cases)})")
             result = segment_to_folder(
-                read_exam_folder(case.exam_dir), model, out_dir / case.case_id, fraction, device=device
+                read_exam_folder(case.exam_dir),
+                model,
+                out_dir / case.case_id,
+                fraction,
+                device=device,
+                breast_network=breast,
             )
             pred = read_image(out_dir / case.case_id / "tumour.nii.gz")
             ref_path = case.exam_dir / case.tumour_name
@@ -285,6 +320,53 @@ def evaluate_cmd(cases_csv: Path, model_path: Path, out_dir: Path, fraction: flo
         )
     Console().print(table)
     Console().print(f"mean Dice {summary['mean_dice']:.3f}, median {summary['median_dice']:.3f} → {out_dir}")
+
+
+@mri.command("train-breast")
+@_cases_option
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model .pt.")
+@click.option("--mask-name", default="breast.nii.gz", show_default=True, help="Breast mask file in each exam folder.")
+@click.option("--filters", type=click.IntRange(1), default=8, show_default=True, help="First-level channels.")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--patches-per-scan", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@device_option
+def train_breast_cmd(
+    cases_csv: Path, out_path: Path, mask_name: str, filters: int, epochs: int, patches_per_scan: int, seed: int,
+    device: str,
+) -> None:  # fmt: skip
+    """Train the optional breast-mask network on the pre-contrast T1 of exams with breast masks.
+
+    A small 3D U-Net on the whole T1 at half the in-plane resolution (the study's breast-mask network); give it
+    to `mri train`, `segment` and `evaluate` with --breast-model. Writes OUT and OUT.card.md.
+
+    \b
+    Example:
+      breastseg mri train-breast --exams exams/cases.csv --out breast.pt
+      breastseg mri train --exams exams/cases.csv --breast-model breast.pt --out mri.pt
+    """
+    from breastseg.errors import InputError
+    from breastseg.io import read_image
+    from breastseg.workflows.mri.breast_network import BreastNetRecipe, train_breast_network
+    from breastseg.workflows.mri.inputs import read_exam_folder
+    from breastseg.workflows.mri.pipeline import read_cases_csv
+
+    cases = []
+    for case in read_cases_csv(cases_csv):
+        path = case.exam_dir / mask_name
+        if not path.exists():
+            raise InputError(f"{path}: no breast mask for case {case.case_id}")
+        t1 = read_exam_folder(case.exam_dir).t1
+        mask = read_image(path)
+        if mask.shape != t1.shape:
+            raise InputError(f"{path}: shape {mask.shape} differs from the pre-contrast T1's {t1.shape}")
+        cases.append((case.case_id, t1, np.asarray(mask.array) > 0))
+    recipe = BreastNetRecipe(first_channels=filters, epochs=epochs, patches_per_scan=patches_per_scan, seed=seed)
+    model = train_breast_network(cases, recipe, device)
+    model.save(out_path)
+    Console(stderr=True).print(
+        f"breast network trained on {len(cases)} exams in {model.card['seconds']} s → {out_path}"
+    )
 
 
 @mri.command("readers")

@@ -171,3 +171,28 @@ def test_readers_command_scores_every_reader_against_the_others(tmp_path: Path) 
     assert doc["equivalence"]["lowest_reader"] == "R3"
     write_image(Image(cube, (2.0, 1.0, 1.5)), tmp_path / "R2" / "b.nii.gz")  # a reader on another grid
     assert main([*args, "--model-pred", str(tmp_path / "net"), "--out", str(tmp_path / "s2")]) == 2
+
+
+def test_breast_network_trains_from_the_command_line_and_replaces_the_rule(exams: Path, tmp_path: Path) -> None:
+    from breastseg.evaluation.metrics import dice
+    from breastseg.workflows.mri.breast_network import BreastModel
+
+    (tmp_path / "two.csv").write_text(f"case_id,exam\ne0,{exams / 'e0'}\ne1,{exams / 'e1'}\n")
+    path = tmp_path / "breast.pt"
+    assert main(["mri", "train-breast", "--exams", str(tmp_path / "two.csv"), "--out", str(path), "--epochs", "10",
+                 "--device", "cpu"]) == 0  # fmt: skip
+    model = BreastModel.load(path)
+    t1 = read_image(exams / "e2" / "t1.nii.gz")
+    found = model.mask(t1, "cpu")
+    assert found.shape == t1.shape
+    assert dice(found, read_image(exams / "e2" / "breast.nii.gz").array > 0) > 0.85  # an exam it never saw
+    # a tumour model records which breast mask it was trained with, and preparation holds to it
+    exam = read_exam_folder(exams / "e2")
+    prepared = prepare_exam(exam, MriPreprocessing(2.0, "none", "network"), breast_network=model.as_function("cpu"))
+    np.testing.assert_array_equal(prepared.breast, model.mask(prepared.harmonised.t1, "cpu"))
+    np.testing.assert_array_equal(prepared.channels[3], prepared.breast)
+    with pytest.raises(InputError, match="--breast-model"):
+        prepare_exam(exam, MriPreprocessing(2.0, "none", "network"))
+    with pytest.raises(InputError, match="trained with the threshold"):
+        prepare_exam(exam, MriPreprocessing(2.0, "none"), breast_network=model.as_function("cpu"))
+    assert MriPreprocessing.from_json(MriPreprocessing(2.0, "none", "network").to_json()).breast == "network"

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,13 +40,14 @@ class MriPreprocessing:
 
     upsample_above_mm: float = 0.6
     registration: Method = "bspline"
+    breast: Literal["threshold", "network"] = "threshold"  # the rule, or a breast network (given at each use)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> MriPreprocessing:
-        return cls(float(doc["upsample_above_mm"]), doc["registration"])
+        return cls(float(doc["upsample_above_mm"]), doc["registration"], doc.get("breast", "threshold"))
 
 
 @dataclass(eq=False)
@@ -95,20 +96,34 @@ def read_exam_folder(folder: str | Path) -> DceExam:
 
 
 def prepare_exam(
-    exam: DceExam, preprocessing: MriPreprocessing, progress: Callable[[str], None] | None = None
+    exam: DceExam,
+    preprocessing: MriPreprocessing,
+    progress: Callable[[str], None] | None = None,
+    breast_network: Callable[[Image], np.ndarray] | None = None,
 ) -> PreparedExam:
-    """Harmonise (register, upsample, scale), mask the breast and compute the features of one exam."""
+    """Harmonise (register, upsample, scale), mask the breast and compute the features of one exam.
+
+    ``breast_network``: the breast mask function when ``preprocessing.breast`` is ``"network"`` (e.g.
+    :meth:`breastseg.workflows.mri.breast_network.BreastModel.as_function`).
+    """
+    if preprocessing.breast == "network" and breast_network is None:
+        raise InputError("this model was trained with a breast network's mask: give the breast model (--breast-model)")
+    if preprocessing.breast == "threshold" and breast_network is not None:
+        raise InputError(
+            "this model was trained with the threshold breast mask: a breast network would change its input"
+        )
+    masker = breast_network or breast_mask
     h = harmonise(
         exam.t1,
         exam.post,
         exam.post_times_s,
-        breast=breast_mask,
+        breast=masker,
         method=preprocessing.registration,
         upsample_above_mm=preprocessing.upsample_above_mm,
         progress=progress,
         t2=exam.t2,
     )
-    breast = breast_mask(h.t1)
+    breast = masker(h.t1)
     features = dce_features(h.t1.array, [p.array for p in h.post], h.post_times_s)
     channels = np.concatenate([features.stack(), breast[None].astype(np.float32)])
     return PreparedExam(exam.source, exam, h, breast, features, channels)

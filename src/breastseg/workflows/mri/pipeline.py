@@ -20,6 +20,7 @@ import numpy as np
 
 from breastseg._version import __version__
 from breastseg.errors import InputError
+from breastseg.image import Image
 from breastseg.io import write_image
 from breastseg.io.atomic import write_json
 from breastseg.io.tables import read_csv_rows
@@ -43,11 +44,13 @@ def segment_to_folder(
     per_slice: bool = False,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    breast_network: Callable[[Image], np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Segment the tumour of ``exam`` with ``model`` and write the outputs (see the module docstring)."""
+    """Segment the tumour of ``exam`` with ``model`` and write the outputs (see the module docstring);
+    ``breast_network`` as :func:`breastseg.workflows.mri.inputs.prepare_exam`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_exam(exam, model.preprocessing, progress)
+    prepared = prepare_exam(exam, model.preprocessing, progress, breast_network)
     seg = segment_exam(model, prepared, fraction, per_slice, device, progress)
     h = prepared.harmonised
     result = {
@@ -60,6 +63,7 @@ def segment_to_folder(
             "t1_scale": h.scale,
             "upsampled_in_plane": h.upsampled,
             "registration": model.preprocessing.registration,
+            "breast_mask": model.preprocessing.breast,
             "grid_spacing_mm": list(prepared.grid_image.spacing),
         },
         "postprocessing": {"fraction": fraction, "per_slice": per_slice},
@@ -109,14 +113,17 @@ def read_cases_csv(path: str | Path, tumour_name: str = "tumour.nii.gz") -> list
 
 
 def prepare_cases(
-    cases: Sequence[TrainingCase], preprocessing: MriPreprocessing, progress: Callable[[str], None] | None = None
+    cases: Sequence[TrainingCase],
+    preprocessing: MriPreprocessing,
+    progress: Callable[[str], None] | None = None,
+    breast_network: Callable[[Image], np.ndarray] | None = None,
 ) -> list[tuple[str, PreparedExam, np.ndarray]]:
     """Every case read, harmonised and paired with its reference mask on the harmonised grid."""
     say = progress or (lambda _: None)
     prepared = []
     for i, case in enumerate(cases):
         say(f"preparing {case.case_id} ({i + 1} of {len(cases)})")
-        exam = prepare_exam(read_exam_folder(case.exam_dir), preprocessing)
+        exam = prepare_exam(read_exam_folder(case.exam_dir), preprocessing, breast_network=breast_network)
         prepared.append((case.case_id, exam, read_reference(case.exam_dir, exam, case.tumour_name)))
     return prepared
 
