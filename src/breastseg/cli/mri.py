@@ -49,7 +49,14 @@ def mri() -> None:
     ({"post_times_s": [...]}), or a DICOM dynamic series (times from the headers).
     segment: mask, volume, longest diameter, kinetic curve type, functional tumour volume, report figure;
     train: the network on exams with reference masks; evaluate: Dice, HD95, volume error on a table of exams;
-    readers: the study's reader study (leave-one-reader-out consensus, Wilcoxon, TOST equivalence).
+    readers: the study's reader study (leave-one-reader-out consensus, Wilcoxon, TOST equivalence);
+    train-breast: the optional breast-mask network (instead of the threshold and chest-wall rule).
+    An optional t2.nii.gz is registered and shown in the report.
+
+    \b
+    Start here:
+      breastseg phantom dce --out exams/e0 --seed 0        # an exam folder with known truth
+      breastseg mri train --help                           # then train on a table of exams
     """
 
 
