@@ -28,15 +28,27 @@ def _postgres_bin() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _install_postgres() -> None:
-    """Debian's postgresql package, when we are root and apt is there (CI on a fresh machine)."""
+def apt_install(package: str) -> None:
+    """A Debian package, when we are root and apt is there (CI on a fresh machine); silently nothing otherwise."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=300, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "postgresql"], check=False, capture_output=True, timeout=600, env=env
-    )
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=False, capture_output=True, timeout=600, env=env)
+
+
+def _install_postgres() -> None:
+    apt_install("postgresql")
+
+
+def dciodvfy() -> str:
+    """dicom3tools' DICOM validator (installed from Debian when missing), or the test is skipped."""
+    if not shutil.which("dciodvfy"):
+        apt_install("dicom3tools")
+    found = shutil.which("dciodvfy")
+    if not found:
+        pytest.skip("dciodvfy not found and could not be installed (apt-get install dicom3tools)")
+    return found
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
@@ -40,6 +41,12 @@ class StudyIdentity:
     study_instance_uid: str = field(default_factory=generate_uid)
     frame_of_reference_uid: str = field(default_factory=generate_uid)
     study_datetime: _dt.datetime = field(default_factory=lambda: _dt.datetime(2025, 1, 1, 10, 0, 0))
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
 
 
 def _right_handed(image: Image) -> Image:
@@ -120,6 +127,10 @@ def write_dicom_series(
             ds.Modality = modality
             ds.PatientID = study.patient_id
             ds.PatientName = study.patient_name
+            ds.PatientBirthDate = ""  # type 2: present, unknown (SEG and SR writers copy them)
+            ds.PatientSex = ""
+            ds.AccessionNumber = ""
+            ds.ReferringPhysicianName = ""
             ds.StudyInstanceUID = study.study_instance_uid
             ds.SeriesInstanceUID = series_uid
             ds.FrameOfReferenceUID = study.frame_of_reference_uid
@@ -129,6 +140,12 @@ def write_dicom_series(
             ds.SeriesNumber = series_number
             ds.InstanceNumber = k + 1
             ds.SeriesDescription = series_description
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+            ds.AcquisitionNumber = 1
+            ds.PositionReferenceIndicator = ""
+            if modality != "PT":  # PET describes the position by PatientOrientationCodeSequence instead
+                ds.PatientPosition = "HFS"
+            ds.Laterality = ""
             ds.Manufacturer = "breastseg"
             ds.SoftwareVersions = __version__
             ds.ImagePositionPatient = [f"{v:.6f}" for v in image.grid.index_to_world([k, 0, 0])]
@@ -149,10 +166,25 @@ def write_dicom_series(
                 ds.KVP = "50"
             if modality == "PT" and image.units in _PET_UNITS:
                 ds.Units = _PET_UNITS[image.units]
+            if modality == "PT":  # the PET Series / Image modules' required attributes (a static emission image)
+                ds.CountsSource = "EMISSION"
+                ds.SeriesType = ["STATIC", "IMAGE"]
+                ds.NumberOfSlices = image.shape[0]
+                ds.ImageIndex = k + 1
+                ds.CollimatorType = "NONE"
+                ds.FrameReferenceTime = "0"
+                ds.ActualFrameDuration = 600000  # ms
+                ds.DecayFactor = "1"
+                ds.PatientOrientationCodeSequence = Sequence()
+                ds.PatientGantryRelationshipCodeSequence = Sequence()
             ds.PixelData = values.tobytes()
             if extra is not None:
                 for elem in extra:
                     ds[elem.tag] = elem
+            if modality == "PT":
+                for item in ds.get("RadiopharmaceuticalInformationSequence", []):
+                    if "RadionuclideCodeSequence" not in item:
+                        item.RadionuclideCodeSequence = Sequence([_code("77004003", "SCT", "^18^Fluorine")])
             path = tmp / f"IM{k + 1:06d}.dcm"
             ds.save_as(path, enforce_file_format=True)
             written.append(folder / path.name)

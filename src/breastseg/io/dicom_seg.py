@@ -1,0 +1,100 @@
+"""DICOM Segmentation objects (highdicom) for masks on a source DICOM series' own grid.
+
+A mask array ``(z, y, x)`` on the grid :func:`breastseg.io.dicom.read_dicom_series` returned for the source series
+is written as a binary SEG whose frame ``k`` references the source instance of sorted slice ``k`` — the series'
+``files`` are in that order, so no frame is shifted or flipped whatever the slice order on disk. Each segment is
+described with SNOMED CT codes (tumour: "Neoplasm, primary"; specimen: "Tissue specimen").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from highdicom.sr.coding import CodedConcept
+from pydicom.sr.codedict import codes
+
+from breastseg._version import __version__
+from breastseg.errors import InputError
+from breastseg.io.atomic import atomic_path
+from breastseg.io.dicom import DicomSeries
+
+#: segment name → (category, type) codes
+SEGMENT_CODES: dict[str, tuple[CodedConcept, CodedConcept]] = {
+    "tumour": (
+        codes.SCT.MorphologicallyAbnormalStructure,
+        CodedConcept("86049000", "SCT", "Malignant neoplasm, primary"),
+    ),
+    "specimen": (codes.SCT.Tissue, CodedConcept("119376003", "SCT", "Tissue specimen")),
+}
+
+
+def write_dicom_seg(
+    masks: Mapping[str, np.ndarray],
+    source: DicomSeries,
+    path: str | Path,
+    series_number: int = 300,
+    series_description: str = "breastseg segmentation",
+) -> Path:
+    """Write ``masks`` (name → bool ``(z, y, x)`` on ``source.image``'s grid) as one binary DICOM SEG.
+
+    Raises:
+        InputError: an unknown segment name, or a mask whose shape is not the source series'.
+    """
+    if not masks:
+        raise InputError("a DICOM SEG needs at least one mask")
+    shape = source.image.shape
+    labels = np.zeros(shape, np.uint8)
+    descriptions = []
+    for number, (name, mask) in enumerate(masks.items(), start=1):
+        if name not in SEGMENT_CODES:
+            raise InputError(f"DICOM SEG: unknown segment {name!r}; known: {', '.join(SEGMENT_CODES)}")
+        mask = np.asarray(mask, bool)
+        if mask.shape != shape:
+            raise InputError(f"DICOM SEG: mask {name!r} has shape {mask.shape}, the source series {shape}")
+        labels[mask & (labels == 0)] = number  # a voxel in two masks keeps the first (segments as given)
+        category, kind = SEGMENT_CODES[name]
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=name,
+                segmented_property_category=category,
+                segmented_property_type=kind,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=hd.AlgorithmIdentificationSequence(
+                    name="breastseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
+                ),
+            )
+        )
+    overlap = sum(np.asarray(m, bool) for m in masks.values())
+    if np.any(overlap > 1):
+        # binary SEG frames may overlap: write one channel per segment instead of a label map
+        pixels = np.stack([np.asarray(m, bool) for m in masks.values()], axis=-1).astype(np.uint8)
+    else:
+        pixels = labels
+    sources = [pydicom.dcmread(f) for f in source.files]
+    first = sources[0]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="breastseg",
+        manufacturer_model_name="breastseg",
+        software_versions=__version__,
+        device_serial_number=str(first.get("DeviceSerialNumber", "0")),
+        series_description=series_description,
+        omit_empty_frames=False,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        seg.save_as(tmp)
+    return path
