@@ -276,7 +276,13 @@ def petct_phantom(
 @click.option("--phases", type=click.IntRange(1, 10), default=5, show_default=True, help="Post-contrast phases.")
 @click.option("--tumour-radius-mm", type=click.FloatRange(min=3.0), default=9.0, show_default=True)
 @click.option("--benign-foci", type=click.IntRange(0, 10), default=2, show_default=True, help="Benign enhancing foci.")
-@click.option("--motion-mm", type=click.FloatRange(min=0.0), default=1.5, show_default=True, help="Shift per phase.")
+@click.option(
+    "--motion-mm",
+    type=click.FloatRange(min=0.0),
+    default=1.5,
+    show_default=True,
+    help="Motion per phase: up to this shift (mm) and rotation (degrees).",
+)
 def dce_phantom(
     out_dir: Path, seed: int, phases: int, tumour_radius_mm: float, benign_foci: int, motion_mm: float
 ) -> None:

@@ -24,6 +24,11 @@ def write_model_file(path: str | Path, header: dict[str, Any], weights: Any, car
     return path
 
 
+def card_bullets(card: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
+    """A model card's entries as Markdown bullets: ``* **Training cases**: …`` for ``training_cases``."""
+    return [f"* **{key.replace('_', ' ').capitalize()}**: {value}" for key, value in card.items() if key not in skip]
+
+
 def read_model_file(path: str | Path, kind: str, what: str) -> tuple[dict[str, Any], Any]:
     """``(header, weights)`` of a model file whose header says ``kind``; ``what`` names it in errors.
 

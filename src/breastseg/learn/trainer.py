@@ -1,12 +1,12 @@
-"""The trainer shared by every workflow's segmentation network, 2D (specimen, ultrasound) and 3D (PET/CT).
+"""The trainer shared by every workflow's segmentation network, 2D (specimen, ultrasound) and 3D (PET/CT, MRI).
 
-SGD with Nesterov momentum and an L2 penalty (or Adam / AdamW); the learning rate is halved when the validation
-Dice plateaus; training stops early when it has not improved for a while; the best epoch's weights are kept (or
-nnU-Net's poly schedule). Each epoch draws fresh random patches (see :mod:`breastseg.learn.patches`); 3D
-validation volumes are predicted whole by Gaussian-weighted sliding windows of the patch size
-(:func:`breastseg.predict.sliding.predict_sliding`). Deterministic for a seed on the CPU. With a checkpoint path,
-every epoch is saved (atomically) and an interrupted run resumes where it stopped. ``device``: the CPU by default,
-or a CUDA GPU.
+SGD with Nesterov momentum and an L2 penalty (or Adam / AdamW); the learning rate is halved when the validation Dice
+plateaus; training stops early when it has not improved for a while; the best epoch's weights are kept (or nnU-Net's
+poly schedule). Each epoch draws fresh random patches (see :mod:`breastseg.learn.patches`); 3D validation volumes
+are predicted whole by Gaussian-weighted sliding windows of the patch size, or by output tiles for a valid-padding
+network (:func:`breastseg.predict.valid_tiles.predict_whole_volume`). Deterministic for a seed on the CPU. With a
+checkpoint path, every epoch is saved (atomically) and an interrupted run resumes where it stopped. ``device``: the
+CPU by default, or a CUDA GPU.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from breastseg.learn.patches import PatchConfig, sample_epoch
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.nets.valid_unet import centre_crop
 from breastseg.predict.slices import predict_slice
-from breastseg.predict.sliding import predict_sliding
-from breastseg.predict.valid_tiles import ValidNetShape, predict_valid_tiles
+from breastseg.predict.valid_tiles import predict_whole_volume
 
 
 @dataclass(frozen=True)
@@ -99,22 +98,19 @@ def validation_dice(
     images: Sequence[TrainImage],
     multiple: int,
     window: Sequence[int] | None = None,
-    valid_net: ValidNetShape | None = None,
+    net_config: object = None,
 ) -> float:
     """Mean over patients of the Dice of each patient's pooled slices (unknown pixels excluded), as the study.
 
-    3D images are predicted whole with sliding windows of ``window`` voxels (the training patch shape), or — for a
-    valid-padding network (``valid_net``: its configuration) — with edge-to-edge output tiles.
+    3D images are predicted whole (:func:`breastseg.predict.valid_tiles.predict_whole_volume`: sliding windows of
+    ``window`` voxels, the training patch shape, or — for a valid-padding ``net_config`` — edge-to-edge output tiles).
     """
     by_patient: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for img in images:
         if img.channels.ndim == 4:
             if window is None:
                 raise ValueError("3D validation needs the sliding-window size")
-            if valid_net is not None:
-                prob = predict_valid_tiles(nets, img.channels, valid_net, window)
-            else:
-                prob = predict_sliding(nets, img.channels, window)
+            prob = predict_whole_volume(nets, img.channels, net_config, window)
         else:
             prob = predict_slice(nets, img.channels, multiple)
         known = img.label != UNKNOWN_LABEL
@@ -216,7 +212,6 @@ def train(
     focuses = [t.focus for t in train_images]
     multiple = net_config.size_multiple
     window = cfg.patch.shape(images[0].ndim - 1) if images else None
-    valid_net = net_config if isinstance(net_config, ValidNetShape) else None  # a valid-padding network
 
     columns = (
         TextColumn("{task.description}"),
@@ -248,10 +243,10 @@ def train(
                 losses.append(float(loss.detach()))
             state["epoch"] += 1
             if validation_images and poly:  # watched only: the last epoch is the model, and its Dice is reported
-                val = validation_dice([net], validation_images, multiple, window, valid_net)
+                val = validation_dice([net], validation_images, multiple, window, net_config)
                 state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))
             elif validation_images:
-                val = validation_dice([net], validation_images, multiple, window, valid_net)
+                val = validation_dice([net], validation_images, multiple, window, net_config)
                 scheduler.step(val)
                 if val > state["best"]:
                     state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))

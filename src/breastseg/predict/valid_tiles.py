@@ -21,6 +21,7 @@ from torch import nn
 
 from breastseg.errors import InputError
 from breastseg.predict.slices import Precision
+from breastseg.predict.sliding import predict_sliding
 
 
 @runtime_checkable
@@ -97,3 +98,17 @@ def predict_valid_tiles(
         total += single
     total /= len(nets)
     return total[tuple(slice(0, s) for s in shape)]
+
+
+def predict_whole_volume(
+    nets: Sequence[nn.Module],
+    channels: np.ndarray,
+    config: object,
+    patch: Sequence[int],
+    precision: Precision = "float32",
+) -> np.ndarray:
+    """Tumour probability of a 3D network over a whole volume: a valid-padding network (its ``config`` maps input
+    to output sizes) by edge-to-edge output tiles, any other by Gaussian sliding windows of ``patch``."""
+    if isinstance(config, ValidNetShape):
+        return predict_valid_tiles(nets, channels, config, patch, precision=precision)
+    return predict_sliding(nets, channels, patch, precision=precision)

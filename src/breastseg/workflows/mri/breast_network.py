@@ -26,7 +26,7 @@ import torch
 from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
-from breastseg.learn.model_file import read_model_file, write_model_file
+from breastseg.learn.model_file import card_bullets, read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
@@ -108,7 +108,7 @@ class BreastModel:
             "breastseg_version": __version__,
         }
         lines = ["# Model card: breastseg breast-mask network (breast DCE-MRI)", ""]
-        lines += [f"* **{k.replace('_', ' ').capitalize()}**: {v}" for k, v in self.card.items()]
+        lines += card_bullets(self.card)
         lines += [f"* **Recipe**: `{header['recipe']}`", "", f"Written by breastseg {__version__}."]
         return write_model_file(path, header, self.state_dict, "\n".join(lines) + "\n")
 

@@ -33,7 +33,7 @@ import torch
 from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
-from breastseg.learn.model_file import read_model_file, write_model_file
+from breastseg.learn.model_file import card_bullets, read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
@@ -45,8 +45,7 @@ from breastseg.nets import (
     net_config_from_dict,
     net_config_to_dict,
 )
-from breastseg.predict.sliding import predict_sliding
-from breastseg.predict.valid_tiles import predict_valid_tiles
+from breastseg.predict.valid_tiles import predict_whole_volume
 from breastseg.predict.volume import resolve_device
 from breastseg.workflows.mri.inputs import BREAST_CHANNEL, CHANNELS, MriPreprocessing, PreparedExam
 from breastseg.workflows.mri.postprocess import postprocess
@@ -200,7 +199,7 @@ def card_markdown(header: dict[str, Any]) -> str:
         f"* **Network**: `{json.dumps(header['net'])}`; training patch {recipe['patch_size'] or 'default'}",
         f"* **Recipe**: `{json.dumps(recipe)}`",
     ]
-    lines += [f"* **{key.replace('_', ' ').capitalize()}**: {value}" for key, value in card.items()]
+    lines += card_bullets(card)
     lines += ["", f"Written by breastseg {header['breastseg_version']}."]
     return "\n".join(lines) + "\n"
 
@@ -250,9 +249,7 @@ def tumour_probability(
     """The network's tumour probability ``(z, y, x)`` on the prepared exam's grid."""
     net = model.network(resolve_device(device))
     patch = model.recipe.patch()
-    if isinstance(model.net, ValidUNetConfig):
-        return predict_valid_tiles([net], prepared.channels, model.net, patch, precision=precision)
-    return predict_sliding([net], prepared.channels, patch, precision=precision)
+    return predict_whole_volume([net], prepared.channels, model.net, patch, precision)
 
 
 @dataclass(eq=False)

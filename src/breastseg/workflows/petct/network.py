@@ -32,7 +32,7 @@ from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
 from breastseg.learn.bundle import Member, independent_members
-from breastseg.learn.model_file import read_model_file, write_model_file
+from breastseg.learn.model_file import card_bullets, read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import stratified_group_folds
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
@@ -165,7 +165,7 @@ def card_markdown(header: dict[str, Any]) -> str:
         f"* **Network**: MONAI DynUNet (nnU-Net topology) `{json.dumps(header['net'])}`; sliding window "
         f"{' × '.join(map(str, header['patch_size']))} voxels",
     ]
-    lines += [f"* **{key.replace('_', ' ').capitalize()}**: {value}" for key, value in card.items()]
+    lines += card_bullets(card)
     lines += ["", "| member | validation patients | validation Dice (watched, model grid) |", "|---|---|---|"]
     for m in header["members"]:
         score = "—" if m["validation_dice"] is None else f"{m['validation_dice']:.3f}"

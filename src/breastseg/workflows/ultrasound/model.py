@@ -21,7 +21,7 @@ from skimage.transform import resize
 
 from breastseg._version import __version__
 from breastseg.errors import ModelError
-from breastseg.learn.model_file import read_model_file, write_model_file
+from breastseg.learn.model_file import card_bullets, read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
 from breastseg.nets import NetConfig, load_network, net_config_from_dict, net_config_to_dict
@@ -119,7 +119,7 @@ def model_card_markdown(header: dict[str, Any]) -> str:
         f"* **Network**: `{json.dumps(header['net'])}`",
         f"* **Input**: {header['input_size']} × {header['input_size']} px, {header['intensity']}",
     ]
-    lines += [f"* **{key.replace('_', ' ').capitalize()}**: {value}" for key, value in card.items() if key != "title"]
+    lines += card_bullets(card, skip=("title",))
     lines += ["", f"Written by breastseg {header['breastseg_version']}."]
     return "\n".join(lines) + "\n"
 
