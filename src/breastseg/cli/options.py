@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 existing_path = click.Path(exists=True, path_type=Path)
 existing_folder = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -14,3 +18,14 @@ device_option = click.option(
     show_default=True,
     help="auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N.",
 )
+
+
+def dicom_out_option(what: str) -> Callable[[F], F]:
+    """``--dicom-out DIR``: also write DICOM results for the PACS (``what`` says which files)."""
+    return click.option(
+        "--dicom-out",
+        "dicom_out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"Also write DICOM for the PACS here: {what}",
+    )

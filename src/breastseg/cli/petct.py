@@ -9,7 +9,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-from breastseg.cli.options import device_option, existing_folder, existing_path
+from breastseg.cli.options import device_option, dicom_out_option, existing_folder, existing_path
 
 _mask_name_option = click.option(
     "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
@@ -75,6 +75,10 @@ def petct() -> None:
 @click.option("--liver-mask", type=existing_path, default=None, help="Liver mask, for the PET Liver Index.")
 @_peak_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@dicom_out_option(
+    "seg.dcm (one segment per lesion, on the PET series) and sr.dcm (TID 1500 PET measurement "
+    "report: SULpeak, SUVmax, MTV, TLG per lesion and per scan). Needs a DICOM PET."
+)
 def biomarkers_cmd(
     pet_path: Path,
     pet_info: Path | None,
@@ -85,6 +89,7 @@ def biomarkers_cmd(
     liver_mask: Path | None,
     peak_definition: str,
     out_dir: Path,
+    dicom_out: Path | None,
 ) -> None:
     """PET biomarkers of a lesion mask: biomarkers.json, lesions.csv and mip.png in OUT.
 
@@ -97,7 +102,7 @@ def biomarkers_cmd(
     Example:
       breastseg petct biomarkers --pet pet_dicom/ --mask lesions.nii.gz --liver-mask liver.nii.gz --out bio/
     """
-    from breastseg.io import read_image
+    from breastseg.io import image_format, read_image
     from breastseg.report.response_figures import mip_figure
     from breastseg.workflows.petct.biomarkers import compute_biomarkers
     from breastseg.workflows.petct.readout import bone_from_ct as ct_bone
@@ -107,6 +112,8 @@ def biomarkers_cmd(
         raise click.UsageError("give --bone-mask or --bone-from-ct, not both")
     if bone_from_ct and ct_path is None:
         raise click.UsageError("--bone-from-ct needs --ct")
+    if dicom_out is not None and image_format(pet_path) != "dicom":
+        raise click.UsageError(f"--dicom-out needs the PET as DICOM (the series the SEG references); got {pet_path}")
     suv, sul = load_pet_suv(pet_path, pet_info)
     lesions = read_mask_on(mask_path, suv, "lesion mask")
     bone = None
@@ -133,6 +140,11 @@ def biomarkers_cmd(
     }
     written = write_biomarkers(result, suv, out_dir, provenance)
     mip_figure([(f"{result.lesion_count} lesions", suv.array, lesions, suv.spacing)], out_dir / "mip.png")
+    if dicom_out is not None:
+        from breastseg.io.dicom import read_dicom_series
+        from breastseg.workflows.petct.dicom_export import write_petct_dicom_outputs
+
+        write_petct_dicom_outputs(result, lesions, read_dicom_series(pet_path, modality="PT"), dicom_out)
     console = Console()
     peak = f"{result.sul_peak:.2f}" if result.sul_peak is not None else "—"
     console.print(
@@ -140,6 +152,8 @@ def biomarkers_cmd(
         f"TLG {result.tlg:.1f}"
     )
     console.print(f"written {written['json']} and {written['csv']}")
+    if dicom_out is not None:
+        console.print(f"written DICOM SEG + SR in {dicom_out}")
 
 
 @petct.command("response")

@@ -231,8 +231,9 @@ def specimen_cohort(
 @click.option(
     "--pet-spacing-mm", type=click.FloatRange(min=1.0), default=4.0, show_default=True, help="PET voxel size."
 )
+@click.option("--dicom", is_flag=True, help="Also write each scan's CT and PET as DICOM series (dicom/ct, dicom/pet).")
 def petct_phantom(
-    out_dir: Path, seed: int, response: str, lesions: int, ct_spacing_mm: float, pet_spacing_mm: float
+    out_dir: Path, seed: int, response: str, lesions: int, ct_spacing_mm: float, pet_spacing_mm: float, dicom: bool
 ) -> None:
     """A whole-body FDG PET/CT patient with metastases, at baseline and follow-up.
 
@@ -247,6 +248,7 @@ def petct_phantom(
       breastseg petct biomarkers --pet patient0/baseline/pet.nii.gz --pet-info patient0/baseline/truth.json \\
           --mask patient0/baseline/lesions.nii.gz --liver-mask patient0/baseline/liver.nii.gz --out bio0
     """
+    from breastseg.phantoms.base import write_pet_ct_dicom
     from breastseg.phantoms.wholebody import WholeBodyPhantomConfig, make_wholebody_pair
 
     cfg = WholeBodyPhantomConfig(
@@ -263,6 +265,8 @@ def petct_phantom(
     for timepoint, ph in pair.items():
         with console.status(f"writing {timepoint}…"):
             write_phantom(ph, out_dir / timepoint)
+            if dicom:
+                write_pet_ct_dicom(ph, out_dir / timepoint / "dicom", "Phantom^WholeBody", "CT phantom", "PET phantom")
         lesions_found = ph.truth["lesions"]
         sites = ", ".join(f"{les['site']} ({les['volume_ml']:.1f} ml, SUV {les['suvbw']:.1f})" for les in lesions_found)
         table.add_row(timepoint, f"{ph.truth['lesion_count']} lesions: {sites or 'none'}")

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from breastseg.cli.options import existing_folder, existing_path
+from breastseg.cli.options import dicom_out_option, existing_folder, existing_path
 from breastseg.errors import InputError
 from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
@@ -85,6 +85,10 @@ def specimen() -> None:
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder (replaced as a whole when the run succeeds).",
+)
+@dicom_out_option(
+    "seg.dcm (tumour, specimen on the CT series), sr.dcm (TID 1500: margin status, minimum margin, "
+    "closest face, volumes, SUL) and report.dcm (the figure). Needs a DICOM CT."
 )
 @click.option(
     "--method",
@@ -167,6 +171,7 @@ def assess(
     ct_path: Path,
     pet_path: Path,
     out_dir: Path,
+    dicom_out: Path | None,
     method: str,
     model: str | None,
     pet_units: str | None,
@@ -191,6 +196,12 @@ def assess(
       breastseg phantom specimen --out case0 --margin-mm 1.5
       breastseg specimen assess --ct case0/ct.nii.gz --pet case0/pet.nii.gz \\
           --pet-info case0/truth.json --out case0/assessment
+
+    \b
+    From DICOM, with DICOM SEG + SR for the PACS:
+      breastseg phantom specimen --out case1 --dicom
+      breastseg specimen assess --ct case1/dicom/ct --pet case1/dicom/pet \\
+          --out case1/assessment --dicom-out case1/assessment-dicom
     """
     config = AssessConfig(
         method="resunet" if method == "resunet" else "threshold",
@@ -206,7 +217,13 @@ def assess(
     console = Console(stderr=True)
     with console.status("starting…") as status:
         result = run_assessment(
-            ct_path, pet_path, out_dir, config, pet_info, progress=lambda step: status.update(f"{step}…")
+            ct_path,
+            pet_path,
+            out_dir,
+            config,
+            pet_info,
+            progress=lambda step: status.update(f"{step}…"),
+            dicom_out=dicom_out,
         )
     margin = result["min_margin_mm"]
     table = Table(title="specimen margin", show_header=False)
@@ -219,6 +236,8 @@ def assess(
     table.add_row("tumour volume", f"{result['tumour_volume_ml']:.2f} ml")
     table.add_row("time", f"{result['timings_s']['total']:.1f} s")
     table.add_row("report", str(out_dir / "report.html"))
+    if dicom_out is not None:
+        table.add_row("DICOM", f"{dicom_out} (seg.dcm, sr.dcm, report.dcm)")
     if result.get("reason"):
         table.add_row("note", result["reason"])
     Console().print(table)

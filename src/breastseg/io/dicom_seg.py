@@ -3,7 +3,8 @@
 A mask array ``(z, y, x)`` on the grid :func:`breastseg.io.dicom.read_dicom_series` returned for the source series
 is written as a binary SEG whose frame ``k`` references the source instance of sorted slice ``k`` — the series'
 ``files`` are in that order, so no frame is shifted or flipped whatever the slice order on disk. Each segment is
-described with SNOMED CT codes (tumour: "Neoplasm, primary"; specimen: "Tissue specimen").
+described with SNOMED CT codes (tumour: "Malignant neoplasm, primary"; specimen: "Tissue specimen"; lesion:
+"Lesion"); numbered names (``"lesion 3"``) take the codes of their first word.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SEGMENT_CODES: dict[str, tuple[CodedConcept, CodedConcept]] = {
         CodedConcept("86049000", "SCT", "Malignant neoplasm, primary"),
     ),
     "specimen": (codes.SCT.Tissue, CodedConcept("119376003", "SCT", "Tissue specimen")),
+    "lesion": (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion),
 }
 
 
@@ -50,13 +52,14 @@ def write_dicom_seg(
     labels = np.zeros(shape, np.uint8)
     descriptions = []
     for number, (name, mask) in enumerate(masks.items(), start=1):
-        if name not in SEGMENT_CODES:
+        kind_name = name.split()[0] if name.strip() else name
+        if kind_name not in SEGMENT_CODES:
             raise InputError(f"DICOM SEG: unknown segment {name!r}; known: {', '.join(SEGMENT_CODES)}")
         mask = np.asarray(mask, bool)
         if mask.shape != shape:
             raise InputError(f"DICOM SEG: mask {name!r} has shape {mask.shape}, the source series {shape}")
         labels[mask & (labels == 0)] = number  # a voxel in two masks keeps the first (segments as given)
-        category, kind = SEGMENT_CODES[name]
+        category, kind = SEGMENT_CODES[kind_name]
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,

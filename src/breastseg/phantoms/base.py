@@ -102,3 +102,57 @@ def write_phantom(phantom: Phantom, out_dir: str | Path) -> dict[str, Path]:
     doc["files"] = {name: path.name for name, path in written.items()}
     written["truth"] = write_json(doc, out / "truth.json")
     return written
+
+
+def write_pet_ct_dicom(
+    phantom: Phantom,
+    out_dir: str | Path,
+    patient_name: str,
+    ct_description: str,
+    pet_description: str,
+) -> dict[str, Path]:
+    """Write a phantom's ``ct`` and ``pet`` images as DICOM series (``out_dir/ct``, ``out_dir/pet``) of one study.
+
+    The PET carries the tags SUV conversion reads, from ``phantom.truth["pet"]``: Units, DecayCorrection START,
+    CorrectedImage with ATTN and DECY, patient weight/size/sex and the radiopharmaceutical sequence with dose,
+    half-life and start.
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from breastseg.io import StudyIdentity, write_dicom_series
+
+    out = Path(out_dir)
+    pet_truth = phantom.truth["pet"]
+    injection = datetime.fromisoformat(pet_truth["injection_datetime"])
+    scan = datetime.fromisoformat(pet_truth["scan_datetime"])
+    study = StudyIdentity(patient_name=patient_name, study_datetime=scan)
+    ct_files = write_dicom_series(
+        phantom.images["ct"], out / "ct", modality="CT", study=study, series_number=1, series_description=ct_description
+    )
+    extra = Dataset()
+    extra.PatientWeight = f"{pet_truth['patient_weight_kg']:.3f}"
+    extra.PatientSize = f"{pet_truth['patient_height_m']:.3f}"
+    extra.PatientSex = pet_truth["patient_sex"]
+    extra.Units = "BQML" if pet_truth["units"] == "BQML" else "GML"
+    extra.DecayCorrection = "START"
+    extra.CorrectedImage = ["ATTN", "DECY", "SCAT"]
+    extra.SeriesDate = extra.AcquisitionDate = scan.strftime("%Y%m%d")
+    extra.SeriesTime = extra.AcquisitionTime = scan.strftime("%H%M%S")
+    item = Dataset()
+    item.Radiopharmaceutical = "Fluorodeoxyglucose"
+    item.RadionuclideTotalDose = f"{pet_truth['injected_dose_bq']:.6g}"
+    item.RadionuclideHalfLife = f"{pet_truth['half_life_s']:.6g}"
+    item.RadiopharmaceuticalStartDateTime = injection.strftime("%Y%m%d%H%M%S")
+    item.RadiopharmaceuticalStartTime = injection.strftime("%H%M%S")
+    extra.RadiopharmaceuticalInformationSequence = DicomSequence([item])
+    pet_files = write_dicom_series(
+        phantom.images["pet"],
+        out / "pet",
+        modality="PT",
+        study=study,
+        series_number=2,
+        series_description=pet_description,
+        extra=extra,
+    )
+    return {"ct": ct_files[0].parent, "pet": pet_files[0].parent}

@@ -27,10 +27,10 @@ from scipy import ndimage
 
 from breastseg.errors import InputError
 from breastseg.image import Grid, Image, bounding_box
-from breastseg.io import StudyIdentity, write_dicom_series, write_image
+from breastseg.io import write_image
 from breastseg.io.atomic import atomic_path
 from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
-from breastseg.phantoms.base import Phantom, phantom_patient
+from breastseg.phantoms.base import Phantom, phantom_patient, write_pet_ct_dicom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
 
 #: label values of ``labels.nii.gz``
@@ -311,53 +311,11 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
 # DICOM export
 # ---------------------------------------------------------------------------------------------------
 def write_specimen_dicom(phantom: Phantom, out_dir: str | Path) -> dict[str, Path]:
-    """Write the phantom's CT and PET as DICOM series (``out_dir/ct``, ``out_dir/pet``) of one study.
-
-    The PET carries the tags SUV conversion reads: Units, DecayCorrection START, CorrectedImage with ATTN
-    and DECY, patient weight/size/sex and the radiopharmaceutical sequence with dose, half-life and start.
-    """
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence as DicomSequence
-
-    out = Path(out_dir)
-    pet_truth = phantom.truth["pet"]
-    injection = datetime.fromisoformat(pet_truth["injection_datetime"])
-    scan = datetime.fromisoformat(pet_truth["scan_datetime"])
-    study = StudyIdentity(patient_name="Phantom^Specimen", study_datetime=scan)
-    ct_files = write_dicom_series(
-        phantom.images["ct"],
-        out / "ct",
-        modality="CT",
-        study=study,
-        series_number=1,
-        series_description="micro-CT specimen phantom",
+    """Write the phantom's CT and PET as DICOM series (``out_dir/ct``, ``out_dir/pet``) of one study
+    (:func:`breastseg.phantoms.base.write_pet_ct_dicom`)."""
+    return write_pet_ct_dicom(
+        phantom, out_dir, "Phantom^Specimen", "micro-CT specimen phantom", "micro-PET specimen phantom"
     )
-    extra = Dataset()
-    extra.PatientWeight = f"{pet_truth['patient_weight_kg']:.3f}"
-    extra.PatientSize = f"{pet_truth['patient_height_m']:.3f}"
-    extra.PatientSex = pet_truth["patient_sex"]
-    extra.Units = "BQML" if pet_truth["units"] == "BQML" else "GML"
-    extra.DecayCorrection = "START"
-    extra.CorrectedImage = ["ATTN", "DECY", "SCAT"]
-    extra.SeriesDate = extra.AcquisitionDate = scan.strftime("%Y%m%d")
-    extra.SeriesTime = extra.AcquisitionTime = scan.strftime("%H%M%S")
-    item = Dataset()
-    item.Radiopharmaceutical = "Fluorodeoxyglucose"
-    item.RadionuclideTotalDose = f"{pet_truth['injected_dose_bq']:.6g}"
-    item.RadionuclideHalfLife = f"{pet_truth['half_life_s']:.6g}"
-    item.RadiopharmaceuticalStartDateTime = injection.strftime("%Y%m%d%H%M%S")
-    item.RadiopharmaceuticalStartTime = injection.strftime("%H%M%S")
-    extra.RadiopharmaceuticalInformationSequence = DicomSequence([item])
-    pet_files = write_dicom_series(
-        phantom.images["pet"],
-        out / "pet",
-        modality="PT",
-        study=study,
-        series_number=2,
-        series_description="micro-PET specimen phantom",
-        extra=extra,
-    )
-    return {"ct": ct_files[0].parent, "pet": pet_files[0].parent}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from breastseg._version import __version__
-from breastseg.errors import ModelError
+from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
-from breastseg.io import read_image, write_image
+from breastseg.io import image_format, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.dicom import DicomSeries, read_dicom_series
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.io.pet import read_pet
 from breastseg.masks import binarize, depth_below_surface_mm
@@ -184,12 +185,14 @@ def load_specimen(
     pet_path: str | Path,
     pet_info_path: str | Path | None = None,
     pet_units: PetUnits | None = None,
+    ct: DicomSeries | None = None,
 ) -> tuple[Image, Image, PetInfo | None]:
     """Read CT and PET (DICOM folders or NIfTI/NRRD/MHA; :func:`breastseg.io.pet.read_pet`): a PET info JSON
-    replaces the headers' and gives a NIfTI PET its units (``pet_units``, when given, overrides them later)."""
-    ct = read_image(ct_path, modality="CT")
+    replaces the headers' and gives a NIfTI PET its units (``pet_units``, when given, overrides them later).
+    ``ct``: the CT series when already read."""
+    ct_image = ct.image if ct is not None else read_image(ct_path, modality="CT")
     pet, info = read_pet(pet_path, pet_info_path)
-    return ct, pet, info
+    return ct_image, pet, info
 
 
 def assess_specimen(
@@ -316,12 +319,35 @@ def run_assessment(
     config: AssessConfig | None = None,
     pet_info_path: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    dicom_out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict."""
+    """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict.
+
+    ``dicom_out``: also write a DICOM SEG, SR and secondary capture there
+    (:mod:`breastseg.workflows.specimen.dicom_export`); the CT must then be DICOM, the series they reference.
+    """
     cfg = config or AssessConfig()
     model = start_model_load(cfg)
-    ct, pet, info = load_specimen(ct_path, pet_path, pet_info_path, cfg.pet_units)
+    ct_series = None
+    if dicom_out is not None:
+        if image_format(ct_path) != "dicom":
+            raise InputError(f"{ct_path}: --dicom-out needs the CT as DICOM (the series the SEG and SR reference)")
+        ct_series = read_dicom_series(ct_path, modality="CT")
+    ct, pet, info = load_specimen(ct_path, pet_path, pet_info_path, cfg.pet_units, ct=ct_series)
     assessment = assess_specimen(ct, pet, info, cfg, progress, model)
     assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
-    write_assessment(assessment, ct, out_dir)
+    paths = write_assessment(assessment, ct, out_dir)
+    if ct_series is not None and dicom_out is not None:
+        from breastseg.workflows.specimen.dicom_export import write_specimen_dicom_outputs
+
+        if progress:
+            progress("writing DICOM")
+        write_specimen_dicom_outputs(
+            assessment.result,
+            _full_grid(assessment.pair, assessment.tumour, ct).array > 0,
+            _full_grid(assessment.pair, assessment.pair.tissue, ct).array > 0,
+            ct_series,
+            paths["figure"],
+            dicom_out,
+        )
     return assessment.result

@@ -1,0 +1,100 @@
+"""A specimen assessment as DICOM: SEG (tumour, specimen) on the source CT series, a TID 1500 SR of the margin
+read-out, and a secondary capture of the report figure — what goes back to the PACS.
+
+The SR has one volumetric group per segment. Tumour: volume (ml), the minimum margin as a minimum distance (mm)
+whose finding site is the specimen surface at the closest face, SUL max and mean, and the margin status
+(positive / negative) as a coded evaluation. Specimen: volume (ml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from breastseg.io.atomic import atomic_path
+from breastseg.io.dicom import DicomSeries
+from breastseg.io.dicom_sc import write_secondary_capture
+from breastseg.io.dicom_seg import write_dicom_seg
+from breastseg.io.dicom_sr import (
+    CODES,
+    UNITS,
+    Finding,
+    Measurement,
+    ReportContext,
+    direction_code,
+    write_measurement_report,
+)
+
+#: file names in a ``--dicom-out`` folder
+SEG_NAME, SR_NAME, SC_NAME = "seg.dcm", "sr.dcm", "report.dcm"
+
+
+def specimen_findings(result: Mapping[str, Any]) -> list[Finding]:
+    """The SR groups of a specimen result (``result.json``'s keys): tumour = segment 1, specimen = segment 2."""
+    tumour: list[Measurement] = [Measurement(CODES["volume"], result["tumour_volume_ml"], UNITS["ml"])]
+    if result.get("min_margin_mm") is not None:
+        face = result.get("closest_face")
+        tumour.append(
+            Measurement(
+                CODES["distance"],
+                result["min_margin_mm"],
+                UNITS["mm"],
+                derivation=CODES["minimum"],
+                site_location=CODES["surface"],
+                site=direction_code(face) if face else None,
+            )
+        )
+    for key, derivation in (("tumour_sul_max", "maximum"), ("tumour_sul_mean", "mean")):
+        if result.get(key) is not None:
+            tumour.append(Measurement(CODES["suv"], result[key], UNITS["SUL"], derivation=CODES[derivation]))
+    status = CODES["positive"] if result["margin_status"] == "positive" else CODES["negative"]
+    return [
+        Finding("tumour", CODES["neoplasm"], 1, tumour, [(CODES["margin_status"], status)]),
+        Finding(
+            "specimen",
+            codes.SCT.Tissue,
+            2,
+            [Measurement(CODES["volume"], result["specimen_volume_ml"], UNITS["ml"])],
+        ),
+    ]
+
+
+def write_specimen_dicom_outputs(
+    result: Mapping[str, Any],
+    tumour: np.ndarray,
+    specimen: np.ndarray,
+    ct: DicomSeries,
+    figure: str | Path,
+    out_dir: str | Path,
+) -> dict[str, Path]:
+    """Write seg.dcm, sr.dcm and report.dcm into ``out_dir`` (replaced as a whole, atomically).
+
+    ``tumour`` and ``specimen`` are bool ``(z, y, x)`` masks on ``ct.image``'s grid.
+    """
+    out_dir = Path(out_dir)
+    headers = list(ct.headers)
+    study_uid = str(headers[0].StudyInstanceUID)
+    context = ReportContext(
+        procedure=codes.LN.PETUnspecifiedBodyRegion,
+        specimen_uid=generate_uid(entropy_srcs=[study_uid, "breastseg specimen"]),  # the same for every run
+        specimen_id=str(headers[0].get("AccessionNumber", "") or headers[0].get("PatientID", "specimen")),
+        specimen_type=codes.SCT.SpecimenFromBreastObtainedByExcision,
+    )
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        seg = write_dicom_seg({"tumour": tumour, "specimen": specimen}, ct, tmp / SEG_NAME)
+        write_measurement_report(
+            specimen_findings(result),
+            headers,
+            tmp / SR_NAME,
+            seg=seg,
+            context=context,
+            series_description="breastseg specimen margin",
+        )
+        write_secondary_capture(figure, headers[0], tmp / SC_NAME, series_description="breastseg margin report")
+    return {"seg": out_dir / SEG_NAME, "sr": out_dir / SR_NAME, "sc": out_dir / SC_NAME}
