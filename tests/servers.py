@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -72,7 +77,7 @@ def postgres_server(root: Path) -> Iterator[str]:
     else:
         data = root / "pgdata"
         data.mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "breastseg"],
         check=True,
@@ -114,3 +119,97 @@ def postgres_server(root: Path) -> Iterator[str]:
             capture_output=True,
             timeout=120,
         )
+
+
+def dcmtk_tool(name: str) -> str:
+    """A DCMTK command (``storescu``, ``echoscu``), installed from Debian when missing, or the test is skipped."""
+    if not shutil.which(name):
+        apt_install("dcmtk")
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} not found and could not be installed (apt-get install dcmtk)")
+    return found
+
+
+@dataclass(frozen=True)
+class Orthanc:
+    """A running Orthanc: its DICOM node and its REST API (loopback)."""
+
+    ae_title: str
+    dicom_port: int
+    http_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def node(self) -> str:
+        return f"{self.ae_title}@127.0.0.1:{self.dicom_port}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: Any) -> Any:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def file(self, instance_id: str) -> bytes:
+        with urllib.request.urlopen(f"{self.url}/instances/{instance_id}/file", timeout=30) as r:
+            return bytes(r.read())
+
+    def series_of_study(self, study_uid: str) -> list[dict[str, Any]]:
+        """Every series Orthanc holds for a StudyInstanceUID (with its MainDicomTags and Instances)."""
+        found = self.post("/tools/find", {"Level": "Study", "Query": {"StudyInstanceUID": study_uid}})
+        return [self.get(f"/series/{s}") for study in found for s in self.get(f"/studies/{study}")["Series"]]
+
+
+@contextmanager
+def orthanc_server(root: Path) -> Iterator[Orthanc]:
+    """A throw-away Orthanc PACS (Debian package ``orthanc``): HTTP on loopback only, no plugins, storage in
+    ``root``; stopped at exit."""
+    binary = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None)
+    if binary is None:
+        apt_install("orthanc")
+        binary = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None)
+    if binary is None:
+        pytest.skip("Orthanc not found and could not be installed (apt-get install orthanc)")
+    root.mkdir(parents=True, exist_ok=True)
+    server = Orthanc("ORTHANC", free_port(), free_port())
+    config = {
+        "Name": "breastseg-test",
+        "StorageDirectory": str(root / "storage"),
+        "IndexDirectory": str(root / "storage"),
+        "DicomAet": server.ae_title,
+        "DicomPort": server.dicom_port,
+        "HttpPort": server.http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": True,
+        "DicomAlwaysAllowStore": True,
+        "Plugins": [],
+        "StableAge": 1,
+    }
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = (root / "orthanc.log").open("w")
+    proc = subprocess.Popen([binary, str(root / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                server.get("/system")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Orthanc did not start; see {root / 'orthanc.log'}") from None
+                time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

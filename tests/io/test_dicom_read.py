@@ -145,6 +145,16 @@ def test_missing_geometry_tag_is_named(tmp_path: Path) -> None:
         read_image(tmp_path)
 
 
+def test_truncated_pixel_data_is_named(tmp_path: Path) -> None:
+    def cut(k: int, ds: pydicom.Dataset) -> None:
+        if k == 1:
+            ds.PixelData = ds.PixelData[:10]
+
+    hand_written_series(tmp_path, np.zeros((3, 4, 4)), (1, 1, 1), (0, 0, 0), np.eye(3), tweak=cut)
+    with pytest.raises(InputError, match=r"\.dcm: pixel data truncated \(10 bytes; 4 x 4 x 16 bits need 32\)"):
+        read_image(tmp_path)
+
+
 def test_dynamic_series_splits_into_timed_phases(tmp_path: Path) -> None:
     values = np.zeros((3, 4, 4))
     times = {1: "101500", 2: "101630", 3: "101800"}

@@ -15,6 +15,7 @@ from breastseg.cli.evaluate import evaluate
 from breastseg.cli.mri import mri
 from breastseg.cli.petct import petct
 from breastseg.cli.phantom import phantom
+from breastseg.cli.serve import jobs, serve
 from breastseg.cli.specimen import specimen
 from breastseg.cli.ultrasound import ultrasound
 from breastseg.errors import BreastsegError
@@ -50,6 +51,8 @@ cli.add_command(specimen)
 cli.add_command(ultrasound)
 cli.add_command(petct)
 cli.add_command(mri)
+cli.add_command(serve)
+cli.add_command(jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,6 +167,12 @@ def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
     ):
         kind = "i" if int(getattr(ds, "PixelRepresentation", 0)) == 1 else "u"
         rows, cols = int(ds.Rows), int(ds.Columns)
+        expected = rows * cols * bits // 8
+        if len(ds.PixelData) < expected:
+            raise InputError(
+                f"{path}: pixel data truncated ({len(ds.PixelData)} bytes; {rows} x {cols} x {bits} bits need "
+                f"{expected})"
+            )
         raw = np.frombuffer(ds.PixelData, dtype=f"<{kind}{bits // 8}", count=rows * cols)
         return raw.reshape(rows, cols)
     try:
