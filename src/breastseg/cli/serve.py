@@ -82,7 +82,7 @@ def _logging(verbose: bool) -> None:
 
 @click.group()
 def serve() -> None:
-    """Run breastseg as a service next to the scanner: a DICOM listener, workers, (soon) a web viewer."""
+    """Run breastseg as a service next to the scanner: a DICOM listener, workers, a web viewer."""
 
 
 @serve.command("dicom")
@@ -173,6 +173,33 @@ def serve_worker(
     jobs = _jobs(store, db)
     jobs.recover()
     Worker(_worker_config(store, destination, method, model, "BREASTSEG"), jobs, worker_id()).run(stop)
+
+
+@serve.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address; another than loopback needs --token.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--token",
+    envvar="BREASTSEG_TOKEN",
+    default=None,
+    help="Require this token (Bearer header, or ?token= once in a browser); also read from $BREASTSEG_TOKEN.",
+)
+@_store_option
+@_db_option
+def serve_web(host: str, port: int, token: str | None, store: Path, db: str | None) -> None:
+    """A web viewer of the jobs: margin status, minimum margin, orthogonal slices with a slider, report, files.
+
+    \b
+    Example:
+      breastseg serve web --store /data/breastseg          # then open http://127.0.0.1:8080
+    """
+    import uvicorn
+
+    from breastseg.service.web import create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        raise click.UsageError(f"serving on {host} exposes patient data: give --token (or $BREASTSEG_TOKEN)")
+    uvicorn.run(create_app(store, db, token), host=host, port=port, log_level="warning")
 
 
 def _when(t: float | None) -> str:

@@ -1,0 +1,150 @@
+"""The web viewer in a real browser (headless Chromium) and over HTTP: the result page shows the margin status in
+large type, the margin and three slices with the true mask outlines; tokens are enforced; DICOM-derived strings
+are escaped, never run; only the listed files are served."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image as PILImage
+from skimage.segmentation import find_boundaries
+
+from breastseg.io import read_image
+from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom, write_specimen_dicom
+from breastseg.service.jobstore import JobStore
+from breastseg.service.receiver import study_folder
+from breastseg.service.web import create_app
+from breastseg.service.worker import Worker, WorkerConfig
+from tests.servers import apt_install, free_port
+
+TOKEN = "s3cret-token"
+XSS = "<img src=x onerror=\"document.title='pwned'\">"
+ORANGE = (255, 140, 0)
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return str(shutil.which(name))
+    apt_install("chromium")
+    if not shutil.which("chromium"):
+        pytest.skip("Chromium not found and could not be installed (apt-get install chromium)")
+    return str(shutil.which("chromium"))
+
+
+def browse(url: str, out: Path, *, dom: bool = False) -> str:
+    """Load ``url`` in headless Chromium: its DOM after scripts ran (``dom``), or a screenshot to ``out``."""
+    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1300,1000"]
+    args += ["--virtual-time-budget=8000", f"--user-data-dir={out.parent / 'chromium-profile'}"]
+    args += ["--dump-dom", url] if dom else [f"--screenshot={out}", url]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A store with one assessed specimen study (job 1) and one rejected study whose strings carry markup."""
+    root = tmp_path_factory.mktemp("web")
+    store = root / "store"
+    ph = make_specimen_phantom(SpecimenPhantomConfig(seed=7, ct_spacing_mm=0.4, pet_spacing_mm=0.8, margin_mm=1.5))
+    folders = write_specimen_dicom(ph, root / "scan")
+    import pydicom
+
+    study_uid = str(pydicom.dcmread(next(folders["ct"].glob("*.dcm"))).StudyInstanceUID)
+    shutil.copytree(root / "scan", study_folder(store, study_uid))
+    jobs = JobStore(store / "jobs.sqlite")
+    jobs.file_received(study_uid, "PHANTOM-7", "SCANNER", time.time() - 5)
+    (study,) = jobs.quiet_studies(1.0)
+    job_id = jobs.examined(study)
+    Worker(WorkerConfig(store), jobs).run_one()
+    assert jobs.job(job_id).state == "done"  # type: ignore[union-attr]
+    jobs.file_received("1.2.3.4", f"<script>{XSS}</script>", "SCANNER", time.time() - 5)
+    (bad,) = jobs.quiet_studies(1.0)
+    jobs.examined(bad, "rejected", f"no PET series in the study (received: {XSS})")
+    return store, job_id
+
+
+@pytest.fixture(scope="module")
+def server(store: tuple[Path, int]) -> Iterator[str]:
+    port = free_port()
+    app = create_app(store[0], token=TOKEN)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_tokens_are_required_and_only_listed_files_are_served(server: str, store: tuple[Path, int]) -> None:
+    _, job_id = store
+    assert httpx.get(f"{server}/api/jobs").status_code == 401
+    assert httpx.get(f"{server}/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = httpx.get(f"{server}/api/jobs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and {j["state"] for j in ok.json()} == {"done", "rejected"}
+    with httpx.Client(base_url=server) as browser:  # ?token= once, then the cookie
+        assert browser.get("/", params={"token": TOKEN}).status_code == 200
+        assert browser.get(f"/jobs/{job_id}").status_code == 200
+        sr = browser.get(f"/jobs/{job_id}/files/dicom/sr.dcm")
+        assert sr.status_code == 200 and sr.content[128:132] == b"DICM"
+        for sneaky in ("../../jobs.sqlite", "..%2F..%2Fjobs.sqlite", "assessment%2F..%2F..%2F..%2Fjobs.sqlite"):
+            got = browser.get(f"/jobs/{job_id}/files/{sneaky}")
+            assert got.status_code in (404, 422) and b"SQLite format" not in got.content
+        assert browser.get(f"/jobs/{job_id}/files/assessment/config.json").status_code == 404
+
+
+def test_slice_images_outline_the_saved_tumour_mask(server: str, store: tuple[Path, int]) -> None:
+    root, job_id = store
+    tumour = read_image(root / "results" / str(job_id) / "assessment" / "tumour_mask.nii.gz").array > 0
+    k = int(np.argmax(tumour.sum(axis=(1, 2))))  # the axial slice with the most tumour
+    got = httpx.get(f"{server}/jobs/{job_id}/slices/axial/{k}.png", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    rgb = np.asarray(PILImage.open(io.BytesIO(got.content)).convert("RGB"))
+    assert rgb.shape[:2] == tumour.shape[1:]  # isotropic in-plane: one pixel per voxel
+    orange = np.all(rgb == ORANGE, axis=-1)
+    # an independent outline: scikit-image's inner boundary, 4-connected
+    np.testing.assert_array_equal(orange, find_boundaries(tumour[k], mode="inner", connectivity=1))
+    outside = httpx.get(f"{server}/jobs/{job_id}/slices/axial/9999.png", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert outside.status_code == 404 and "outside" in outside.text
+
+
+def test_result_page_in_chromium_shows_status_margin_and_slices(
+    server: str, store: tuple[Path, int], tmp_path: Path
+) -> None:
+    root, job_id = store
+    job = JobStore(root / "jobs.sqlite").job(job_id)
+    assert job is not None and job.summary is not None
+    status = job.summary["margin_status"]
+    dom = browse(f"{server}/jobs/{job_id}?token={TOKEN}", tmp_path / "x.png", dom=True)
+    assert f">{status.upper()}</div>" in dom
+    assert f"{job.summary['min_margin_mm']:.2f} mm" in dom
+    assert dom.count('type="range"') == 3
+    shot = tmp_path / "page.png"  # (kept by pytest under its basetemp for a look)
+    browse(f"{server}/jobs/{job_id}?token={TOKEN}", shot)
+    rgb = np.asarray(PILImage.open(shot).convert("RGB"))
+    banner = {"negative": (26, 127, 55), "positive": (198, 40, 40)}[status]
+    assert np.all(rgb == banner, axis=-1).sum() > 50_000  # the status in large type on its colour
+    assert np.all(rgb == ORANGE, axis=-1).sum() > 50  # the slices loaded, with the tumour outlined
+
+
+def test_dicom_strings_are_shown_not_run(server: str, tmp_path: Path) -> None:
+    dom = browse(f"{server}/?token={TOKEN}", tmp_path / "x.png", dom=True)
+    assert "<title>breastseg jobs</title>" in dom  # the onerror never ran
+    assert "&lt;img src=x onerror=" in dom and '<img src="x"' not in dom
+    rejected = browse(f"{server}/jobs/2?token={TOKEN}", tmp_path / "y.png", dom=True)
+    assert "&lt;script&gt;" in rejected and "pwned" not in rejected.split("<title>")[1].split("</title>")[0]
