@@ -11,6 +11,7 @@ import sys
 import click
 
 from breastseg._version import __version__
+from breastseg.cli.batch import batch
 from breastseg.cli.evaluate import evaluate
 from breastseg.cli.mri import mri
 from breastseg.cli.petct import petct
@@ -53,6 +54,7 @@ cli.add_command(petct)
 cli.add_command(mri)
 cli.add_command(serve)
 cli.add_command(jobs)
+cli.add_command(batch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,3 +29,14 @@ def dicom_out_option(what: str) -> Callable[[F], F]:
         default=None,
         help=f"Also write DICOM for the PACS here: {what}",
     )
+
+
+peak_option = click.option(
+    "--peak",
+    "peak_definition",
+    type=click.Choice(["study", "ibsi-global", "ibsi-local"]),
+    default="study",
+    show_default=True,
+    help="SULpeak definition: the study's (1.2 cm sphere, best centre among lesion voxels) or IBSI's 1 cm3 "
+    "global / local (at the hottest voxel) peak.",
+)

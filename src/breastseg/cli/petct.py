@@ -9,7 +9,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-from breastseg.cli.options import device_option, dicom_out_option, existing_folder, existing_path
+from breastseg.cli.options import device_option, dicom_out_option, existing_folder, existing_path, peak_option
 
 _mask_name_option = click.option(
     "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
@@ -29,16 +29,6 @@ _kind_option = click.option(
     show_default=True,
     help="baseline: PET + CT (2 channels); followup: + the baseline PET and lesion mask registered onto the "
     "follow-up PET (4 channels).",
-)
-
-_peak_option = click.option(
-    "--peak",
-    "peak_definition",
-    type=click.Choice(["study", "ibsi-global", "ibsi-local"]),
-    default="study",
-    show_default=True,
-    help="SULpeak definition: the study's (1.2 cm sphere, best centre among lesion voxels) or IBSI's 1 cm3 "
-    "global / local (at the hottest voxel) peak.",
 )
 
 
@@ -73,7 +63,7 @@ def petct() -> None:
     help="No bone mask: threshold the CT (>= 200 HU, marrow filled; coarse, documented fallback).",
 )
 @click.option("--liver-mask", type=existing_path, default=None, help="Liver mask, for the PET Liver Index.")
-@_peak_option
+@peak_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @dicom_out_option(
     "seg.dcm (one segment per lesion, on the PET series) and sr.dcm (TID 1500 PET measurement "
@@ -168,7 +158,7 @@ def biomarkers_cmd(
     "--followup", "followup_dir", required=True, type=existing_folder, help="Follow-up scan folder, same layout."
 )
 @_mask_name_option
-@_peak_option
+@peak_option
 @click.option(
     "--new-lesion-tolerance-mm",
     type=click.FloatRange(min=0),

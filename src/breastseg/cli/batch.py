@@ -1,0 +1,134 @@
+"""``breastseg batch WORKFLOW``: a cohort manifest through one workflow, locally or on a Dask cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from breastseg.batch.engine import BatchResult, run_batch
+from breastseg.batch.manifest import read_manifest
+from breastseg.cli.options import peak_option
+
+
+def _common(f: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--manifest",
+                required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="CSV, one row per case: case_id, the workflow's input columns (paths relative to the CSV), "
+                "other columns copied to the cohort table as ref_<name>.",
+            ),
+            click.option(
+                "--out",
+                "out_dir",
+                required=True,
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Cohort folder: OUT/<case_id>/ per case, OUT/cohort.csv, OUT/summary.json.",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Local worker processes (each loads the model once).",
+            ),
+            click.option(
+                "--scheduler",
+                default=None,
+                help="Run on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers: `dask worker ADDRESS "
+                "--nthreads 1`, seeing OUT and the inputs at the same paths).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _run(runner: Any, manifest: Path, out_dir: Path, workers: int, scheduler: str | None) -> BatchResult:
+    cases = read_manifest(manifest, runner.path_columns, runner.required)
+    console = Console(stderr=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+        bar = progress.add_task(f"{runner.name} cohort", total=len(cases))
+
+        def advance(record: dict[str, Any]) -> None:
+            if record["status"] != "done":
+                console.print(f"[red]{record['case_id']} failed:[/] {record['error']}")
+            progress.advance(bar)
+
+        result = run_batch(runner, cases, out_dir, workers=workers, scheduler=scheduler, progress=advance)
+    table = Table(title=f"breastseg batch {runner.name}", show_header=False)
+    table.add_row("cases", str(len(cases)))
+    table.add_row("ran / skipped (unchanged)", f"{result.ran} / {result.skipped}")
+    table.add_row("failed", f"[red]{result.failed}[/]" if result.failed else "0")
+    table.add_row("time", f"{result.seconds:.1f} s ({60 * result.ran / max(result.seconds, 1e-9):.1f} cases/min)")
+    table.add_row("cohort table", str(out_dir / "cohort.csv"))
+    table.add_row("summary", str(out_dir / "summary.json"))
+    Console().print(table)
+    return result
+
+
+@click.group()
+def batch() -> None:
+    """Run a workflow over a cohort: local processes by default, a Dask cluster with --scheduler.
+
+    Failed cases are recorded with their error and the run goes on; a rerun skips the cases whose inputs, model
+    and options are unchanged and retries the failed ones.
+    """
+
+
+@batch.command("specimen")
+@_common
+@click.option("--method", type=click.Choice(["threshold", "resunet"]), default="threshold", show_default=True)
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None, help="Model file.")
+@click.option("--positive-margin-mm", type=click.FloatRange(min=0.0), default=0.1, show_default=True)
+def batch_specimen(
+    manifest: Path,
+    out_dir: Path,
+    workers: int,
+    scheduler: str | None,
+    method: str,
+    model: str | None,
+    positive_margin_mm: float,
+) -> None:
+    """Margin assessment of every specimen (`specimen assess` per case).
+
+    Manifest columns: case_id, ct, pet (required), pet_info, patient_id (leakage guard); margin_status and
+    margin_mm as references give the cohort's margin table (sensitivity, specificity) in summary.json.
+    `breastseg phantom specimen-cohort` writes such a manifest (specimens/manifest.csv).
+
+    \b
+    Example:
+      breastseg phantom specimen-cohort --out cohort --nst 3 --specimens 12
+      breastseg batch specimen --manifest cohort/specimens/manifest.csv --out margins --workers 2
+    """
+    from breastseg.batch.runners import SpecimenRunner
+    from breastseg.workflows.specimen.pipeline import AssessConfig
+
+    config = AssessConfig(
+        method="resunet" if method == "resunet" else "threshold",
+        model=model,
+        positive_margin_mm=positive_margin_mm,
+    )
+    _run(SpecimenRunner(config), manifest, out_dir, workers, scheduler)
+
+
+@batch.command("petct")
+@_common
+@peak_option
+def batch_petct(manifest: Path, out_dir: Path, workers: int, scheduler: str | None, peak_definition: str) -> None:
+    """PET biomarkers of every scan (`petct biomarkers` per case).
+
+    Manifest columns: case_id, pet, mask (required), pet_info, liver_mask, bone_mask. summary.json has the median
+    and interquartile range of lesion count, SULpeak, SUVmax, MTV and TLG.
+    """
+    from breastseg.batch.runners import PetctRunner
+
+    _run(PetctRunner(peak_definition), manifest, out_dir, workers, scheduler)
