@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -213,3 +214,51 @@ def orthanc_server(root: Path) -> Iterator[Orthanc]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def dask_cluster(root: Path, workers: int = 2) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A Dask scheduler and ``workers`` single-threaded workers (no nanny: killing one kills it) on loopback;
+    yields the scheduler address and the processes (scheduler first)."""
+    import sys
+
+    dask = Path(sys.executable).parent / "dask"
+    if not dask.exists():
+        pytest.skip("the dask command is not installed (pip install 'dask[distributed]')")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    root.mkdir(parents=True, exist_ok=True)
+    logs = [(root / f"dask-{k}.log").open("wb") for k in range(workers + 1)]
+    procs = [
+        subprocess.Popen(
+            [str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        )
+    ]
+    for k in range(1, workers + 1):
+        procs.append(
+            subprocess.Popen(
+                [str(dask), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{k}"],
+                stdout=logs[k],
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+        )
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address, procs
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for log in logs:
+            log.close()

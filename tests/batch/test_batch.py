@@ -11,8 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from breastseg.batch.runners import PetctRunner, SpecimenRunner
 from breastseg.cli.main import main
 from breastseg.errors import InputError
 from breastseg.phantoms.specimen_cohort import CohortConfig, specimen_margins, write_cohort
-from tests.servers import free_port
+from tests.servers import dask_cluster
 
 READOUTS = ("margin_status", "min_margin_mm", "closest_face", "tumour_volume_ml")
 
@@ -53,7 +51,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def local_run(cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("local")
-    assert main(["batch", "specimen", "--manifest", str(cohort), "--out", str(out)]) == 0
+    assert main(["batch", "specimen", "--manifest", str(cohort), "--out", str(out), "--workers", "1"]) == 0
     return out
 
 
@@ -111,53 +109,15 @@ def test_pool_of_two_gives_the_same_read_outs(local_run: Path, cohort: Path, tmp
 
 
 @pytest.fixture
-def dask_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
-    dask = str(Path(sys.executable).parent / "dask")
-    if not Path(dask).exists():
-        pytest.skip("the dask command is not installed")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    logs = [(tmp_path / f"dask-{k}.log").open("wb") for k in range(3)]
-    procs = [
-        subprocess.Popen(
-            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=logs[0],
-            stderr=subprocess.STDOUT,
-        )
-    ]
-    time.sleep(1.5)
-    for k in (1, 2):
-        procs.append(
-            subprocess.Popen(
-                [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{k}"],
-                stdout=logs[k],
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-            )
-        )
-    from distributed import Client
-
-    with Client(address, timeout=30) as client:
-        client.wait_for_workers(2, timeout=60)
-    try:
-        yield address, procs
-    finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for log in logs:
-            log.close()
+def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    with dask_cluster(tmp_path / "dask", workers=2) as running:
+        yield running
 
 
 def test_dask_cluster_survives_a_killed_worker(
-    dask_cluster: tuple[str, list[subprocess.Popen[bytes]]], local_run: Path, cohort: Path, tmp_path: Path
+    cluster: tuple[str, list[subprocess.Popen[bytes]]], local_run: Path, cohort: Path, tmp_path: Path
 ) -> None:
-    address, procs = dask_cluster
+    address, procs = cluster
     out = tmp_path / "dask"
     runner = SpecimenRunner()
     cases = read_manifest(cohort, runner.path_columns, runner.required)
@@ -214,3 +174,67 @@ def test_petct_cohort_and_bad_manifests(tmp_path: Path) -> None:
     bad.write_text("case_id,pet\na,p0/baseline/pet.nii.gz\n")
     with pytest.raises(InputError, match=r"lacks columns \['mask'\]"):
         read_manifest(bad, runner.path_columns, runner.required)
+
+
+def test_response_cohort_gives_the_roc_and_the_category_agreement(tmp_path: Path) -> None:
+    rows = []
+    for seed, response in enumerate(("CMR", "PMR", "SMD", "PMD")):
+        patient = tmp_path / f"p{seed}"
+        args = ["phantom", "petct", "--out", str(patient), "--seed", str(seed), "--response", response]
+        assert main([*args, "--lesions", "2", "--ct-spacing-mm", "4", "--pet-spacing-mm", "6"]) == 0
+        rows.append(f"pt{seed},p{seed}/baseline,p{seed}/followup,{response}")
+    manifest = tmp_path / "patients.csv"
+    manifest.write_text("case_id,baseline,followup,percist\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main(["batch", "response", "--manifest", str(manifest), "--out", str(out), "--workers", "2"]) == 0
+    table = _table(out / "cohort.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    for case_id, row in table.items():  # the table carries what each case's response.json says
+        doc = json.loads((out / case_id / "response.json").read_text())
+        assert row["percist"] == doc["percist"]["category"]
+        assert float(row["delta_sul_peak"]) == pytest.approx(doc["change_percent"]["sul_peak"])
+    matching = sum(r["percist"] == r["ref_percist"] for r in table.values())
+    assert summary["category_agreement"] == {"n": 4, "matching": matching}
+    roc = summary["response_analysis"]
+    assert roc["responders"] == 2 and roc["non_responders"] == 2
+    # AUC by hand: the share of (responder, non-responder) pairs where the responder's SULpeak fell more
+    deltas = {r["ref_percist"]: float(r["delta_sul_peak"]) for r in table.values()}
+    pairs = [(a, b) for a in ("CMR", "PMR") for b in ("SMD", "PMD")]
+    auc = sum((deltas[a] < deltas[b]) + 0.5 * (deltas[a] == deltas[b]) for a, b in pairs) / len(pairs)
+    assert roc["biomarkers"]["sul_peak"]["auc"] == pytest.approx(auc)
+
+
+def test_petct_cohort_agreement_with_manual_masks(tmp_path: Path) -> None:
+    import numpy as np
+    from scipy import ndimage
+
+    from breastseg.io import read_image, write_image
+
+    rows = []
+    for seed in (0, 1, 2):
+        base = tmp_path / f"p{seed}" / "baseline"
+        assert (
+            main(["phantom", "petct", "--out", str(tmp_path / f"p{seed}"), "--seed", str(seed), "--lesions", "2"]) == 0
+        )
+        truth = read_image(base / "lesions.nii.gz")
+        grown = ndimage.binary_dilation(truth.array > 0, iterations=1 + seed % 2)  # a generous reader
+        write_image(truth.with_array(grown.astype(np.uint8)), base / "manual.nii.gz")
+        rel = f"p{seed}/baseline"
+        rows.append(f"pt{seed},{rel}/pet.nii.gz,{rel}/lesions.nii.gz,{rel}/truth.json,{rel}/manual.nii.gz")
+    manifest = tmp_path / "scans.csv"
+    manifest.write_text("case_id,pet,mask,pet_info,manual_mask\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main(["batch", "petct", "--manifest", str(manifest), "--out", str(out)]) == 0
+    table = _table(out / "cohort.csv")
+    auto = np.array([float(r["mtv_ml"]) for r in table.values()])
+    manual = np.array([float(r["mtv_ml_manual"]) for r in table.values()])
+    assert np.all(manual > auto)  # dilated masks are bigger
+    # Lin's concordance by hand (population moments)
+    ccc = (
+        2
+        * np.mean((auto - auto.mean()) * (manual - manual.mean()))
+        / (auto.var() + manual.var() + (auto.mean() - manual.mean()) ** 2)
+    )
+    agreement = json.loads((out / "summary.json").read_text())["agreement"]
+    assert agreement["mtv_ml"]["lins_ccc"] == pytest.approx(ccc)
+    assert agreement["mtv_ml"]["n"] == 3

@@ -156,8 +156,11 @@ def run_batch(
         "cases": len(cases),
         "done": sum(r["status"] == "done" for r in ordered),
         "failed": [{"case_id": r["case_id"], "error": r["error"]} for r in ordered if r["status"] != "done"],
-        **runner.summary([_row(r) for r in ordered]),
     }
+    try:
+        summary.update(runner.summary([_row(r) for r in ordered]))
+    except BreastsegError as exc:  # a summary that cannot be computed must not lose the cases' results
+        summary["summary_error"] = str(exc)
     write_json(summary, out_root / "summary.json")
     return BatchResult(
         ordered,

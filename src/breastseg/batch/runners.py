@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from breastseg.batch.manifest import Case
+from breastseg.errors import InputError
 from breastseg.io.atomic import atomic_path
 
 
@@ -102,11 +103,13 @@ class SpecimenRunner:
 @dataclass(frozen=True)
 class PetctRunner:
     """``petct biomarkers`` per case. Columns: ``pet``, ``mask`` (required), ``pet_info``, ``liver_mask``,
-    ``bone_mask``."""
+    ``bone_mask``, and ``manual_mask`` — a reader's mask of the same scan, whose biomarkers are read too
+    (``<biomarker>_manual``) and compared with the automatic ones in the summary (Lin's CCC, Spearman, Wilcoxon,
+    Bland–Altman, as ``petct cohort``)."""
 
     peak_definition: str = "study"
     name: ClassVar[str] = "petct"
-    path_columns: ClassVar[tuple[str, ...]] = ("pet", "mask", "pet_info", "liver_mask", "bone_mask")
+    path_columns: ClassVar[tuple[str, ...]] = ("pet", "mask", "pet_info", "liver_mask", "bone_mask", "manual_mask")
     required: ClassVar[tuple[str, ...]] = ("pet", "mask")
     readouts: ClassVar[tuple[str, ...]] = ("lesion_count", "sul_peak", "suv_max", "mtv_ml", "tlg")
 
@@ -124,25 +127,34 @@ class PetctRunner:
         from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
 
         suv, sul = load_pet_suv(case.inputs["pet"], case.inputs.get("pet_info"))
-        lesions = read_mask_on(case.inputs["mask"], suv, "lesion mask")
         organs = {k: read_mask_on(case.inputs[k], suv, k.replace("_", " ")) for k in ("bone_mask", "liver_mask")
                   if k in case.inputs}  # fmt: skip
-        result = compute_biomarkers(
-            suv.array,
-            sul.array,
-            lesions,
-            suv.spacing,
-            organs.get("bone_mask"),
-            organs.get("liver_mask"),
-            self.peak_definition,  # type: ignore[arg-type]
-        )
+
+        def measure(mask_column: str) -> Any:
+            return compute_biomarkers(
+                suv.array,
+                sul.array,
+                read_mask_on(case.inputs[mask_column], suv, mask_column.replace("_", " ")),
+                suv.spacing,
+                organs.get("bone_mask"),
+                organs.get("liver_mask"),
+                self.peak_definition,  # type: ignore[arg-type]
+            )
+
+        result = measure("mask")
         with atomic_path(out_dir) as tmp:
             write_biomarkers(result, suv, tmp, {k: str(v) for k, v in case.inputs.items()})
         values = result.to_dict()
-        return {k: values[k] for k in (*self.readouts, "pet_bone_index", "pet_liver_index")}
+        out = {k: values[k] for k in (*self.readouts, "pet_bone_index", "pet_liver_index")}
+        if "manual_mask" in case.inputs:
+            manual = measure("manual_mask").to_dict()
+            out.update({f"{k}_manual": manual[k] for k in self.readouts})
+        return out
 
     def summary(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """Median and interquartile range of each biomarker over the cases with a value."""
+        """Median and interquartile range of each biomarker; with manual masks, the agreement analysis."""
+        from breastseg.workflows.petct.cohort import agreement_analysis
+
         done = [r for r in rows if r["status"] == "done"]
         out: dict[str, Any] = {}
         for key in self.readouts:
@@ -150,7 +162,72 @@ class PetctRunner:
             if len(values) >= 2:
                 q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
                 out[key] = {"median": median, "q1": q1, "q3": q3, "n": len(values)}
+        if len(done) >= 3 and all(r.get("sul_peak_manual") is not None for r in done):
+            out["agreement"] = {}
+            for key in self.readouts:  # one biomarker at a time: a constant one (say, lesion count) has no CCC
+                pairs = [{f"{key}_auto": r.get(key), f"{key}_manual": r.get(f"{key}_manual")} for r in done]
+                try:
+                    out["agreement"].update(agreement_analysis(pairs))
+                except InputError as exc:
+                    out["agreement"][key] = {"not_computed": str(exc)}
         return out
 
 
-RUNNERS: dict[str, type] = {"specimen": SpecimenRunner, "petct": PetctRunner}
+@dataclass(frozen=True)
+class ResponseRunner:
+    """``petct response`` per patient. Columns: ``baseline``, ``followup`` (scan folders as `petct response`
+    reads them); as reference ``percist`` (CMR / PMR / SMD / PMD), which gives the summary the study's response
+    analysis: ROC of each biomarker's change against PERCIST responders (AUC with DeLong's CI, Youden cut-off,
+    Mann–Whitney), and how often the automatic category matches the reference."""
+
+    peak_definition: str = "study"
+    mask_name: str = "lesions.nii.gz"
+    tolerance_mm: float = 10.0
+    name: ClassVar[str] = "response"
+    path_columns: ClassVar[tuple[str, ...]] = ("baseline", "followup")
+    required: ClassVar[tuple[str, ...]] = ("baseline", "followup")
+
+    def options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_files(self) -> list[Path]:
+        return []
+
+    def load(self) -> Any:
+        return None
+
+    def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
+        from breastseg.workflows.petct.longitudinal import assess_response, read_scan, write_response
+
+        baseline = read_scan(case.inputs["baseline"], self.mask_name)
+        followup = read_scan(case.inputs["followup"], self.mask_name)
+        result, warped = assess_response(baseline, followup, self.peak_definition, self.tolerance_mm)  # type: ignore[arg-type]
+        write_response(result, warped, baseline, followup, out_dir)
+        out: dict[str, Any] = {"percist": result["percist"]["category"], "new_lesions": result["new_lesions"]["count"]}
+        out.update({f"delta_{k}": v for k, v in result["change_percent"].items()})
+        return out
+
+    def summary(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        from breastseg.workflows.petct.cohort import CATEGORIES, biomarkers_with_changes, response_analysis
+
+        done = [r for r in rows if r["status"] == "done"]
+        out: dict[str, Any] = {"categories": {c: sum(r["percist"] == c for r in done) for c in CATEGORIES}}
+        judged = [r for r in done if str(r.get("ref_percist", "")).upper() in CATEGORIES]
+        if not judged:
+            return out
+        out["category_agreement"] = {
+            "n": len(judged),
+            "matching": sum(r["percist"] == str(r["ref_percist"]).upper() for r in judged),
+        }
+        table = [
+            {"percist": str(r["ref_percist"]).upper(), **{k: v for k, v in r.items() if k.startswith("delta_")}}
+            for r in judged
+        ]
+        try:
+            out["response_analysis"] = response_analysis(table, biomarkers_with_changes(table))
+        except InputError as exc:  # e.g. no responders among the references
+            out["response_analysis"] = {"not_computed": str(exc)}
+        return out
+
+
+RUNNERS: dict[str, type] = {"specimen": SpecimenRunner, "petct": PetctRunner, "response": ResponseRunner}

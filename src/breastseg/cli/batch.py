@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from breastseg.batch.engine import BatchResult, run_batch
 from breastseg.batch.manifest import read_manifest
-from breastseg.cli.options import peak_option
+from breastseg.cli.options import peak_option, scheduler_option
 
 
 def _common(f: Any) -> Any:
@@ -35,24 +36,20 @@ def _common(f: Any) -> Any:
             click.option(
                 "--workers",
                 type=click.IntRange(min=1),
-                default=1,
-                show_default=True,
-                help="Local worker processes (each loads the model once).",
-            ),
-            click.option(
-                "--scheduler",
                 default=None,
-                help="Run on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers: `dask worker ADDRESS "
-                "--nthreads 1`, seeing OUT and the inputs at the same paths).",
+                help="Local worker processes, each loading the model once; 1 runs in this process. "
+                "[default: one per CPU core]",
             ),
+            scheduler_option,
         ]
     ):
         f = option(f)
     return f
 
 
-def _run(runner: Any, manifest: Path, out_dir: Path, workers: int, scheduler: str | None) -> BatchResult:
+def _run(runner: Any, manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None) -> BatchResult:
     cases = read_manifest(manifest, runner.path_columns, runner.required)
+    workers = workers or os.cpu_count() or 1
     console = Console(stderr=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
@@ -92,7 +89,7 @@ def batch() -> None:
 def batch_specimen(
     manifest: Path,
     out_dir: Path,
-    workers: int,
+    workers: int | None,
     scheduler: str | None,
     method: str,
     model: str | None,
@@ -123,7 +120,9 @@ def batch_specimen(
 @batch.command("petct")
 @_common
 @peak_option
-def batch_petct(manifest: Path, out_dir: Path, workers: int, scheduler: str | None, peak_definition: str) -> None:
+def batch_petct(
+    manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None, peak_definition: str
+) -> None:
     """PET biomarkers of every scan (`petct biomarkers` per case).
 
     Manifest columns: case_id, pet, mask (required), pet_info, liver_mask, bone_mask. summary.json has the median
@@ -132,3 +131,34 @@ def batch_petct(manifest: Path, out_dir: Path, workers: int, scheduler: str | No
     from breastseg.batch.runners import PetctRunner
 
     _run(PetctRunner(peak_definition), manifest, out_dir, workers, scheduler)
+
+
+@batch.command("response")
+@_common
+@peak_option
+@click.option("--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each scan folder.")
+@click.option(
+    "--new-lesion-tolerance-mm",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="A follow-up lesion farther than this from every registered baseline lesion is new.",
+)
+def batch_response(
+    manifest: Path,
+    out_dir: Path,
+    workers: int | None,
+    scheduler: str | None,
+    peak_definition: str,
+    mask_name: str,
+    new_lesion_tolerance_mm: float,
+) -> None:
+    """Treatment response of every patient (`petct response` per case).
+
+    Manifest columns: case_id, baseline, followup (scan folders); percist (CMR/PMR/SMD/PMD) as the reference gives
+    summary.json the response analysis (ROC of each biomarker's change against PERCIST responders, AUC with
+    DeLong's CI, Youden cut-off) and the agreement of the automatic category with it.
+    """
+    from breastseg.batch.runners import ResponseRunner
+
+    _run(ResponseRunner(peak_definition, mask_name, new_lesion_tolerance_mm), manifest, out_dir, workers, scheduler)

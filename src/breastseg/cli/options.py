@@ -40,3 +40,11 @@ peak_option = click.option(
     help="SULpeak definition: the study's (1.2 cm sphere, best centre among lesion voxels) or IBSI's 1 cm3 "
     "global / local (at the hottest voxel) peak.",
 )
+
+
+scheduler_option = click.option(
+    "--scheduler",
+    default=None,
+    help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786 (workers: `dask worker ADDRESS --nthreads 1`, seeing the "
+    "inputs and outputs at the same paths).",
+)

@@ -187,10 +187,7 @@ def response_cmd(
       breastseg phantom petct --out patient0 --response PMR
       breastseg petct response --baseline patient0/baseline --followup patient0/followup --out resp0
     """
-    from breastseg.io import write_image
-    from breastseg.io.atomic import write_json
-    from breastseg.report.response_figures import mip_figure
-    from breastseg.workflows.petct.longitudinal import assess_response, read_scan
+    from breastseg.workflows.petct.longitudinal import assess_response, read_scan, write_response
 
     console = Console(stderr=True)
     with console.status("reading the scans…"):
@@ -203,16 +200,7 @@ def response_cmd(
             peak_definition,  # type: ignore[arg-type]
             new_lesion_tolerance_mm,
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_image(warped, out_dir / "baseline_lesions_on_followup.nii.gz")
-    mip_figure(
-        [
-            ("baseline", baseline.suv.array, baseline.lesions, baseline.suv.spacing),
-            ("follow-up", followup.suv.array, followup.lesions, followup.suv.spacing),
-        ],
-        out_dir / "mip.png",
-    )
-    write_json(result, out_dir / "response.json")
+    write_response(result, warped, baseline, followup, out_dir)
     p = result["percist"]
     change = result["change_percent"].get("sul_peak")
     change_text = f"{change:+.0f} %" if change is not None else "n/a"

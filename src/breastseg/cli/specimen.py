@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from breastseg.cli.options import dicom_out_option, existing_folder, existing_path
+from breastseg.cli.options import dicom_out_option, existing_folder, existing_path, scheduler_option
 from breastseg.errors import InputError
 from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
@@ -358,6 +358,7 @@ def fit_threshold(
     help="Bundle file to write (.pt).",
 )
 @click.option("--description", default="", help="What the training data is, for the model card.")
+@scheduler_option
 def train_cmd(
     manifests: tuple[str, ...],
     inputs: str,
@@ -374,8 +375,10 @@ def train_cmd(
     checkpoints: Path | None,
     out_path: Path,
     description: str,
+    scheduler: str | None,
 ) -> None:
-    """Train the Residual U-Net ensemble on 2D lamellae and write a model bundle.
+    """Train the Residual U-Net ensemble on 2D lamellae and write a model bundle (--scheduler: one member per
+    Dask task).
 
     \b
     Example:
@@ -401,7 +404,9 @@ def train_cmd(
         seed=seed,
     )
     base = ModelBundle.load(init_from) if init_from else None
-    bundle = train_bundle(slices, spec, init_from=base, checkpoint_dir=checkpoints, description=description)
+    bundle = train_bundle(
+        slices, spec, init_from=base, checkpoint_dir=checkpoints, description=description, scheduler=scheduler
+    )
     bundle.save(out_path)
     table = Table(title=f"ResU-Net bundle ({inputs}), {len(slices)} slices")
     table.add_column("member")
@@ -485,6 +490,7 @@ def combine(bundles: tuple[Path, ...], out_path: Path, description: str | None) 
 )
 @click.option("--study-name", default=None, help="Study name (default: specimen-<input>-fold<k>).")
 @click.option("--seed", default=0, show_default=True)
+@scheduler_option
 def search(
     manifests: tuple[str, ...],
     inputs: str,
@@ -498,11 +504,14 @@ def search(
     storage: str,
     study_name: str | None,
     seed: int,
+    scheduler: str | None,
 ) -> None:
     """Tune the Residual U-Net with Optuna (TPE) on one test fold's inner folds.
 
     Run the same command on several machines with one PostgreSQL --storage and --study-name to share
-    the search; each process adds its --trials.
+    the search; each process adds its --trials. With --scheduler the --trials run as tasks on a Dask cluster
+    (one trial per task; the study in a --storage every worker reaches: PostgreSQL, or an absolute SQLite path
+    on a shared file system).
     """
     from breastseg.learn.search import SearchSpace, run_search, summarise
     from breastseg.workflows.specimen.train import to_train_images
@@ -517,16 +526,19 @@ def search(
     norm = fit_normalisation(inputs, [s.ct for s in pool], [s.tissue for s in pool])
     name = study_name or f"specimen-{inputs}-fold{test_fold}"
     chosen = SearchSpace.small() if space == "small" else SearchSpace.study()
-    study = run_search(
-        to_train_images(pool, norm),
-        fold.inner,
-        storage=storage,
-        study_name=name,
-        n_trials=trials,
-        epochs=epochs,
-        space=chosen,
-        seed=seed,
-    )
+    images = to_train_images(pool, norm)
+    if scheduler:
+        from breastseg.learn.cluster import run_search_on_dask
+
+        study = run_search_on_dask(
+            scheduler, images, fold.inner, storage=storage, study_name=name, n_trials=trials, epochs=epochs,
+            space=chosen, seed=seed,
+        )  # fmt: skip
+    else:
+        study = run_search(
+            images, fold.inner, storage=storage, study_name=name, n_trials=trials, epochs=epochs, space=chosen,
+            seed=seed,
+        )  # fmt: skip
     Console().print(summarise(study))
 
 

@@ -9,7 +9,9 @@ several machines can run trials of one study at the same time.
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -134,6 +136,7 @@ def make_objective(
     in_channels = int(images[0].channels.shape[0])
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         net, cfg = suggest(trial, space, in_channels, epochs, seed + trial.number)
         scores = []
         for k, fold in enumerate(inner):
@@ -148,8 +151,8 @@ def make_objective(
 
 
 def open_study(storage: str | Path, study_name: str, seed: int = 0, attempts: int = 6) -> optuna.Study:
-    """Create or join a study. Workers that start together on an empty database race to create its tables;
-    the losers wait a moment and join (each attempt after a random, growing pause)."""
+    """Create or join a study (its TPE sampler seeded with ``seed``). Workers that start together on an empty
+    database race to create its tables; the losers wait a moment and join (each after a random, growing pause)."""
     rng = random.Random(seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for attempt in range(attempts):
@@ -179,11 +182,16 @@ def run_search(
     space: SearchSpace | None = None,
     seed: int = 0,
     on_model: ModelHook | None = None,
+    sampler_seed: int | None = None,
 ) -> optuna.Study:
-    """Run ``n_trials`` trials of a (possibly shared) study; other processes may add trials concurrently."""
+    """Run ``n_trials`` trials of a (possibly shared) study; other processes may add trials concurrently.
+
+    ``seed`` seeds each trial's training (``seed + trial number``); ``sampler_seed`` (default ``seed``) the TPE
+    sampler — processes sharing one study give different ones, or they propose the same parameters.
+    """
     if not images:
         raise InputError("no training images for the search")
-    study = open_study(storage, study_name, seed)
+    study = open_study(storage, study_name, seed if sampler_seed is None else sampler_seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     objective = make_objective(images, inner, space or SearchSpace.study(), epochs, seed, on_model)
     if n_trials > 0:

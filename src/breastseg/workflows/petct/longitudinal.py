@@ -187,3 +187,27 @@ def assess_response(
         "sources": {"baseline": str(baseline.folder), "followup": str(followup.folder)},
     }
     return result, warped
+
+
+def write_response(
+    result: dict[str, Any], warped: Image, baseline: Scan, followup: Scan, out_dir: str | Path
+) -> dict[str, Path]:
+    """Write what ``petct response`` writes into ``out_dir`` (replaced atomically): response.json, the baseline
+    lesions on the follow-up grid and the two scans' maximum-intensity projections (mip.png)."""
+    from breastseg.io import write_image
+    from breastseg.io.atomic import atomic_path, write_json
+    from breastseg.report.response_figures import mip_figure
+
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        write_image(warped, tmp / "baseline_lesions_on_followup.nii.gz")
+        mip_figure(
+            [
+                ("baseline", baseline.suv.array, baseline.lesions, baseline.suv.spacing),
+                ("follow-up", followup.suv.array, followup.lesions, followup.suv.spacing),
+            ],
+            tmp / "mip.png",
+        )
+        write_json(result, tmp / "response.json")
+    return {name: out_dir / name for name in ("response.json", "baseline_lesions_on_followup.nii.gz", "mip.png")}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,26 @@ def training_pixel_spacing(slices: Sequence[LamellaSlice], tolerance: float = 0.
     return round(float(np.median(sizes)), 6)
 
 
+def train_member(shared: tuple[ResUNetConfig, Sequence[TrainImage]], job: dict[str, Any]) -> Member:
+    """One member: trains on the patients outside ``job["validation"]`` and early-stops on them (a function of
+    its arguments only, so that it can run in another process or on a Dask worker)."""
+    net_cfg, images = shared
+    validation = set(job["validation"])
+    result = train(
+        net_cfg,
+        [img for img in images if img.patient_id not in validation],
+        [img for img in images if img.patient_id in validation],
+        job["train"],
+        checkpoint=job["checkpoint"],
+        init_state=job["init"],
+        show_progress=job["show_progress"],
+        description=f"member {job['k'] + 1}/{job['n']}",
+    )
+    return Member(
+        result.state_dict, job["train_patients"], job["validation"], f"fold{job['k']}", result.best_validation_dice
+    )
+
+
 def train_bundle(
     slices: Sequence[LamellaSlice],
     spec: ResUNetTraining | None = None,
@@ -73,8 +94,10 @@ def train_bundle(
     checkpoint_dir: str | Path | None = None,
     description: str = "",
     show_progress: bool = True,
+    scheduler: str | None = None,
 ) -> ModelBundle:
-    """Train ``spec.folds`` members (patient-grouped, stratified by tumour type) and bundle them."""
+    """Train ``spec.folds`` members (patient-grouped, stratified by tumour type) and bundle them; with a Dask
+    ``scheduler`` (``tcp://host:8786``) the members train as tasks on the cluster's workers, one per fold."""
     spec = spec or ResUNetTraining()
     if spec.inputs not in CHANNEL_SETS:
         raise InputError(f"inputs must be one of {sorted(CHANNEL_SETS)}, got {spec.inputs!r}")
@@ -93,33 +116,26 @@ def train_bundle(
         net_cfg = dataclasses.replace(spec.net, in_channels=len(CHANNEL_SETS[spec.inputs]))
         norm = fit_normalisation(spec.inputs, [s.ct for s in slices], [s.tissue for s in slices])
     images = to_train_images(slices, norm)
-    members = []
     folds = stratified_group_folds(types, spec.folds, spec.seed)
-    for k, validation in enumerate(folds):
-        val_set = set(validation)
-        train_images = [img for img in images if img.patient_id not in val_set]
-        val_images = [img for img in images if img.patient_id in val_set]
-        init = init_from.members[k % len(init_from.members)].state_dict if init_from is not None else None
-        ckpt = Path(checkpoint_dir) / f"member{k}.pt" if checkpoint_dir else None
-        result = train(
-            net_cfg,
-            train_images,
-            val_images,
-            dataclasses.replace(spec.train, seed=spec.train.seed + k),
-            checkpoint=ckpt,
-            init_state=init,
-            show_progress=show_progress,
-            description=f"member {k + 1}/{len(folds)}",
-        )
-        members.append(
-            Member(
-                result.state_dict,
-                tuple(sorted(types.keys() - val_set)),
-                tuple(validation),
-                f"fold{k}",
-                result.best_validation_dice,
-            )
-        )
+    jobs = [
+        {
+            "k": k,
+            "n": len(folds),
+            "validation": tuple(validation),
+            "train_patients": tuple(sorted(types.keys() - set(validation))),
+            "train": dataclasses.replace(spec.train, seed=spec.train.seed + k),
+            "init": init_from.members[k % len(init_from.members)].state_dict if init_from is not None else None,
+            "checkpoint": Path(checkpoint_dir) / f"member{k}.pt" if checkpoint_dir else None,
+            "show_progress": show_progress and scheduler is None,
+        }
+        for k, validation in enumerate(folds)
+    ]
+    if scheduler is None:
+        members = [train_member((net_cfg, images), job) for job in jobs]
+    else:
+        from breastseg.learn.cluster import map_on_dask
+
+        members = map_on_dask(scheduler, train_member, (net_cfg, images), jobs, f"breastseg-member-{spec.seed}")
     card = {
         "model": "Residual U-Net (MONAI UNet, residual units), Maris et al. 2025",
         "inputs": spec.inputs,
