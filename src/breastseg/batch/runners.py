@@ -156,12 +156,7 @@ class PetctRunner:
         from breastseg.workflows.petct.cohort import agreement_analysis
 
         done = [r for r in rows if r["status"] == "done"]
-        out: dict[str, Any] = {}
-        for key in self.readouts:
-            values = sorted(float(r[key]) for r in done if r.get(key) is not None)
-            if len(values) >= 2:
-                q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-                out[key] = {"median": median, "q1": q1, "q3": q3, "n": len(values)}
+        out = _median_iqr(done, self.readouts)
         if len(done) >= 3 and all(r.get("sul_peak_manual") is not None for r in done):
             out["agreement"] = {}
             for key in self.readouts:  # one biomarker at a time: a constant one (say, lesion count) has no CCC
@@ -230,4 +225,130 @@ class ResponseRunner:
         return out
 
 
-RUNNERS: dict[str, type] = {"specimen": SpecimenRunner, "petct": PetctRunner, "response": ResponseRunner}
+def _median_iqr(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    """Median and interquartile range of each key over the rows that have a value (two or more)."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = sorted(float(r[key]) for r in rows if r.get(key) not in (None, ""))
+        if len(values) >= 2:
+            q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+            out[key] = {"median": median, "q1": q1, "q3": q3, "n": len(values)}
+    return out
+
+
+@dataclass(frozen=True)
+class MriRunner:
+    """``mri segment`` per exam. Columns: ``exam`` (an exam folder as `mri segment --exam` reads it, required) and
+    ``reference`` (a tumour mask, any grid), which adds the Dice of the segmentation to the table."""
+
+    model: str = ""
+    fraction: float = 0.6
+    device: str = "auto"
+    name: ClassVar[str] = "mri"
+    path_columns: ClassVar[tuple[str, ...]] = ("exam", "reference")
+    required: ClassVar[tuple[str, ...]] = ("exam",)
+    readouts: ClassVar[tuple[str, ...]] = ("volume_ml", "longest_diameter_mm", "functional_volume_ml", "dice")
+
+    def options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_files(self) -> list[Path]:
+        return [Path(self.model)]
+
+    def load(self) -> Any:
+        from breastseg.workflows.mri.network import MriModel
+
+        return MriModel.load(self.model)
+
+    def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
+        from breastseg.evaluation.metrics import dice
+        from breastseg.io import read_image
+        from breastseg.workflows.mri.inputs import read_exam_folder
+        from breastseg.workflows.mri.pipeline import segment_to_folder
+
+        with atomic_path(out_dir) as tmp:
+            result = segment_to_folder(
+                read_exam_folder(case.inputs["exam"]), state, tmp, self.fraction, device=self.device
+            )
+        t = result["tumour"]
+        out = {k: t.get(k) for k in ("volume_ml", "longest_diameter_mm", "curve_type", "late_change_percent")}
+        out["functional_volume_ml"] = t.get("functional_volume_ml")
+        if "reference" in case.inputs:
+            predicted = read_image(out_dir / "tumour.nii.gz")
+            reference = read_image(case.inputs["reference"])
+            if not reference.grid.same_as(predicted.grid):
+                reference = reference.resample_onto(predicted, order=0)
+            out["dice"] = dice(predicted.array > 0, reference.array > 0)
+        return out
+
+    def summary(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Median and IQR of volume, longest diameter, functional volume and (with references) Dice; curve types."""
+        done = [r for r in rows if r["status"] == "done"]
+        out = _median_iqr(done, self.readouts)
+        out["curve_types"] = {
+            c: sum(r.get("curve_type") == c for r in done) for c in sorted({str(r.get("curve_type")) for r in done})
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class UltrasoundRunner:
+    """``ultrasound predict`` per image. Columns: ``image`` (required) and ``mask`` (a reference mask, same size),
+    which adds Dice to the table."""
+
+    model: str | None = None
+    threshold: float = 0.5
+    flip: bool = True
+    name: ClassVar[str] = "ultrasound"
+    path_columns: ClassVar[tuple[str, ...]] = ("image", "mask")
+    required: ClassVar[tuple[str, ...]] = ("image",)
+
+    def options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_files(self) -> list[Path]:
+        from breastseg.workflows.ultrasound.model import default_model_path
+
+        return [Path(self.model) if self.model else default_model_path()]
+
+    def load(self) -> Any:
+        from breastseg.workflows.ultrasound.model import UltrasoundModel
+
+        return UltrasoundModel.load(self.model_files()[0])
+
+    def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
+        import numpy as np
+        from PIL import Image as PILImage
+
+        from breastseg.evaluation.metrics import dice
+        from breastseg.workflows.ultrasound.predict import predict_images
+
+        with atomic_path(out_dir) as tmp:
+            (result,) = predict_images([case.inputs["image"]], state, tmp, self.threshold, flip=self.flip)
+        out = {k: result[k] for k in ("lesion_found", "area_px", "area_mm2")}
+        if "mask" in case.inputs:
+            predicted = np.asarray(PILImage.open(out_dir / result["mask"])) > 0
+            with PILImage.open(case.inputs["mask"]) as im:
+                reference = np.asarray(im.convert("L")) > 0
+            if reference.shape != predicted.shape:
+                raise InputError(
+                    f"{case.inputs['mask']}: reference mask {reference.shape} is not the image's size {predicted.shape}"
+                )
+            out["dice"] = dice(predicted, reference)
+        return out
+
+    def summary(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """How many images have a lesion found; median and IQR of the area and (with references) Dice."""
+        done = [r for r in rows if r["status"] == "done"]
+        out = _median_iqr(done, ("area_mm2", "area_px", "dice"))
+        out["lesion_found"] = sum(str(r.get("lesion_found")).lower() == "true" for r in done)
+        return out
+
+
+RUNNERS: dict[str, type] = {
+    "specimen": SpecimenRunner,
+    "petct": PetctRunner,
+    "response": ResponseRunner,
+    "mri": MriRunner,
+    "ultrasound": UltrasoundRunner,
+}

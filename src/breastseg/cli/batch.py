@@ -13,7 +13,7 @@ from rich.table import Table
 
 from breastseg.batch.engine import BatchResult, run_batch
 from breastseg.batch.manifest import read_manifest
-from breastseg.cli.options import peak_option, scheduler_option
+from breastseg.cli.options import device_option, peak_option, scheduler_option
 
 
 def _common(f: Any) -> Any:
@@ -162,3 +162,44 @@ def batch_response(
     from breastseg.batch.runners import ResponseRunner
 
     _run(ResponseRunner(peak_definition, mask_name, new_lesion_tolerance_mm), manifest, out_dir, workers, scheduler)
+
+
+@batch.command("mri")
+@_common
+@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False), help="MRI model (mri train).")
+@click.option("--fraction", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True, help="As mri segment.")
+@device_option
+def batch_mri(
+    manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None, model: str, fraction: float, device: str
+) -> None:
+    """Tumour segmentation of every DCE-MRI exam (`mri segment --exam` per case).
+
+    Manifest columns: case_id, exam (folder, required), reference (a tumour mask: adds Dice). summary.json has the
+    median and IQR of volume, longest diameter, functional volume and Dice, and the kinetic curve types.
+    """
+    from breastseg.batch.runners import MriRunner
+
+    _run(MriRunner(model, fraction, device), manifest, out_dir, workers, scheduler)
+
+
+@batch.command("ultrasound")
+@_common
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None, help="Default: packaged.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Left-right test-time augmentation.")
+def batch_ultrasound(
+    manifest: Path,
+    out_dir: Path,
+    workers: int | None,
+    scheduler: str | None,
+    model: str | None,
+    threshold: float,
+    flip: bool,
+) -> None:
+    """Lesion masks of every ultrasound image (`ultrasound predict` per case).
+
+    Manifest columns: case_id, image (required), mask (a reference mask of the same size: adds Dice).
+    """
+    from breastseg.batch.runners import UltrasoundRunner
+
+    _run(UltrasoundRunner(model, threshold, flip), manifest, out_dir, workers, scheduler)

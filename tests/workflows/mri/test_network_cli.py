@@ -28,14 +28,22 @@ def exams(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_train_segment_evaluate_on_phantoms(exams: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    model_path = tmp_path / "mri.pt"
+@pytest.fixture(scope="module")
+def model_path(exams: Path) -> Path:
+    """A tiny network trained for two epochs on two phantom exams (the mechanics, not the accuracy)."""
+    path = exams / "mri.pt"
     rc = main([
-        "mri", "train", "--exams", str(exams / "cases.csv"), "--out", str(model_path), "--filters", "4",
+        "mri", "train", "--exams", str(exams / "cases.csv"), "--out", str(path), "--filters", "4",
         "--epochs", "2", "--patches-per-scan", "4", "--registration", "rigid", "--upsample-above-mm", "1.0",
         "--validation-fraction", "0.34", "--device", "cpu",
     ])  # fmt: skip
     assert rc == 0
+    return path
+
+
+def test_train_segment_evaluate_on_phantoms(
+    exams: Path, model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     model = MriModel.load(model_path)
     assert model.recipe.first_channels == 4 and model.preprocessing == MriPreprocessing(1.0, "rigid")
     assert model.card["training_cases"].count("e") == 2 and model.card["validation_cases"].startswith("e")
@@ -196,3 +204,28 @@ def test_breast_network_trains_from_the_command_line_and_replaces_the_rule(exams
     with pytest.raises(InputError, match="trained with the threshold"):
         prepare_exam(exam, MriPreprocessing(2.0, "none"), breast_network=model.as_function("cpu"))
     assert MriPreprocessing.from_json(MriPreprocessing(2.0, "none", "network").to_json()).breast == "network"
+
+
+def test_batch_mri_matches_segment_and_scores_dice(exams: Path, model_path: Path, tmp_path: Path) -> None:
+    manifest = exams / "batch.csv"
+    manifest.write_text("case_id,exam,reference\ne0,e0,e0/tumour.nii.gz\ne2,e2,e2/tumour.nii.gz\n")
+    out = tmp_path / "batch"
+    args = ["batch", "mri", "--manifest", str(manifest), "--model", str(model_path), "--out", str(out)]
+    assert main([*args, "--device", "cpu", "--workers", "1"]) == 0
+    single = tmp_path / "single"
+    assert main(["mri", "segment", "--exam", str(exams / "e2"), "--model", str(model_path), "--out", str(single),
+                 "--device", "cpu"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(
+        read_image(out / "e2" / "tumour.nii.gz").array, read_image(single / "tumour.nii.gz").array
+    )
+    import csv
+
+    with (out / "cohort.csv").open() as fh:
+        rows = {r["case_id"]: r for r in csv.DictReader(fh)}
+    for case in ("e0", "e2"):
+        pred = np.asarray(read_image(out / case / "tumour.nii.gz").array) > 0
+        ref = np.asarray(read_image(exams / case / "tumour.nii.gz").array) > 0
+        expected = 2 * (pred & ref).sum() / (pred.sum() + ref.sum()) if pred.sum() + ref.sum() else 1.0
+        assert float(rows[case]["dice"]) == pytest.approx(expected)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["done"] == 2 and summary["dice"]["n"] == 2

@@ -151,3 +151,33 @@ def test_no_packaged_model_is_a_clear_error(
     monkeypatch.setattr("breastseg.workflows.ultrasound.model.DEFAULT_MODEL", "not_shipped.pt")
     assert main(["ultrasound", "predict", "--image", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
     assert "no packaged ultrasound model (not_shipped.pt)" in capsys.readouterr().err
+
+
+def test_batch_ultrasound_scores_each_image_against_its_mask(tmp_path: Path, tiny_model: Path) -> None:
+    rows = []
+    for i, lesion in enumerate([(50, 60, 16), (40, 70, 14), (45, 50, 12)]):
+        image, mask = speckle_scene(60 + i, (96, 128), lesion)
+        save_png(image, tmp_path / "images" / f"u{i}.png")
+        save_png(mask, tmp_path / "masks" / f"u{i}_mask.png")
+        rows.append(f"u{i},images/u{i}.png,masks/u{i}_mask.png")
+    manifest = tmp_path / "images.csv"
+    manifest.write_text("case_id,image,mask\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    args = ["batch", "ultrasound", "--manifest", str(manifest), "--model", str(tiny_model), "--out", str(out)]
+    assert main([*args, "--workers", "1"]) == 0
+    single = tmp_path / "single"
+    assert main(["ultrasound", "predict", "--image", str(tmp_path / "images" / "u1.png"), "--model", str(tiny_model),
+                 "--out", str(single)]) == 0  # fmt: skip
+    same = np.asarray(PILImage.open(single / "u1_mask.png")) == np.asarray(PILImage.open(out / "u1" / "u1_mask.png"))
+    assert same.all()  # the batch writes what the single-image command writes
+    with (out / "cohort.csv").open() as fh:
+        table = {r["case_id"]: r for r in csv.DictReader(fh)}
+    for i in range(3):
+        pred = np.asarray(PILImage.open(out / f"u{i}" / f"u{i}_mask.png")) > 0
+        ref = np.asarray(PILImage.open(tmp_path / "masks" / f"u{i}_mask.png").convert("L")) > 0
+        expected = 2 * (pred & ref).sum() / (pred.sum() + ref.sum())
+        assert float(table[f"u{i}"]["dice"]) == pytest.approx(expected)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dice"]["n"] == 3 and summary["lesion_found"] == sum(
+        t["lesion_found"] == "True" for t in table.values()
+    )
