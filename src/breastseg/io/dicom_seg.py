@@ -14,7 +14,6 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
-import pydicom
 from highdicom.sr.coding import CodedConcept
 from pydicom.sr.codedict import codes
 
@@ -78,7 +77,7 @@ def write_dicom_seg(
         pixels = np.stack([np.asarray(m, bool) for m in masks.values()], axis=-1).astype(np.uint8)
     else:
         pixels = labels
-    sources = [pydicom.dcmread(f) for f in source.files]
+    sources = list(source.headers)  # the headers the reader kept (no pixel data): all a SEG needs of its sources
     first = sources[0]
     seg = hd.seg.Segmentation(
         source_images=sources,

@@ -55,6 +55,16 @@ def test_median_kernel_is_2_mm() -> None:
     assert P.median_filter_pet(Image(spike, (0.4, 0.4, 0.4)), 2.0).array.max() == 0.0
 
 
+def test_median_filter_equals_scipys_on_an_anisotropic_grid() -> None:
+    from scipy import ndimage
+
+    values = np.random.default_rng(3).gamma(2.0, 1.0, size=(17, 23, 29)).astype(np.float32)
+    spacing = (0.5, 0.4, 0.25)  # kernel (5, 5, 9): the axes must not be swapped
+    got = P.median_filter_pet(Image(values, spacing), 2.0).array
+    expected = ndimage.median_filter(values, size=P._odd_kernel(2.0, spacing), mode="nearest")
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_working_spacing_is_used(negative_phantom: Phantom) -> None:
     ph = negative_phantom
     pair = P.preprocess(

@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 
 import edt
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -157,9 +158,14 @@ def _odd_kernel(size_mm: float, spacing: tuple[float, ...]) -> tuple[int, ...]:
 
 
 def median_filter_pet(pet: Image, kernel_mm: float = 2.0) -> Image:
-    """Step 2: median filter with a ``kernel_mm`` isotropic kernel (odd voxel count per axis, ≥ 1)."""
+    """Step 2: median filter with a ``kernel_mm`` isotropic kernel (odd voxel count per axis, ≥ 1), the border
+    extended by its nearest voxel. SimpleITK's multi-threaded median: the same values as SciPy's
+    ``median_filter(mode="nearest")`` (tested), about twice as fast on two cores."""
     size = _odd_kernel(kernel_mm, pet.spacing)
-    return pet.with_array(ndimage.median_filter(pet.array.astype(np.float32), size=size, mode="nearest"))
+    median = sitk.MedianImageFilter()
+    median.SetRadius([int(n // 2) for n in size[::-1]])  # ITK order: x, y, z
+    filtered = median.Execute(sitk.GetImageFromArray(np.ascontiguousarray(pet.array, dtype=np.float32)))
+    return pet.with_array(sitk.GetArrayFromImage(filtered))
 
 
 def resample_pet_to_ct(pet: Image, ct: Image) -> Image:
