@@ -11,24 +11,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from breastseg.batch.engine import run_batch
-from breastseg.batch.manifest import read_manifest
-from breastseg.batch.runners import SpecimenRunner
-from breastseg.phantoms.specimen_cohort import CohortConfig, specimen_margins, write_cohort
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from tests.servers import dask_cluster  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from breastseg.batch.engine import run_batch  # noqa: E402
+from breastseg.batch.manifest import read_manifest  # noqa: E402
+from breastseg.batch.runners import SpecimenRunner  # noqa: E402
+from breastseg.phantoms.specimen_cohort import CohortConfig, specimen_margins, write_cohort  # noqa: E402
 
 
 def main() -> None:
@@ -54,32 +49,9 @@ def main() -> None:
             result = run_batch(runner, cases, out, workers=workers)
             rows.append((label, result.seconds, result.failed))
             shutil.rmtree(out)
-        dask = str(Path(sys.executable).parent / "dask")
-        port = free_port()
-        address = f"tcp://127.0.0.1:{port}"
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        procs = [
-            subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet)
-        ]  # type: ignore[call-overload]
-        time.sleep(1.5)
-        procs += [
-            subprocess.Popen(
-                [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"], env=env, **quiet
-            )  # type: ignore[call-overload]
-            for _ in range(2)
-        ]
-        try:
-            from distributed import Client
-
-            with Client(address, timeout=30) as client:
-                client.wait_for_workers(2, timeout=60)
+        with dask_cluster(root / "dask", workers=2) as (address, _procs):
             result = run_batch(runner, cases, root / "out-dask", scheduler=address)
             rows.append(("Dask: scheduler + 2 workers", result.seconds, result.failed))
-        finally:
-            for p in reversed(procs):
-                p.send_signal(signal.SIGTERM)
-                p.wait(30)
     peer = rows[0][1]
     print(f"breastseg batch specimen, {len(cases)} phantom specimens, threshold method, {os.cpu_count()} CPU cores")
     print(f"{'engine':<30} {'seconds':>8} {'cases/min':>10} {'speed-up':>9} {'failed':>7}")

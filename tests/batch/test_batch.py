@@ -157,6 +157,7 @@ def test_petct_cohort_and_bad_manifests(tmp_path: Path) -> None:
     result = run_batch(runner, cases, tmp_path / "out")
     assert result.failed == 0
     for case in cases:
+        assert (tmp_path / "out" / case.case_id / "mip.png").is_file()  # as `petct biomarkers` writes it
         doc = json.loads((tmp_path / "out" / case.case_id / "biomarkers.json").read_text())
         row = _table(tmp_path / "out" / "cohort.csv")[case.case_id]
         assert int(row["lesion_count"]) == doc["lesion_count"] == 2

@@ -123,6 +123,8 @@ class PetctRunner:
         return None
 
     def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
+        import numpy as np
+
         from breastseg.workflows.petct.biomarkers import compute_biomarkers
         from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
 
@@ -130,24 +132,25 @@ class PetctRunner:
         organs = {k: read_mask_on(case.inputs[k], suv, k.replace("_", " ")) for k in ("bone_mask", "liver_mask")
                   if k in case.inputs}  # fmt: skip
 
-        def measure(mask_column: str) -> Any:
+        def measure(mask: np.ndarray) -> Any:
             return compute_biomarkers(
                 suv.array,
                 sul.array,
-                read_mask_on(case.inputs[mask_column], suv, mask_column.replace("_", " ")),
+                mask,
                 suv.spacing,
                 organs.get("bone_mask"),
                 organs.get("liver_mask"),
                 self.peak_definition,  # type: ignore[arg-type]
             )
 
-        result = measure("mask")
+        lesions = read_mask_on(case.inputs["mask"], suv, "lesion mask")
+        result = measure(lesions)
         with atomic_path(out_dir) as tmp:
-            write_biomarkers(result, suv, tmp, {k: str(v) for k, v in case.inputs.items()})
+            write_biomarkers(result, suv, tmp, {k: str(v) for k, v in case.inputs.items()}, lesions)
         values = result.to_dict()
         out = {k: values[k] for k in (*self.readouts, "pet_bone_index", "pet_liver_index")}
         if "manual_mask" in case.inputs:
-            manual = measure("manual_mask").to_dict()
+            manual = measure(read_mask_on(case.inputs["manual_mask"], suv, "manual mask")).to_dict()
             out.update({f"{k}_manual": manual[k] for k in self.readouts})
         return out
 

@@ -93,7 +93,6 @@ def biomarkers_cmd(
       breastseg petct biomarkers --pet pet_dicom/ --mask lesions.nii.gz --liver-mask liver.nii.gz --out bio/
     """
     from breastseg.io import image_format, read_image
-    from breastseg.report.response_figures import mip_figure
     from breastseg.workflows.petct.biomarkers import compute_biomarkers
     from breastseg.workflows.petct.readout import bone_from_ct as ct_bone
     from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
@@ -128,8 +127,7 @@ def biomarkers_cmd(
         "bone_mask": bone_source,
         "liver_mask": str(liver_mask) if liver_mask else None,
     }
-    written = write_biomarkers(result, suv, out_dir, provenance)
-    mip_figure([(f"{result.lesion_count} lesions", suv.array, lesions, suv.spacing)], out_dir / "mip.png")
+    written = write_biomarkers(result, suv, out_dir, provenance, lesions)
     if dicom_out is not None:
         from breastseg.io.dicom import read_dicom_series
         from breastseg.workflows.petct.dicom_export import write_petct_dicom_outputs

@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from breastseg.service.jobstore import JOB_STATES, Job, JobStore
+from breastseg.service.jobstore import JOB_STATES, Job, open_job_store
 
 _store_option = click.option(
     "--store",
@@ -29,10 +29,6 @@ _db_option = click.option(
     help="Job store: a SQLite file (default: STORE/jobs.sqlite) or postgresql://user@host:port/db, which several "
     "worker processes can share.",
 )
-
-
-def _jobs(store: Path, db: str | None) -> JobStore:
-    return JobStore(db or store / "jobs.sqlite")
 
 
 def _method_options(f: Any) -> Any:
@@ -150,7 +146,7 @@ def serve_dicom(
         quiet_s=quiet_s,
         workers=workers,
     )
-    service = DicomService(config, _jobs(store, db))
+    service = DicomService(config, open_job_store(store, db))
     _until_signalled(service.stopping)
     service.serve_forever()
 
@@ -170,7 +166,7 @@ def serve_worker(
     _logging(verbose)
     stop = threading.Event()
     _until_signalled(stop)
-    jobs = _jobs(store, db)
+    jobs = open_job_store(store, db)
     jobs.recover()
     Worker(_worker_config(store, destination, method, model, "BREASTSEG"), jobs, worker_id()).run(stop)
 
@@ -229,7 +225,7 @@ def jobs() -> None:
 @_db_option
 def jobs_list(states: tuple[str, ...], limit: int, show_events: bool, store: Path, db: str | None) -> None:
     """The newest jobs first: state, study, times, outcome or error."""
-    store_ = _jobs(store, db)
+    store_ = open_job_store(store, db)
     table = Table(title=f"jobs in {store_.url}")
     for column in ("id", "state", "study", "received", "finished", "tries", "outcome"):
         table.add_column(column)
@@ -260,7 +256,7 @@ def jobs_list(states: tuple[str, ...], limit: int, show_events: bool, store: Pat
 @_db_option
 def jobs_show(job_id: int, store: Path, db: str | None) -> None:
     """Everything about one job, as JSON."""
-    job = _jobs(store, db).job(job_id)
+    job = open_job_store(store, db).job(job_id)
     if job is None:
         raise click.UsageError(f"no job {job_id}")
     click.echo(json.dumps(job.__dict__, indent=2, default=str))
@@ -272,7 +268,7 @@ def jobs_show(job_id: int, store: Path, db: str | None) -> None:
 @_db_option
 def jobs_retry(job_ids: tuple[int, ...], store: Path, db: str | None) -> None:
     """Queue failed or rejected jobs again (a running `serve dicom` or `serve worker` picks them up)."""
-    store_ = _jobs(store, db)
+    store_ = open_job_store(store, db)
     for job_id in job_ids:
         store_.retry(job_id)
         click.echo(f"job {job_id} queued")

@@ -117,6 +117,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def open_job_store(store: str | Path, db: str | None = None) -> JobStore:
+    """The job store of a service folder: ``db`` (a SQLite file or ``postgresql://…``), else ``STORE/jobs.sqlite``."""
+    return JobStore(db or Path(store) / "jobs.sqlite")
+
+
 class JobStore:
     """Jobs, studies and events in SQLite (a file path, or ``sqlite:///path``) or PostgreSQL (``postgresql://…``).
 

@@ -29,7 +29,7 @@ from breastseg.service.jobstore import JobStore
 LOG = logging.getLogger("breastseg.service")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 #: C-STORE statuses (PS3.4 B.2.3)
-SUCCESS, CANNOT_UNDERSTAND, OUT_OF_RESOURCES, REFUSED = 0x0000, 0xC000, 0xA700, 0xA801
+SUCCESS, CANNOT_UNDERSTAND, OUT_OF_RESOURCES = 0x0000, 0xC000, 0xA700
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,6 @@ class Receiver:
 
     def _on_store(self, event: Any) -> int:
         calling = str(event.assoc.requestor.ae_title).strip()
-        address = self._address(event)
-        if self.config.allowed_ips and address not in self.config.allowed_ips:
-            return REFUSED
         try:
             ds = event.dataset
             uids = (ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID"), ds.get("SOPInstanceUID"))

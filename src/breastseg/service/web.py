@@ -28,7 +28,7 @@ from breastseg.image import Grid
 from breastseg.io import read_image
 from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
-from breastseg.service.jobstore import Job, JobStore
+from breastseg.service.jobstore import Job, open_job_store
 from breastseg.service.receiver import study_folder
 
 #: files a result page may serve, relative to STORE/results/<job>/
@@ -59,7 +59,6 @@ class Volumes:
     """What a result page draws: the CT and the masks on its grid, ``(z, y, x)``."""
 
     ct: np.ndarray
-    spacing: tuple[float, float, float]
     tumour: np.ndarray
     specimen: np.ndarray
     grid: Grid
@@ -83,7 +82,7 @@ def _page(title: str, body: str) -> HTMLResponse:
 def create_app(store: str | Path, db: str | None = None, token: str | None = None) -> FastAPI:
     """The viewer of the job store of ``store`` (``db``: as ``breastseg serve --db``; ``token``: see above)."""
     store = Path(store)
-    jobs = JobStore(db or store / "jobs.sqlite")
+    jobs = open_job_store(store, db)
     app = FastAPI(title="breastseg", docs_url=None, redoc_url=None, openapi_url=None)
 
     def authorised(request: Request) -> None:
@@ -118,8 +117,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         specimen = read_image(folder / "specimen_mask.nii.gz").array > 0
         if tumour.shape != ct.shape:
             raise HTTPException(status_code=500, detail=f"job {job_id}: masks {tumour.shape} ≠ CT {ct.shape}")
-        spacing = (float(ct.spacing[0]), float(ct.spacing[1]), float(ct.spacing[2]))
-        return Volumes(np.asarray(ct.array), spacing, tumour, specimen, ct.grid)
+        return Volumes(np.asarray(ct.array), tumour, specimen, ct.grid)
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(authorised)])
     def job_list(request: Request) -> HTMLResponse:
@@ -213,7 +211,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         vol = volumes(job_id)
         try:
             png = slice_png(
-                vol.ct, vol.spacing, view, index, {SPECIMEN_COLOUR: vol.specimen, TUMOUR_COLOUR: vol.tumour}
+                vol.ct, vol.grid.spacing, view, index, {SPECIMEN_COLOUR: vol.specimen, TUMOUR_COLOUR: vol.tumour}
             )
         except BreastsegError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc

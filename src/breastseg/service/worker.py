@@ -98,9 +98,8 @@ class Worker:
         """Assess, write and send one claimed job; returns its summary. Raises on failure."""
         cfg = self.config
         folder = study_folder(cfg.store, job.study_uid)
-        problem = study_problem(folder)
-        if problem is not None:
-            raise BreastsegError(problem)
+        if not folder.is_dir():  # the watcher examined the series; the reader names any problem left
+            raise BreastsegError(f"{folder}: no files received")
         out = Path(cfg.store) / "results" / str(job.id)
         t0 = time.time()
         result = run_assessment(

@@ -98,10 +98,15 @@ LESION_COLUMNS = (
 
 
 def write_biomarkers(
-    result: Biomarkers, pet: Image, out_dir: str | Path, provenance: Mapping[str, Any] | None = None
+    result: Biomarkers,
+    pet: Image,
+    out_dir: str | Path,
+    provenance: Mapping[str, Any] | None = None,
+    lesions: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """``biomarkers.json`` (the scan's biomarkers, the SULpeak definition used, every lesion, provenance) and
-    ``lesions.csv`` (one row per lesion; centroids in patient LPS mm)."""
+    ``lesions.csv`` (one row per lesion; centroids in patient LPS mm); with the ``lesions`` mask (on ``pet``'s
+    grid, ``pet`` in SUVbw) also ``mip.png``, the PET's maximum-intensity projection with the lesions outlined."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -127,4 +132,10 @@ def write_biomarkers(
         "lesions": rows,
         "provenance": dict(provenance or {}),
     }
-    return {"json": write_json(doc, out / "biomarkers.json"), "csv": csv_path}
+    written = {"json": write_json(doc, out / "biomarkers.json"), "csv": csv_path}
+    if lesions is not None:
+        from breastseg.report.response_figures import mip_figure
+
+        label = f"{result.lesion_count} lesions"
+        written["mip"] = mip_figure([(label, pet.array, lesions, pet.spacing)], out / "mip.png")
+    return written
