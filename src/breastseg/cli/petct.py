@@ -490,7 +490,71 @@ def train_cmd(
     scores = [(m.fold, m.best_validation_dice) for m in model.members if m.best_validation_dice is not None]
     table = ", ".join(f"{fold} {dice:.3f}" for fold, dice in scores)
     Console().print(f"held-out Dice per fold (model grid): {table}")
+    _say_postprocessing(model.postprocessing)
     Console().print(f"written {out_path} and {out_path.with_suffix('.card.md')}")
+
+
+def _say_postprocessing(post: dict | None) -> None:
+    if not post:
+        return
+    chosen = post["min_contrast"]
+    best = next(row for row in post["cv"] if row["min_contrast"] == chosen)
+    rule = "keep every finding" if chosen is None else f"drop findings with uptake contrast < {chosen:g}"
+    f1 = "—" if best["lesion_f1"] is None else f"{best['lesion_f1']:.3f}"
+    Console().print(f"post-processing (out-of-fold choice): {rule} (lesion F1 {f1})")
+
+
+@petct.command("postprocess")
+@click.option("--model", "model_path", required=True, type=existing_path, help="A model `petct train` wrote.")
+@_patients_option
+@_mask_name_option
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the model here (default: update --model in place).",
+)
+@device_option
+def postprocess_cmd(model_path: Path, patients_csv: Path, mask_name: str, out_path: Path | None, device: str) -> None:
+    """Choose the model's post-processing again on its training patients' out-of-fold predictions.
+
+    `petct train` already does this; run it for a model trained by an older breastseg, or after changing the
+    reference masks. Every scan is predicted by the members that did not train on its patient; each contrast
+    threshold (findings whose mean SUV is below it × the median SUV of the shell around them are dropped) is
+    scored by lesion F1 (the study's 50 % rules), then global Dice, and the best — or none — is stored.
+
+    \b
+    Example:
+      breastseg petct postprocess --model followup.pt --patients patients.csv
+    """
+    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.network import PetctModel, choose_postprocessing
+
+    model = PetctModel.load(model_path)
+    patients = read_patients_csv(patients_csv)
+    with Console(stderr=True).status("predicting the training scans out of fold…"):
+        model.postprocessing = choose_postprocessing(model, patients, mask_name, device).to_json()
+    target = out_path or model_path
+    model.save(target)
+    _say_postprocessing(model.postprocessing)
+    Console().print(f"written {target} and {target.with_suffix('.card.md')}")
+
+
+class _ContrastType(click.ParamType):
+    name = "model|off|RATIO"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        text = str(value).strip().lower()
+        if text in ("model", "off"):
+            return text
+        try:
+            ratio = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not 'model', 'off' or a ratio such as 1.2", param, ctx)
+        if not ratio > 0:
+            self.fail(f"the contrast ratio must be positive, got {ratio}", param, ctx)
+        return ratio
 
 
 @petct.command("predict")
@@ -520,6 +584,14 @@ def train_cmd(
 )
 @click.option("--out-name", default="lesions_pred.nii.gz", show_default=True, help="Mask written in each folder.")
 @click.option("--mirror", is_flag=True, help="Test-time augmentation: also predict the left-right mirror.")
+@click.option(
+    "--min-contrast",
+    type=_ContrastType(),
+    default="model",
+    show_default=True,
+    help="Drop findings whose mean SUV is below this × their surroundings' median: 'model' (the threshold "
+    "cross-validation chose at training, in the model card), 'off', or a ratio.",
+)
 @device_option
 def predict_cmd(
     model_path: Path,
@@ -531,6 +603,7 @@ def predict_cmd(
     baseline_mask_name: str,
     out_name: str,
     mirror: bool,
+    min_contrast: str | float,
     device: str,
 ) -> None:
     """Segment lesions with a trained PET/CT model; writes the mask (PET grid) into each scan folder.
@@ -575,10 +648,15 @@ def predict_cmd(
             device,
             mirror,
             progress=status.update,
+            min_contrast=None if min_contrast == "off" else min_contrast,  # type: ignore[arg-type]
         )
     for pid, info in done.items():
         who = pid or "new patient"
-        Console(soft_wrap=True).print(f"{who}: {info['scan']}/{out_name} (members {', '.join(info['members'])})")
+        line = f"{who}: {info['scan']}/{out_name} (members {', '.join(info['members'])})"
+        if info["removed"]:
+            found = ", ".join(f"{c['voxels']} voxels at contrast {c['contrast']:.2f}" for c in info["removed"])
+            line += f"; dropped as indistinct: {found}"
+        Console(soft_wrap=True).print(line)
 
 
 @petct.command("organs")

@@ -4,6 +4,7 @@ predicted masks. Training is tiny here (mechanics); tests/workflows/petct/test_n
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,6 +74,9 @@ def test_train_predict_and_read_outs_end_to_end(cohort: Path, tmp_path: Path, ca
         assert sorted(int(p[1:]) % 2 for p in h) == [0, 1]  # one site A and one site B patient per fold
     assert "DynUNet" in model_path.with_suffix(".card.md").read_text()
     assert model.net.in_channels == 2 and model.patch_size == (32, 32, 32)
+    post = model.postprocessing
+    assert post is not None and [row["min_contrast"] for row in post["cv"]] == [None, 1.05, 1.1, 1.2, 1.3, 1.5]
+    assert "Post-processing" in model_path.with_suffix(".card.md").read_text()
 
     # resuming from the finished checkpoints retrains nothing and gives the same weights
     assert main([*args[:5], str(tmp_path / "again.pt"), *args[6:]]) == 0
@@ -98,6 +102,24 @@ def test_train_predict_and_read_outs_end_to_end(cohort: Path, tmp_path: Path, ca
     assert main([*one, str(cohort / "p1" / "baseline"), "--patient-id", "p1"]) == 0
     fold_of_p1 = next(m.fold for m in model.members if "p1" in m.validation_patients)
     assert _members_per_patient(capsys.readouterr().out)["p1"] == [fold_of_p1]
+
+    # the post-processing was chosen on exactly the predictions `predict --min-contrast off` makes
+    raw = ["--timepoint", "baseline", "--min-contrast", "off", "--out-name", "lesions_raw.nii.gz"]
+    assert main([*predict, *raw]) == 0
+    ev = ["petct", "evaluate", "--patients", csv, "--timepoint", "baseline", "--pred-name", "lesions_raw.nii.gz"]
+    assert main([*ev, "--out", str(tmp_path / "raw")]) == 0
+    summary = json.loads((tmp_path / "raw" / "evaluation.json").read_text())["summaries"]["lesions_raw.nii.gz"]
+    unfiltered = post["cv"][0]
+    for key in ("global_dice", "lesion_recall", "lesion_precision"):
+        assert summary[key] == pytest.approx(unfiltered[key]), key
+    assert main([*predict, "--min-contrast", "nonsense"]) == 2
+    assert "'model', 'off' or a ratio" in capsys.readouterr().err
+    # choosing again on an existing model (one trained by an older breastseg) stores the same choice
+    assert (
+        main(["petct", "postprocess", "--model", str(model_path), "--patients", csv, "--out", str(tmp_path / "re.pt")])
+        == 0
+    )
+    assert PetctModel.load(tmp_path / "re.pt").postprocessing == post
 
     # the follow-up network: 4 channels, the baseline network's baseline masks registered in
     assert main([*predict, "--timepoint", "baseline"]) == 0

@@ -13,7 +13,9 @@ patient (:func:`breastseg.learn.bundle.independent_members`): the baseline netwo
 patients' follow-up scans without leakage.
 
 Inference: the channels resampled to the model grid, Gaussian-weighted sliding windows (overlap 0.5) per member,
-the members' mean probability resampled (linear) back onto the PET grid and thresholded at 0.5.
+the members' mean probability resampled (linear) back onto the PET grid and thresholded at 0.5; then the model's
+post-processing — findings whose uptake does not stand out from their surroundings are dropped, at the contrast
+threshold chosen on the out-of-fold predictions after training (:mod:`breastseg.workflows.petct.postprocess`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ from breastseg.predict.sliding import predict_sliding
 from breastseg.predict.volume import resolve_device, resolve_precision
 from breastseg.workflows.petct.inputs import Kind, Preprocessing, ScanChannels, fit_preprocessing, read_channels
 from breastseg.workflows.petct.longitudinal import PatientScans
+from breastseg.workflows.petct.postprocess import (
+    ComponentContrast,
+    ContrastCase,
+    ContrastChoice,
+    choose_min_contrast,
+    component_contrasts,
+)
 
 MODEL_KIND = "breastseg.petct.dynunet"
 MODEL_SCHEMA_VERSION = 1
@@ -99,6 +108,13 @@ class PetctModel:
     patch_size: tuple[int, int, int]
     members: list[Member]
     card: dict[str, Any] = field(default_factory=dict)
+    postprocessing: dict[str, Any] | None = None  # ContrastChoice.to_json(); None: chosen by no cross-validation
+
+    @property
+    def min_contrast(self) -> float | None:
+        """The contrast below which predicted findings are dropped (``None``: none dropped)."""
+        value = (self.postprocessing or {}).get("min_contrast")
+        return None if value is None else float(value)
 
     def independent(self, exclude_patient: str | None) -> list[Member]:
         """The members not trained on ``exclude_patient``; a member's validation patients are its held-out fold
@@ -127,6 +143,7 @@ class PetctModel:
                 for m in self.members
             ],
             "card": self.card,
+            "postprocessing": self.postprocessing,
             "breastseg_version": __version__,
         }
         return write_model_file(path, header, [m.state_dict for m in self.members], card_markdown(header))
@@ -150,7 +167,8 @@ class PetctModel:
             for w, m in zip(weights, header["members"], strict=True)
         ]
         patch = tuple(int(v) for v in header["patch_size"])
-        return cls(net, Preprocessing.from_json(header["preprocessing"]), patch, members, header["card"])  # type: ignore[arg-type]
+        pre = Preprocessing.from_json(header["preprocessing"])
+        return cls(net, pre, patch, members, header["card"], header.get("postprocessing"))  # type: ignore[arg-type]
 
 
 def card_markdown(header: dict[str, Any]) -> str:
@@ -170,8 +188,31 @@ def card_markdown(header: dict[str, Any]) -> str:
     for m in header["members"]:
         score = "—" if m["validation_dice"] is None else f"{m['validation_dice']:.3f}"
         lines.append(f"| {m['fold']} | {', '.join(m['validation_patients'])} | {score} |")
+    lines += postprocessing_markdown(header.get("postprocessing"))
     lines += ["", f"Written by breastseg {header['breastseg_version']}."]
     return "\n".join(lines) + "\n"
+
+
+def postprocessing_markdown(post: dict[str, Any] | None) -> list[str]:
+    """The card's post-processing section: the chosen contrast threshold and the cross-validation behind it."""
+    if not post:
+        return ["", "**Post-processing**: none (not chosen by cross-validation)."]
+    chosen = post["min_contrast"]
+    rule = "none" if chosen is None else f"findings with uptake contrast below {chosen:g} dropped"
+    lines = ["", f"**Post-processing** (chosen on the out-of-fold predictions): {rule}.", ""]
+    lines += ["| min contrast | removed | lesion recall | lesion precision | lesion F1 | global Dice |"]
+    lines += ["|---|---|---|---|---|---|"]
+
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    for row in post["cv"]:
+        name = "none" if row["min_contrast"] is None else f"{row['min_contrast']:g}"
+        lines.append(
+            f"| {name} | {row['components_removed']} | {fmt(row['lesion_recall'])} | {fmt(row['lesion_precision'])} "
+            f"| {fmt(row['lesion_f1'])} | {fmt(row['global_dice'])} |"
+        )
+    return lines
 
 
 def training_image(scan_id: str, preprocessing: Preprocessing, scan: ScanChannels) -> TrainImage:
@@ -233,7 +274,35 @@ def cross_validate(
         "device": str(run_on),
         "intended_use": "research; not a medical device",
     }
-    return PetctModel(net, preprocessing, recipe.patch_size, members, card)
+    model = PetctModel(net, preprocessing, recipe.patch_size, members, card)
+    say("choosing the post-processing on the out-of-fold predictions")
+    model.postprocessing = choose_postprocessing(model, patients, mask_name, device, scans).to_json()
+    return model
+
+
+def choose_postprocessing(
+    model: PetctModel,
+    patients: Sequence[PatientScans],
+    mask_name: str = "lesions.nii.gz",
+    device: str = "auto",
+    scans: Sequence[ScanChannels] | None = None,
+) -> ContrastChoice:
+    """Predict every patient's scan of the model's kind by the members that did not train on the patient,
+    without post-processing, and choose the contrast threshold on those predictions against the reference masks
+    ``mask_name`` (:func:`breastseg.workflows.petct.postprocess.choose_min_contrast`). ``scans``: the channels
+    already read (as :func:`cross_validate` has them)."""
+    kind = model.preprocessing.kind
+    if scans is None:
+        scans = [read_channels(p.scan(kind), kind, mask_name, p.baseline, mask_name) for p in patients]
+    cases = []
+    for p, scan in zip(patients, scans, strict=True):
+        if scan.lesions is None:
+            raise InputError(f"{scan.folder}: choosing the post-processing needs the scan's reference lesion mask")
+        raw = predict_scan(model, scan, p.patient_id, device, min_contrast=None)
+        spacing = raw.mask.spacing
+        components = component_contrasts(scan.images[0].array, raw.mask.array > 0, spacing, scan.body)
+        cases.append(ContrastCase(p.patient_id, components, scan.lesions, spacing))  # type: ignore[arg-type]
+    return choose_min_contrast(cases)
 
 
 @dataclass(eq=False)
@@ -243,6 +312,7 @@ class LesionPrediction:
     probability: Image
     mask: Image
     members_used: tuple[str, ...]
+    removed: tuple[ComponentContrast, ...] = ()  # findings the post-processing dropped
 
 
 def predict_scan(
@@ -254,9 +324,11 @@ def predict_scan(
     overlap: float = 0.5,
     mirror: bool = False,
     threshold: float = 0.5,
+    min_contrast: float | Literal["model"] | None = "model",
 ) -> LesionPrediction:
     """Segment one scan (channels from :func:`read_channels` with the model's kind) with the members that did
-    not see ``exclude_patient`` (see the module docstring)."""
+    not see ``exclude_patient`` (see the module docstring). ``min_contrast``: drop findings whose uptake contrast
+    over their surroundings is below it (``"model"``: the model's cross-validated choice; ``None``: keep all)."""
     run_on = resolve_device(device)
     members = model.independent(exclude_patient)
     nets = model.networks(exclude_patient, run_on)
@@ -267,9 +339,15 @@ def predict_scan(
     pet = scan.images[0]
     on_model = Image(prob, grid.spacing, grid.origin, grid.direction, units="probability")
     probability = on_model if grid is scan.grid else on_model.resample_onto(pet, order=1, fill=0.0)
-    mask = pet.with_array((probability.array >= threshold).astype(np.uint8), units="label")
+    mask = probability.array >= threshold
+    limit = model.min_contrast if isinstance(min_contrast, str) else min_contrast
+    removed: tuple[ComponentContrast, ...] = ()
+    if limit is not None and mask.any():
+        components = component_contrasts(pet.array, mask, pet.spacing, scan.body)
+        mask, removed = components.kept(limit), tuple(components.removed(limit))
     probability = probability.with_array(probability.array.astype(np.float32))
-    return LesionPrediction(probability, mask, tuple(m.fold for m in members))
+    labels = pet.with_array(mask.astype(np.uint8), units="label")
+    return LesionPrediction(probability, labels, tuple(m.fold for m in members), removed)
 
 
 def predict_patients(
@@ -281,9 +359,11 @@ def predict_patients(
     device: str = "auto",
     mirror: bool = False,
     progress: Callable[[str], None] | None = None,
+    min_contrast: float | Literal["model"] | None = "model",
 ) -> dict[str, dict[str, Any]]:
     """Segment every patient's ``timepoint`` scan, writing ``out_name`` into its folder; each scan is predicted
-    only by the members that did not train on its patient. Returns, per patient, the folder and members used."""
+    only by the members that did not train on its patient. Returns, per patient, the folder, the members used
+    and the findings the post-processing dropped (see :func:`predict_scan`)."""
     from breastseg.io import write_image
 
     kind = model.preprocessing.kind
@@ -295,7 +375,8 @@ def predict_patients(
         if progress is not None:
             progress(f"segmenting {p.patient_id} {timepoint} ({i + 1} of {len(patients)})")
         scan = read_channels(folder, kind, None, p.baseline, baseline_mask_name)
-        result = predict_scan(model, scan, p.patient_id, device, mirror=mirror)
+        result = predict_scan(model, scan, p.patient_id, device, mirror=mirror, min_contrast=min_contrast)
         write_image(result.mask, folder / out_name)
-        done[p.patient_id] = {"scan": str(folder), "members": list(result.members_used)}
+        removed = [c.row() for c in result.removed]
+        done[p.patient_id] = {"scan": str(folder), "members": list(result.members_used), "removed": removed}
     return done
