@@ -53,6 +53,8 @@ def test_preprocessing_is_nnunets_fingerprint_computed_by_hand(cohort: Path) -> 
     channels, label, body, grid = pre.network_input(read_channels(folders[0]))
     assert channels.shape == (2, *grid.shape) and label is not None and label.any() and body.mean() > 0.2
     assert channels[0].min() >= 0 and channels[0].max() == pytest.approx(5.0)  # SUV clipped to [0, 5]
+    scan = read_channels(folders[0])  # the post-processing measures uptake on the SUV itself, not the channel
+    assert scan.suv.max() > 6.0 and np.allclose(np.clip(scan.suv, 0.0, 5.0), scan.images[0].array)
 
 
 def _members_per_patient(output: str) -> dict[str, list[str]]:

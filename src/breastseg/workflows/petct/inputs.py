@@ -50,13 +50,15 @@ _CT_NAMES = ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct")
 @dataclass(eq=False)
 class ScanChannels:
     """One scan's network channels on its PET grid (``images`` in :data:`CHANNELS` order), its lesion mask when
-    known, and the body (CT above −500 HU), where training patches are centred."""
+    known, the body (CT above −500 HU), where training patches are centred, and the PET in SUVbw unclipped (what
+    the post-processing measures uptake on)."""
 
     folder: Path
     names: tuple[str, ...]
     images: list[Image]
     lesions: np.ndarray | None
     body: np.ndarray
+    suv: np.ndarray
 
     @property
     def grid(self) -> Grid:
@@ -71,9 +73,10 @@ def ct_path(folder: Path) -> Path:
     return found
 
 
-def _clipped_suv(folder: Path) -> Image:
+def _clipped_suv(folder: Path) -> tuple[Image, np.ndarray]:
+    """The PET channel (SUVbw clipped to :data:`SUV_CLIP`) and the SUVbw array itself."""
     suv, _ = read_scan_pet(folder)
-    return suv.with_array(np.clip(suv.array, *SUV_CLIP).astype(np.float32))
+    return suv.with_array(np.clip(suv.array, *SUV_CLIP).astype(np.float32)), suv.array
 
 
 def read_channels(
@@ -94,14 +97,14 @@ def read_channels(
     folder = Path(folder)
     if kind not in CHANNELS:
         raise InputError(f"network kind must be baseline or followup, got {kind!r}")
-    suv = _clipped_suv(folder)
+    suv, suv_bw = _clipped_suv(folder)
     ct = read_image(ct_path(folder), modality="CT").resample_onto(suv, order=1, fill=-1000.0)
     images = [suv, ct.with_array(ct.array.astype(np.float32))]
     if kind == "followup":
         if baseline is None:
             raise InputError(f"{folder}: the follow-up network needs the patient's baseline scan folder")
         base = Path(baseline)
-        base_suv = _clipped_suv(base)
+        base_suv, _ = _clipped_suv(base)
         base_mask = read_mask_on(base / baseline_mask_name, base_suv, "baseline lesion mask")
         registration = register_rigid(suv, base_suv)
         images.append(registration.warp(base_suv, suv, order=1))
@@ -109,7 +112,7 @@ def read_channels(
     lesions = None
     if mask_name is not None:
         lesions = read_mask_on(folder / mask_name, suv, "lesion mask")
-    return ScanChannels(folder, CHANNELS[kind], images, lesions, ct.array > BODY_HU)
+    return ScanChannels(folder, CHANNELS[kind], images, lesions, ct.array > BODY_HU, suv_bw)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ patients' follow-up scans without leakage.
 
 Inference: the channels resampled to the model grid, Gaussian-weighted sliding windows (overlap 0.5) per member,
 the members' mean probability resampled (linear) back onto the PET grid and thresholded at 0.5; then the model's
-post-processing — findings whose uptake does not stand out from their surroundings are dropped, at the contrast
-threshold chosen on the out-of-fold predictions after training (:mod:`breastseg.workflows.petct.postprocess`).
+post-processing — findings whose uptake (SUVbw, unclipped) does not stand out from their surroundings are
+dropped, at the contrast threshold chosen on the out-of-fold predictions after training
+(:mod:`breastseg.workflows.petct.postprocess`).
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ def choose_postprocessing(
             raise InputError(f"{scan.folder}: choosing the post-processing needs the scan's reference lesion mask")
         raw = predict_scan(model, scan, p.patient_id, device, min_contrast=None)
         spacing = raw.mask.spacing
-        components = component_contrasts(scan.images[0].array, raw.mask.array > 0, spacing, scan.body)
+        components = component_contrasts(scan.suv, raw.mask.array > 0, spacing, scan.body)
         cases.append(ContrastCase(p.patient_id, components, scan.lesions, spacing))  # type: ignore[arg-type]
     return choose_min_contrast(cases)
 
@@ -343,7 +344,7 @@ def predict_scan(
     limit = model.min_contrast if isinstance(min_contrast, str) else min_contrast
     removed: tuple[ComponentContrast, ...] = ()
     if limit is not None and mask.any():
-        components = component_contrasts(pet.array, mask, pet.spacing, scan.body)
+        components = component_contrasts(scan.suv, mask, pet.spacing, scan.body)
         mask, removed = components.kept(limit), tuple(components.removed(limit))
     probability = probability.with_array(probability.array.astype(np.float32))
     labels = pet.with_array(mask.astype(np.uint8), units="label")
