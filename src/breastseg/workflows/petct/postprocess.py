@@ -27,8 +27,8 @@ import numpy as np
 from scipy import ndimage
 
 from breastseg.errors import InputError
-from breastseg.evaluation.metrics import confusion, lesion_detection
 from breastseg.masks import label_components
+from breastseg.workflows.petct.evaluate import score_scan, summarise_scans
 
 CANDIDATES = (1.05, 1.1, 1.2, 1.3, 1.5)
 SHELL_MM = 10.0
@@ -139,26 +139,23 @@ class ContrastCase:
 
 
 def _score(cases: Sequence[ContrastCase], min_contrast: float | None) -> dict[str, Any]:
-    tp = fn = fp = 0
-    vtp = vfp = vfn = 0
-    removed = 0
-    for case in cases:
-        kept = case.components.kept(min_contrast)
-        removed += len(case.components.removed(min_contrast))
-        d = lesion_detection(kept, case.reference, case.spacing)
-        tp, fn, fp = tp + d.tp, fn + d.fn, fp + d.fp
-        c = confusion(kept, case.reference)
-        vtp, vfp, vfn = vtp + c.tp, vfp + c.fp, vfn + c.fn
-    recall = tp / (tp + fn) if tp + fn else None
-    precision = tp / (tp + fp) if tp + fp else None
-    f1 = 2 * recall * precision / (recall + precision) if recall and precision else (0.0 if tp + fn else None)
+    """Every case scored as ``petct evaluate`` scores it, pooled; F1 of the pooled lesion recall and precision."""
+    scores = [score_scan(c.case, c.components.kept(min_contrast), c.reference, c.spacing) for c in cases]
+    pooled = summarise_scans(scores)
+    recall, precision = pooled["lesion_recall"], pooled["lesion_precision"]
+    if recall is None:
+        f1 = None  # no reference lesion
+    elif not recall or not precision:
+        f1 = 0.0
+    else:
+        f1 = 2 * recall * precision / (recall + precision)
     return {
         "min_contrast": min_contrast,
-        "components_removed": removed,
+        "components_removed": sum(len(c.components.removed(min_contrast)) for c in cases),
         "lesion_recall": recall,
         "lesion_precision": precision,
         "lesion_f1": f1,
-        "global_dice": 2 * vtp / (2 * vtp + vfp + vfn) if 2 * vtp + vfp + vfn else None,
+        "global_dice": pooled["global_dice"],
     }
 
 
