@@ -18,6 +18,7 @@ The scale factor from stored PET values to SUVbw follows the QIBA vendor-neutral
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -38,6 +39,33 @@ SUV_UNITS: dict[str, str] = {"bw": "SUVbw", "lbm": "SUL"}
 _ALREADY_SUVBW = {"GML", "SUV", "SUVBW"}
 
 
+#: plausible ranges of the SUV inputs: outside them a value is a typing or unit error (grams for kg, cm for m,
+#: MBq for Bq), never a patient; the bounds are wide (a neonate to the heaviest recorded adult; a preclinical
+#: mouse dose to ten clinical doses; a half-life from O-15 to I-124)
+WEIGHT_RANGE_KG = (0.5, 650.0)
+HEIGHT_RANGE_M = (0.3, 2.75)
+DOSE_RANGE_BQ = (1.0e5, 5.0e10)
+HALF_LIFE_RANGE_S = (60.0, 1.0e7)
+
+
+def plausible(value: float | None, tag: str, unit: str, bounds: tuple[float, float], source: str) -> float:
+    """``value`` when it is finite and within ``bounds``; else an :class:`InputError` naming ``tag`` and the range.
+
+    Missing (``None``), zero, NaN and infinite values are refused as missing or not a number; a value outside the
+    range as implausible (a unit mix-up, most often).
+    """
+    low, high = bounds
+    if value is None or value == 0:
+        raise InputError(f"{source}: {tag} is missing or zero")
+    if not math.isfinite(value):
+        raise InputError(f"{source}: {tag} is {value!r}, not a number")
+    if not low <= value <= high:
+        raise InputError(
+            f"{source}: {tag} {value:g} {unit} is implausible (expected {low:g}–{high:g} {unit}); check its units"
+        )
+    return float(value)
+
+
 def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str) -> float:
     """Lean body mass by Janmahasatian et al., Clin Pharmacokinet 2005;44:1051–65, in kg.
 
@@ -47,10 +75,8 @@ def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str) -> float:
     Raises:
         InputError: non-positive weight or height, or a sex other than ``"M"`` / ``"F"``.
     """
-    if not weight_kg or weight_kg <= 0:
-        raise InputError(f"lean body mass needs a positive PatientWeight (0010,1030), got {weight_kg!r} kg")
-    if not height_m or height_m <= 0:
-        raise InputError(f"lean body mass needs a positive PatientSize (0010,1020), got {height_m!r} m")
+    weight_kg = plausible(weight_kg, "PatientWeight (0010,1030)", "kg", WEIGHT_RANGE_KG, "lean body mass")
+    height_m = plausible(height_m, "PatientSize (0010,1020)", "m", HEIGHT_RANGE_M, "lean body mass")
     bmi = weight_kg / height_m**2
     sex_code = (sex or "").strip().upper()[:1]
     if sex_code == "M":
@@ -116,18 +142,17 @@ def _bqml_factor(info: PetInfo) -> float:
             f"{info.source}: DecayCorrection (0054,1102) is {info.decay_correction!r}; SUV is defined here for "
             "START (decayed to scan start) or ADMIN"
         )
-    weight = info.patient.weight_kg
-    if not weight or weight <= 0:
-        raise InputError(f"{info.source}: PatientWeight (0010,1030) is missing or zero; SUVbw needs it")
-    dose = info.radiopharmaceutical.total_dose_bq
-    if not dose or dose <= 0:
-        raise InputError(
-            f"{info.source}: RadionuclideTotalDose (0018,1074) is missing or zero in "
-            "RadiopharmaceuticalInformationSequence (0054,0016)"
-        )
-    half_life = info.radiopharmaceutical.half_life_s
-    if not half_life or half_life <= 0:
-        raise InputError(f"{info.source}: RadionuclideHalfLife (0018,1075) is missing or zero")
+    weight = plausible(info.patient.weight_kg, "PatientWeight (0010,1030)", "kg", WEIGHT_RANGE_KG, info.source)
+    dose = plausible(
+        info.radiopharmaceutical.total_dose_bq,
+        "RadionuclideTotalDose (0018,1074) in RadiopharmaceuticalInformationSequence (0054,0016)",
+        "Bq",
+        DOSE_RANGE_BQ,
+        info.source,
+    )
+    half_life = plausible(
+        info.radiopharmaceutical.half_life_s, "RadionuclideHalfLife (0018,1075)", "s", HALF_LIFE_RANGE_S, info.source
+    )
     decayed = dose * 2.0 ** (-decay_time_s(info) / half_life)
     return weight * 1000.0 / decayed
 

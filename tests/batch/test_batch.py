@@ -110,7 +110,7 @@ def test_pool_of_two_gives_the_same_read_outs(local_run: Path, cohort: Path, tmp
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
-    with dask_cluster(tmp_path / "dask", workers=2) as running:
+    with dask_cluster(tmp_path / "dask-logs", workers=2) as running:
         yield running
 
 

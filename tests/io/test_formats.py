@@ -90,7 +90,7 @@ def test_unknown_and_corrupt_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown image format"):
         read_image(tmp_path / "x.xyz")
     (tmp_path / "bad.nii.gz").write_bytes(b"not a nifti at all")
-    with pytest.raises(InputError, match=r"bad\.nii\.gz: cannot read"):
+    with pytest.raises(InputError, match=r"bad\.nii\.gz: (cannot read|the file is cut short or corrupt)"):
         read_image(tmp_path / "bad.nii.gz")
 
 

@@ -113,7 +113,7 @@ def test_retry_and_rejected_studies(store_url: str) -> None:
     failed = store.job(job.id)
     assert failed is not None and failed.state == "failed" and "truncated" in str(failed.error)
     assert store.retry(job.id).state == "queued"
-    with pytest.raises(InputError, match=r"job .* is queued; only failed or rejected"):
+    with pytest.raises(InputError, match=r"job .* is queued; only failed, not assessable or rejected"):
         store.retry(job.id)
     with pytest.raises(InputError, match="no job 999"):
         store.retry(999)

@@ -39,7 +39,7 @@ def test_jobs_list_show_retry(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["jobs", "retry", str(job_id), "--store", str(store)]) == 0
     assert jobs.job(job_id).state == "queued"  # type: ignore[union-attr]
     assert main(["jobs", "retry", str(job_id), "--store", str(store)]) == 2
-    assert "only failed or rejected jobs are retried" in capsys.readouterr().err
+    assert "only failed, not assessable or rejected jobs are retried" in capsys.readouterr().err
 
 
 def test_unsafe_setups_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,8 +34,13 @@ from typing import Any
 from breastseg.batch.manifest import Case, content_hash
 from breastseg.errors import BreastsegError, InputError
 from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.outputs import check_apart_from_inputs, prepare_output_folder
+from breastseg.io.tables import csv_cell
+from breastseg.sanity import NotAssessable
 
 CASE_RECORD = "case.json"
+#: a case whose inputs were read but hold no usable signal, or whose pair could not be registered
+NOT_ASSESSABLE_STATUS = "not assessable"
 _STATE: dict[str, Any] = {}
 _STATE_LOCK = threading.Lock()
 
@@ -71,6 +76,8 @@ def run_case(task: CaseTask) -> dict[str, Any]:
     try:
         readouts = task.runner.run(_state_for(task.runner), task.case, out_dir)
         record.update(status="done", error=None, readouts=readouts)
+    except NotAssessable as exc:
+        record.update(status=NOT_ASSESSABLE_STATUS, error=str(exc), readouts={})
     except BreastsegError as exc:
         record.update(status="failed", error=str(exc), readouts={})
     except Exception as exc:  # a bug in one case must not stop the cohort: record it with its traceback
@@ -99,7 +106,8 @@ def _limit_threads(threads: int) -> None:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What a cohort run did: every case's record (manifest order), and how many ran, were skipped, failed."""
+    """What a cohort run did: every case's record (manifest order), and how many ran, were skipped, failed (failed
+    includes the cases found not assessable)."""
 
     records: list[dict[str, Any]]
     ran: int
@@ -115,13 +123,20 @@ def run_batch(
     workers: int = 1,
     scheduler: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    overwrite: bool = False,
 ) -> BatchResult:
     """Run ``cases`` through ``runner`` (see the module docstring); writes ``cohort.csv`` and ``summary.json``.
 
-    ``progress`` is called with each case's record as it completes (skipped cases included).
+    ``progress`` is called with each case's record as it completes (skipped cases included). The cohort folder is
+    checked first (:func:`breastseg.io.outputs.prepare_output_folder`; ``overwrite`` as there), and no case's
+    folder may be, hold or lie inside one of its inputs.
     """
     out_root = Path(out_root).resolve()
-    out_root.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        check_apart_from_inputs(out_root / case.case_id, case.inputs.values(), f"case {case.case_id}'s folder")
+    prepare_output_folder(
+        out_root, inputs=[p for c in cases for p in c.inputs.values()], overwrite=overwrite, claim=True
+    )
     t0 = time.perf_counter()
     models = runner.model_files()
     records: dict[str, dict[str, Any]] = {}
@@ -151,11 +166,14 @@ def run_batch(
         _run_pool(tasks, workers, done)
     ordered = [records[c.case_id] for c in cases]
     write_cohort_table(ordered, out_root / "cohort.csv")
-    summary = {
+    summary: dict[str, Any] = {
         "workflow": runner.name,
         "cases": len(cases),
         "done": sum(r["status"] == "done" for r in ordered),
-        "failed": [{"case_id": r["case_id"], "error": r["error"]} for r in ordered if r["status"] != "done"],
+        "failed": [{"case_id": r["case_id"], "error": r["error"]} for r in ordered if r["status"] == "failed"],
+        "not_assessable": [
+            {"case_id": r["case_id"], "reason": r["error"]} for r in ordered if r["status"] == NOT_ASSESSABLE_STATUS
+        ],
     }
     try:
         summary.update(runner.summary([_row(r) for r in ordered]))
@@ -166,7 +184,7 @@ def run_batch(
         ordered,
         ran=len(tasks),
         skipped=len(cases) - len(tasks),
-        failed=len(summary["failed"]),
+        failed=len(summary["failed"]) + len(summary["not_assessable"]),
         seconds=time.perf_counter() - t0,
     )
 
@@ -225,7 +243,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_cohort_table(records: Sequence[dict[str, Any]], path: Path) -> Path:
-    """One row per case: case_id, status, error, seconds, the read-outs, the manifest's cells (``ref_…``)."""
+    """One row per case: case_id, status, error, seconds, the read-outs, the manifest's cells (``ref_…``); text that
+    a spreadsheet would run as a formula is escaped (:func:`breastseg.io.tables.csv_cell`)."""
     rows = [_row(r) for r in records]
     columns: list[str] = []
     for row in rows:
@@ -234,7 +253,7 @@ def write_cohort_table(records: Sequence[dict[str, Any]], path: Path) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
     return path

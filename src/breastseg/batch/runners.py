@@ -129,8 +129,11 @@ class PetctRunner:
         from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
 
         suv, sul = load_pet_suv(case.inputs["pet"], case.inputs.get("pet_info"))
-        organs = {k: read_mask_on(case.inputs[k], suv, k.replace("_", " ")) for k in ("bone_mask", "liver_mask")
-                  if k in case.inputs}  # fmt: skip
+        organs = {
+            k: read_mask_on(case.inputs[k], suv, k.replace("_", " "), whole=False)
+            for k in ("bone_mask", "liver_mask")
+            if k in case.inputs
+        }
 
         def measure(mask: np.ndarray) -> Any:
             return compute_biomarkers(
@@ -145,7 +148,7 @@ class PetctRunner:
 
         lesions = read_mask_on(case.inputs["mask"], suv, "lesion mask")
         result = measure(lesions)
-        with atomic_path(out_dir) as tmp:
+        with atomic_path(out_dir, producer="petct biomarkers") as tmp:
             write_biomarkers(result, suv, tmp, {k: str(v) for k, v in case.inputs.items()}, lesions)
         values = result.to_dict()
         out = {k: values[k] for k in (*self.readouts, "pet_bone_index", "pet_liver_index")}
@@ -201,6 +204,10 @@ class ResponseRunner:
         followup = read_scan(case.inputs["followup"], self.mask_name)
         result, warped = assess_response(baseline, followup, self.peak_definition, self.tolerance_mm)  # type: ignore[arg-type]
         write_response(result, warped, baseline, followup, out_dir)
+        if not result["assessable"]:  # recorded as such, and kept out of the cohort's response analysis
+            from breastseg.sanity import NotAssessable
+
+            raise NotAssessable("registration", f"{case.case_id}: {result['percist']['reason']}")
         out: dict[str, Any] = {"percist": result["percist"]["category"], "new_lesions": result["new_lesions"]["count"]}
         out.update({f"delta_{k}": v for k, v in result["change_percent"].items()})
         return out
@@ -269,7 +276,7 @@ class MriRunner:
         from breastseg.workflows.mri.inputs import read_exam_folder
         from breastseg.workflows.mri.pipeline import segment_to_folder
 
-        with atomic_path(out_dir) as tmp:
+        with atomic_path(out_dir, producer="mri segment") as tmp:
             result = segment_to_folder(
                 read_exam_folder(case.inputs["exam"]), state, tmp, self.fraction, device=self.device
             )
@@ -326,7 +333,7 @@ class UltrasoundRunner:
         from breastseg.evaluation.metrics import dice
         from breastseg.workflows.ultrasound.predict import predict_images
 
-        with atomic_path(out_dir) as tmp:
+        with atomic_path(out_dir, producer="ultrasound predict") as tmp:
             (result,) = predict_images([case.inputs["image"]], state, tmp, self.threshold, flip=self.flip)
         out = {k: result[k] for k in ("lesion_found", "area_px", "area_mm2")}
         if "mask" in case.inputs:

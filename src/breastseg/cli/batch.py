@@ -14,6 +14,8 @@ from rich.table import Table
 from breastseg.batch.engine import BatchResult, run_batch
 from breastseg.batch.manifest import read_manifest
 from breastseg.cli.options import device_option, peak_option, scheduler_option
+from breastseg.cli.outputs import OVERWRITE_HELP
+from breastseg.errors import BreastsegError
 
 
 def _common(f: Any) -> Any:
@@ -41,13 +43,16 @@ def _common(f: Any) -> Any:
                 "[default: one per CPU core]",
             ),
             scheduler_option,
+            click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP),
         ]
     ):
         f = option(f)
     return f
 
 
-def _run(runner: Any, manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None) -> BatchResult:
+def _run(
+    runner: Any, manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None, overwrite: bool
+) -> BatchResult:
     cases = read_manifest(manifest, runner.path_columns, runner.required)
     workers = workers or os.cpu_count() or 1
     console = Console(stderr=True)
@@ -60,7 +65,9 @@ def _run(runner: Any, manifest: Path, out_dir: Path, workers: int | None, schedu
                 console.print(f"[red]{record['case_id']} failed:[/] {record['error']}")
             progress.advance(bar)
 
-        result = run_batch(runner, cases, out_dir, workers=workers, scheduler=scheduler, progress=advance)
+        result = run_batch(
+            runner, cases, out_dir, workers=workers, scheduler=scheduler, progress=advance, overwrite=overwrite
+        )
     table = Table(title=f"breastseg batch {runner.name}", show_header=False)
     table.add_row("cases", str(len(cases)))
     table.add_row("ran / skipped (unchanged)", f"{result.ran} / {result.skipped}")
@@ -69,7 +76,15 @@ def _run(runner: Any, manifest: Path, out_dir: Path, workers: int | None, schedu
     table.add_row("cohort table", str(out_dir / "cohort.csv"))
     table.add_row("summary", str(out_dir / "summary.json"))
     Console().print(table)
+    if result.failed and result.failed == len(cases):
+        raise BatchFailed(f"every case failed ({result.failed}); each one's error is in {out_dir / 'cohort.csv'}")
+    if result.failed:
+        raise click.exceptions.Exit(1)
     return result
+
+
+class BatchFailed(BreastsegError):
+    """No case of a cohort could be run."""
 
 
 @click.group()
@@ -77,7 +92,8 @@ def batch() -> None:
     """Run a workflow over a cohort: local processes by default, a Dask cluster with --scheduler.
 
     Failed cases are recorded with their error and the run goes on; a rerun skips the cases whose inputs, model
-    and options are unchanged and retries the failed ones.
+    and options are unchanged and retries the failed ones. Exit code: 0 every case done, 1 some cases failed
+    (the others' results are written), 2 every case failed or the manifest or options are wrong.
     """
 
 
@@ -91,6 +107,7 @@ def batch_specimen(
     out_dir: Path,
     workers: int | None,
     scheduler: str | None,
+    overwrite: bool,
     method: str,
     model: str | None,
     positive_margin_mm: float,
@@ -114,14 +131,14 @@ def batch_specimen(
         model=model,
         positive_margin_mm=positive_margin_mm,
     )
-    _run(SpecimenRunner(config), manifest, out_dir, workers, scheduler)
+    _run(SpecimenRunner(config), manifest, out_dir, workers, scheduler, overwrite)
 
 
 @batch.command("petct")
 @_common
 @peak_option
 def batch_petct(
-    manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None, peak_definition: str
+    manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None, overwrite: bool, peak_definition: str
 ) -> None:
     """PET biomarkers of every scan (`petct biomarkers` per case).
 
@@ -130,7 +147,7 @@ def batch_petct(
     """
     from breastseg.batch.runners import PetctRunner
 
-    _run(PetctRunner(peak_definition), manifest, out_dir, workers, scheduler)
+    _run(PetctRunner(peak_definition), manifest, out_dir, workers, scheduler, overwrite)
 
 
 @batch.command("response")
@@ -149,6 +166,7 @@ def batch_response(
     out_dir: Path,
     workers: int | None,
     scheduler: str | None,
+    overwrite: bool,
     peak_definition: str,
     mask_name: str,
     new_lesion_tolerance_mm: float,
@@ -161,7 +179,14 @@ def batch_response(
     """
     from breastseg.batch.runners import ResponseRunner
 
-    _run(ResponseRunner(peak_definition, mask_name, new_lesion_tolerance_mm), manifest, out_dir, workers, scheduler)
+    _run(
+        ResponseRunner(peak_definition, mask_name, new_lesion_tolerance_mm),
+        manifest,
+        out_dir,
+        workers,
+        scheduler,
+        overwrite,
+    )
 
 
 @batch.command("mri")
@@ -170,7 +195,14 @@ def batch_response(
 @click.option("--fraction", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True, help="As mri segment.")
 @device_option
 def batch_mri(
-    manifest: Path, out_dir: Path, workers: int | None, scheduler: str | None, model: str, fraction: float, device: str
+    manifest: Path,
+    out_dir: Path,
+    workers: int | None,
+    scheduler: str | None,
+    overwrite: bool,
+    model: str,
+    fraction: float,
+    device: str,
 ) -> None:
     """Tumour segmentation of every DCE-MRI exam (`mri segment --exam` per case).
 
@@ -179,7 +211,7 @@ def batch_mri(
     """
     from breastseg.batch.runners import MriRunner
 
-    _run(MriRunner(model, fraction, device), manifest, out_dir, workers, scheduler)
+    _run(MriRunner(model, fraction, device), manifest, out_dir, workers, scheduler, overwrite)
 
 
 @batch.command("ultrasound")
@@ -192,6 +224,7 @@ def batch_ultrasound(
     out_dir: Path,
     workers: int | None,
     scheduler: str | None,
+    overwrite: bool,
     model: str | None,
     threshold: float,
     flip: bool,
@@ -202,4 +235,4 @@ def batch_ultrasound(
     """
     from breastseg.batch.runners import UltrasoundRunner
 
-    _run(UltrasoundRunner(model, threshold, flip), manifest, out_dir, workers, scheduler)
+    _run(UltrasoundRunner(model, threshold, flip), manifest, out_dir, workers, scheduler, overwrite)

@@ -14,6 +14,7 @@ from breastseg._version import __version__
 from breastseg.cli.batch import batch
 from breastseg.cli.evaluate import evaluate
 from breastseg.cli.mri import mri
+from breastseg.cli.outputs import guard_outputs
 from breastseg.cli.petct import petct
 from breastseg.cli.phantom import phantom
 from breastseg.cli.serve import jobs, serve
@@ -55,6 +56,7 @@ cli.add_command(mri)
 cli.add_command(serve)
 cli.add_command(jobs)
 cli.add_command(batch)
+guard_outputs(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

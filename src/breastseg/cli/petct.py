@@ -108,10 +108,10 @@ def biomarkers_cmd(
     bone = None
     bone_source = None
     if bone_mask is not None:
-        bone, bone_source = read_mask_on(bone_mask, suv, "bone mask"), str(bone_mask)
+        bone, bone_source = read_mask_on(bone_mask, suv, "bone mask", whole=False), str(bone_mask)
     elif bone_from_ct and ct_path is not None:
         bone, bone_source = ct_bone(read_image(ct_path, modality="CT"), suv), f"CT threshold ({ct_path})"
-    liver = read_mask_on(liver_mask, suv, "liver mask") if liver_mask is not None else None
+    liver = read_mask_on(liver_mask, suv, "liver mask", whole=False) if liver_mask is not None else None
     result = compute_biomarkers(
         suv.array,
         sul.array,
@@ -164,6 +164,12 @@ def biomarkers_cmd(
     show_default=True,
     help="A follow-up lesion farther than this from every (registered) baseline lesion is new.",
 )
+@click.option(
+    "--allow-pair-mismatch",
+    is_flag=True,
+    help="Compare scans that name different patients (DICOM PatientID, sex) or whose follow-up is not later than "
+    "the baseline (refused by default).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def response_cmd(
     baseline_dir: Path,
@@ -171,13 +177,15 @@ def response_cmd(
     mask_name: str,
     peak_definition: str,
     new_lesion_tolerance_mm: float,
+    allow_pair_mismatch: bool,
     out_dir: Path,
 ) -> None:
     """Treatment response between two scans: delta-% per biomarker and the PERCIST 1.0 category.
 
     The baseline PET is registered rigidly onto the follow-up (mutual information) to find new lesions;
     PERCIST uses the scans' SULpeak (30 % and 0.8 SUL rules, new lesions, complete response against the
-    liver background when a baseline liver mask is there). Writes OUT/response.json and
+    liver background when a baseline liver mask is there). A registration that fails its check (the scans'
+    uptake must correlate once registered) gives "not assessable", never a category. Writes OUT/response.json and
     OUT/baseline_lesions_on_followup.nii.gz (the baseline mask on the follow-up grid).
 
     \b
@@ -197,9 +205,14 @@ def response_cmd(
             followup,
             peak_definition,  # type: ignore[arg-type]
             new_lesion_tolerance_mm,
+            check_pairing=not allow_pair_mismatch,
         )
     write_response(result, warped, baseline, followup, out_dir)
     p = result["percist"]
+    if not result["assessable"]:
+        Console().print(f"PERCIST: [bold red]NOT ASSESSABLE[/bold red] ({p['reason']})")
+        Console().print(f"written {out_dir / 'response.json'} (look at mip.png)")
+        return
     change = result["change_percent"].get("sul_peak")
     change_text = f"{change:+.0f} %" if change is not None else "n/a"
     Console().print(

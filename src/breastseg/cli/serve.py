@@ -228,9 +228,11 @@ def jobs_list(states: tuple[str, ...], limit: int, show_events: bool, store: Pat
     store_ = open_job_store(store, db)
     table = Table(title=f"jobs in {store_.url}")
     for column in ("id", "state", "study", "received", "finished", "tries", "outcome"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "state")
     for job in store_.jobs(states or None, limit):
-        colour = {"done": "green", "failed": "red", "rejected": "yellow"}.get(job.state, "cyan")
+        colour = {"done": "green", "failed": "red", "not assessable": "bold magenta", "rejected": "yellow"}.get(
+            job.state, "cyan"
+        )
         table.add_row(
             str(job.id),
             f"[{colour}]{job.state}[/]",

@@ -84,7 +84,7 @@ def specimen() -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (replaced as a whole when the run succeeds).",
+    help="Output folder (made if missing; breastseg's files in it are replaced when the run succeeds, others kept).",
 )
 @dicom_out_option(
     "seg.dcm (tumour, specimen on the CT series), sr.dcm (TID 1500: margin status, minimum margin, "
@@ -127,6 +127,12 @@ def specimen() -> None:
     default=0.1,
     show_default=True,
     help="Margin at or below which the status is positive.",
+)
+@click.option(
+    "--allow-pair-mismatch",
+    is_flag=True,
+    help="Assess a DICOM CT and PET whose PatientID, StudyInstanceUID or FrameOfReferenceUID differ (refused by "
+    "default: they may be two patients or two positions).",
 )
 @click.option(
     "--keep-all-components",
@@ -172,11 +178,13 @@ def assess(
     pet_path: Path,
     out_dir: Path,
     dicom_out: Path | None,
+    overwrite: bool,
     method: str,
     model: str | None,
     pet_units: str | None,
     pet_info: str | None,
     positive_margin_mm: float,
+    allow_pair_mismatch: bool,
     keep_all_components: bool,
     working_spacing: float | None,
     slice_step: int,
@@ -211,6 +219,7 @@ def assess(
         keep_largest_component=not keep_all_components,
         face_names=_face_names(orientation),
         patient_id=patient_id,
+        allow_pair_mismatch=allow_pair_mismatch,
         preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
         inference=VolumeInference(slice_step=slice_step, precision=precision, device=device),  # type: ignore[arg-type]
     )
@@ -224,6 +233,7 @@ def assess(
             pet_info,
             progress=lambda step: status.update(f"{step}…"),
             dicom_out=dicom_out,
+            overwrite=overwrite,
         )
     margin = result["min_margin_mm"]
     table = Table(title="specimen margin", show_header=False)
@@ -240,6 +250,8 @@ def assess(
         table.add_row("DICOM", f"{dicom_out} (seg.dcm, sr.dcm, report.dcm)")
     if result.get("reason"):
         table.add_row("note", result["reason"])
+    for warning in result.get("warnings") or []:
+        table.add_row("[bold yellow]warning[/]", warning)
     Console().print(table)
 
 

@@ -38,6 +38,12 @@ def check_same_grid(pred: Image, ref: Image, pred_name: str = "prediction", ref_
     )
 
 
+def _values(array: np.ndarray, most: int = 8) -> str:
+    found = np.unique(array)
+    shown = ", ".join(f"{v:g}" for v in found[:most])
+    return shown + (f" … ({len(found)} in all)" if len(found) > most else "")
+
+
 def compare_masks(
     pred: Image,
     ref: Image,
@@ -65,6 +71,11 @@ def compare_masks(
     ignore = ref_values == ignore_label if ignore_label is not None else None
     p = pred.array == label if label is not None else pred.array != 0
     r = ref_values == label if label is not None else ref_values != 0
+    if label is not None and not p.any() and not r.any():  # "both empty, Dice 1" would be a typo's perfect score
+        raise InputError(
+            f"label {label} is in neither mask ({pred_name}: values {_values(pred.array)}; {ref_name}: values "
+            f"{_values(ref_values)}); choose a label one of them holds"
+        )
     if ignore is not None:
         r = r & ~ignore
     conf = M.confusion(p, r, ignore)

@@ -38,6 +38,16 @@ class SeriesSummary:
     headers: tuple[Dataset, ...] = field(repr=False, default=())
 
 
+@dataclass(frozen=True)
+class SeriesIdentity:
+    """Whose and which acquisition a series is: the identifiers two series of one PET/CT share."""
+
+    source: str
+    patient_id: str | None
+    study_uid: str | None
+    frame_of_reference_uid: str | None
+
+
 @dataclass(frozen=True, eq=False)
 class DicomSeries:
     """A read series: the image, its sorted headers (no pixel data) and their files."""
@@ -54,6 +64,16 @@ class DicomSeries:
     def pet_info(self) -> PetInfo:
         """PET SUV metadata of this series (see :func:`breastseg.io.dicom_meta.pet_info`)."""
         return pet_info(self.headers, self.source)
+
+    def identity(self) -> SeriesIdentity:
+        """PatientID, StudyInstanceUID and FrameOfReferenceUID of the first slice (empty values as ``None``)."""
+        first = self.headers[0]
+
+        def text(keyword: str) -> str | None:
+            value = str(first.get(keyword, "") or "").strip()
+            return value or None
+
+        return SeriesIdentity(self.source, text("PatientID"), text("StudyInstanceUID"), text("FrameOfReferenceUID"))
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -72,15 +92,32 @@ def _candidate_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 
 
+#: the SOP class of a DICOMDIR, the one DICOM file in a folder that belongs to no series
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def _sop_class(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", "") or "")
+
+
 def _read_headers(files: Sequence[Path]) -> list[tuple[Path, Dataset]]:
+    """Headers of the DICOM files among ``files``; other files (notes, a marker) are passed over, but a file that
+    starts as DICOM and cannot be parsed (truncated, corrupt) is an error: dropping it would lose a slice."""
     out: list[tuple[Path, Dataset]] = []
     for f in files:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True, force=False)
-        except (InvalidDicomError, OSError, EOFError):
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError) as exc:
+            if is_dicom_file(f):
+                raise InputError(f"{f}: a DICOM file that cannot be read ({type(exc).__name__}: {exc})") from exc
             continue
         if "SeriesInstanceUID" in ds:
             out.append((f, ds))
+        elif _sop_class(ds) != MEDIA_STORAGE_DIRECTORY:  # every composite object has one; DICOMDIR has none
+            raise InputError(
+                f"{f}: a DICOM file without SeriesInstanceUID (0020,000E): cut short or corrupt; copy it again"
+            )
     return out
 
 
@@ -91,8 +128,14 @@ def list_dicom_series(path: str | Path) -> list[SeriesSummary]:
         raise InputError(f"{path}: no such file or folder")
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     for f, ds in _read_headers(_candidate_files(path)):
-        if "PixelData" in ds or "Rows" in ds:
-            groups.setdefault(str(ds.SeriesInstanceUID), []).append((f, ds))
+        groups.setdefault(str(ds.SeriesInstanceUID), []).append((f, ds))
+    for uid, items in list(groups.items()):
+        images = [("Rows" in ds or "PixelData" in ds) for _, ds in items]
+        if not any(images):  # a series of non-image objects (SR, presentation states): not a volume
+            del groups[uid]
+        elif not all(images):  # one file of an image series lacks its image attributes: never drop it silently
+            bad = next(f for (f, _), ok in zip(items, images, strict=True) if not ok)
+            raise InputError(f"{bad}: an instance of image series {uid} without Rows (0028,0010); damaged file")
     summaries = [
         SeriesSummary(
             series_uid=uid,
@@ -157,6 +200,8 @@ _NATIVE_LITTLE_ENDIAN = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 
 def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
     """Stored pixel values of one single-frame slice; uncompressed little-endian data is read directly."""
+    if "PixelData" not in ds:
+        raise InputError(f"{path}: no pixel data (7FE0,0010); damaged or not an image")
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     bits = int(getattr(ds, "BitsAllocated", 0))
     if (
@@ -182,6 +227,34 @@ def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
     return arr
 
 
+#: modalities whose image module makes RescaleSlope and RescaleIntercept mandatory (type 1): without them the
+#: stored values are raw (CT: offset by 1024 or more; PET: counts per slice, each slice with its own slope)
+RESCALE_REQUIRED = ("CT", "PT")
+
+
+def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
+    modality = str(getattr(ds, "Modality", "")).upper()
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if modality in RESCALE_REQUIRED and (slope in (None, "") or intercept in (None, "")):
+        missing = [
+            n
+            for n, v in (("RescaleSlope (0028,1053)", slope), ("RescaleIntercept (0028,1052)", intercept))
+            if v in (None, "")
+        ]
+        raise InputError(
+            f"{path}: {' and '.join(missing)} missing; a {modality} slice must carry it (its values would be read as "
+            "raw stored numbers, not HU or Bq/ml): re-export the series from the scanner"
+        )
+    try:
+        slope_f = 1.0 if slope in (None, "") else float(slope)
+        intercept_f = 0.0 if intercept in (None, "") else float(intercept)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: RescaleSlope/Intercept {slope!r}/{intercept!r} are not numbers") from exc
+    if not np.isfinite(slope_f) or not np.isfinite(intercept_f) or slope_f == 0:
+        raise InputError(f"{path}: RescaleSlope {slope_f!r} / RescaleIntercept {intercept_f!r} cannot scale values")
+    return slope_f, intercept_f
+
+
 def _pixels(files: Sequence[Path], source: str) -> np.ndarray:
     out: np.ndarray | None = None
     for k, f in enumerate(files):
@@ -193,8 +266,7 @@ def _pixels(files: Sequence[Path], source: str) -> np.ndarray:
             out = np.empty((len(files), *stored.shape), dtype=np.float32)
         elif stored.shape != out.shape[1:]:
             raise InputError(f"{source}: slices have different Rows/Columns; not one volume")
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        slope, intercept = _rescale(ds, f)
         out[k] = stored * slope + intercept
     assert out is not None
     return out
@@ -207,6 +279,49 @@ def _units(ds: Dataset) -> str | None:
     if modality == "PT":
         return str(getattr(ds, "Units", "") or "").strip().upper() or None
     return None
+
+
+def _pixel_spacing(headers: Sequence[Dataset], source: str) -> tuple[float, float]:
+    """The series' PixelSpacing (row, column; mm), the same on every slice."""
+    try:
+        spacings = np.array([[float(v) for v in ds.PixelSpacing] for ds in headers])
+    except AttributeError as exc:
+        raise InputError(f"{source}: PixelSpacing (0028,0030) missing") from exc
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: PixelSpacing (0028,0030) is not two numbers") from exc
+    if spacings.ndim != 2 or spacings.shape[1] != 2 or not np.all(np.isfinite(spacings)) or np.any(spacings <= 0):
+        raise InputError(f"{source}: PixelSpacing (0028,0030) must be two positive numbers")
+    if not np.allclose(spacings, spacings[0], rtol=1e-4, atol=1e-6):
+        values = sorted({f"{a:g}\\{b:g}" for a, b in spacings})
+        raise InputError(
+            f"{source}: slices have different PixelSpacing ({', '.join(values)}); not one volume: re-export the series"
+        )
+    return float(spacings[0, 0]), float(spacings[0, 1])
+
+
+#: how far (mm, plus this fraction of a pixel) a slice's origin may lie off the line along the slice normal
+STACK_OFFSET_TOLERANCE = (1e-3, 0.05)
+
+
+def _check_stack_along_normal(
+    positions: np.ndarray, normal: np.ndarray, pixel_mm: tuple[float, float], source: str
+) -> None:
+    """Refuse a stack whose slices are shifted within their own plane from one to the next (a gantry tilt, or a
+    sheared series): placing such slices along the normal would misplace them by the shift."""
+    if len(positions) < 2:
+        return
+    steps = positions - positions[0]
+    in_plane = steps - np.outer(steps @ normal, normal)
+    shift = float(np.max(np.linalg.norm(in_plane, axis=1)))
+    if shift > STACK_OFFSET_TOLERANCE[0] + STACK_OFFSET_TOLERANCE[1] * min(pixel_mm):
+        travel = positions[-1] - positions[0]
+        cos = abs(float(travel @ normal)) / max(float(np.linalg.norm(travel)), 1e-12)
+        tilt = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+        raise InputError(
+            f"{source}: the slices are not stacked along their normal (gantry tilt or sheared series: the stack "
+            f"leans {tilt:.1f}° and the slices shift by up to {shift:.2f} mm within their plane); breastseg would "
+            "misplace them: resample the series onto an orthogonal grid (e.g. with dcm2niix's tilt correction) first"
+        )
 
 
 def _volume_from(files: Sequence[Path], headers: Sequence[Dataset], source: str) -> tuple[Image, list[int]]:
@@ -222,10 +337,8 @@ def _volume_from(files: Sequence[Path], headers: Sequence[Dataset], source: str)
             "read_dicom_phases"
         )
     first = headers[order[0]]
-    try:
-        dy, dx = (float(v) for v in first.PixelSpacing)
-    except AttributeError as exc:
-        raise InputError(f"{source}: PixelSpacing (0028,0030) missing") from exc
+    dy, dx = _pixel_spacing(headers, source)
+    _check_stack_along_normal(pos[order], normal, (dy, dx), source)
     if gaps.size:
         dz = round(float(np.median(gaps)), 6)  # positions are stored to ~1e-6 mm; drop the float noise
         if np.max(np.abs(gaps - dz)) > SLICE_GAP_RTOL * dz + 1e-3:

@@ -111,7 +111,7 @@ def write_dicom_series(
     written: list[Path] = []
     stamp_date = study.study_datetime.strftime("%Y%m%d")
     stamp_time = study.study_datetime.strftime("%H%M%S")
-    with atomic_path(folder) as tmp:
+    with atomic_path(folder, producer="dicom series", dicom_outputs=()) as tmp:
         tmp.mkdir(parents=True)
         for k in range(image.shape[0]):
             values, slope, intercept = _quantise(image.array[k].astype(np.float64), integer)

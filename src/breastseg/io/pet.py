@@ -7,7 +7,7 @@ from pathlib import Path
 
 from breastseg.errors import InputError
 from breastseg.image import Image
-from breastseg.io import read_dicom_series, read_image
+from breastseg.io import DicomSeries, read_dicom_series, read_image
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.suv import pet_info_from_mapping
 
@@ -30,8 +30,17 @@ def read_pet_info_json(path: str | Path) -> PetInfo:
 def read_pet(path: str | Path, pet_info_path: str | Path | None = None) -> tuple[Image, PetInfo | None]:
     """A PET image and its SUV metadata: a DICOM folder (or file) brings its headers; a PET-info JSON replaces
     them and gives a NIfTI PET its units when the file has none."""
+    pet, info, _series = read_pet_series(path, pet_info_path)
+    return pet, info
+
+
+def read_pet_series(
+    path: str | Path, pet_info_path: str | Path | None = None
+) -> tuple[Image, PetInfo | None, DicomSeries | None]:
+    """:func:`read_pet`, and the DICOM series itself when the PET is DICOM (its identity, for pairing checks)."""
     path = Path(path)
     info = None
+    series = None
     if path.is_dir() or path.suffix.lower() == ".dcm":
         series = read_dicom_series(path, modality="PT")
         pet, info = series.image, series.pet_info()
@@ -41,4 +50,4 @@ def read_pet(path: str | Path, pet_info_path: str | Path | None = None) -> tuple
         info = read_pet_info_json(pet_info_path)
         if pet.units is None and info.units is not None:
             pet = pet.with_array(pet.array, units=info.units)
-    return pet, info
+    return pet, info, series

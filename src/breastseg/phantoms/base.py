@@ -17,7 +17,7 @@ from typing import Any
 from breastseg._version import __version__
 from breastseg.image import Image
 from breastseg.io import write_image
-from breastseg.io.atomic import write_json
+from breastseg.io.atomic import write_json, write_marker
 from breastseg.io.dicom_meta import PetInfo
 
 TRUTH_SCHEMA_VERSION = 1
@@ -101,6 +101,7 @@ def write_phantom(phantom: Phantom, out_dir: str | Path) -> dict[str, Path]:
     doc = phantom.truth_document()
     doc["files"] = {name: path.name for name, path in written.items()}
     written["truth"] = write_json(doc, out / "truth.json")
+    write_marker(out, [p.name for p in written.values()], merge=True)
     return written
 
 

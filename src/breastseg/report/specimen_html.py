@@ -40,6 +40,8 @@ def specimen_report(result: dict[str, Any], path: str | Path) -> Path:
     ]
     if result.get("reason"):
         rows.append(("Note", _fmt(result["reason"])))
+    warnings = "".join(f"<li>{html.escape(str(w))}</li>" for w in result.get("warnings") or [])
+    warning_block = f"<div class='warnings'><h2>Warnings</h2><ul>{warnings}</ul></div>" if warnings else ""
     faces = result.get("per_face_margin_mm", {})
     face_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v, 'mm')}</td></tr>" for k, v in faces.items())
     timing_rows = "".join(
@@ -57,9 +59,11 @@ def specimen_report(result: dict[str, Any], path: str | Path) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td {{ padding: 4px 14px; border-bottom: 1px solid #ddd; }}
 figure img {{ max-width: 100%; }} .small {{ color: #666; font-size: 0.9em; }}
+.warnings {{ border-left: 6px solid #b35900; padding: 0 1em; background: #fff4e5; }}
 </style></head><body>
 <h1>Specimen margin assessment</h1>
 <table>{"".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)}</table>
+{warning_block}
 {figures}
 <h2>Margin per face</h2><table>{face_rows}</table>
 <h2>Timings</h2><table>{timing_rows}</table>

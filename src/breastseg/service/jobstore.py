@@ -28,7 +28,10 @@ from typing import Any
 
 from breastseg.errors import InputError
 
-JOB_STATES = ("queued", "running", "done", "failed", "rejected")
+JOB_STATES = ("queued", "running", "done", "failed", "not assessable", "rejected")
+#: the end states of a job that ran but gave no read-out: a bug or bad input ("failed"), or inputs that hold no
+#: usable signal ("not assessable", :class:`breastseg.sanity.NotAssessable`)
+UNFINISHED_STATES = ("failed", "not assessable")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS studies (
@@ -263,13 +266,18 @@ class JobStore:
                 (now, now, result_dir, json.dumps(summary), job_id, worker),
             )
 
-    def fail(self, job_id: int, worker: str | None, error: str, result_dir: str | None = None) -> None:
+    def fail(
+        self, job_id: int, worker: str | None, error: str, result_dir: str | None = None, state: str = "failed"
+    ) -> None:
+        """End a job without a read-out: ``state`` "failed" or "not assessable" (:data:`UNFINISHED_STATES`)."""
+        if state not in UNFINISHED_STATES:
+            raise ValueError(f"a job ends unfinished as one of {UNFINISHED_STATES}, not {state!r}")
         now = time.time()
         with self._cursor() as cur:
             cur.execute(
-                "UPDATE jobs SET state = 'failed', finished = ?, updated = ?, lease_until = NULL, error = ?, "
+                "UPDATE jobs SET state = ?, finished = ?, updated = ?, lease_until = NULL, error = ?, "
                 "result_dir = COALESCE(?, result_dir) WHERE id = ? AND (worker = ? OR CAST(? AS TEXT) IS NULL)",
-                (now, now, error, result_dir, job_id, worker, worker),
+                (state, now, now, error, result_dir, job_id, worker, worker),
             )
 
     def release(self, job_id: int, worker: str) -> None:
@@ -282,11 +290,11 @@ class JobStore:
             )
 
     def retry(self, job_id: int) -> Job:
-        """Queue a failed or rejected job again (``breastseg jobs retry``)."""
+        """Queue a failed, not assessable or rejected job again (``breastseg jobs retry``)."""
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE jobs SET state = 'queued', error = NULL, worker = NULL, lease_until = NULL, attempts = 0, "
-                "updated = ? WHERE id = ? AND state IN ('failed', 'rejected') RETURNING *",
+                "updated = ? WHERE id = ? AND state IN ('failed', 'not assessable', 'rejected') RETURNING *",
                 (time.time(), job_id),
             )
             row = cur.fetchone()
@@ -294,7 +302,7 @@ class JobStore:
             job = self.job(job_id)
             if job is None:
                 raise InputError(f"no job {job_id} in {self.url}")
-            raise InputError(f"job {job_id} is {job.state}; only failed or rejected jobs are retried")
+            raise InputError(f"job {job_id} is {job.state}; only failed, not assessable or rejected jobs are retried")
         return _job(row)
 
     def recover(self, now: float | None = None) -> list[int]:

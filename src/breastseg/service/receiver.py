@@ -4,9 +4,10 @@ Every received instance is written to ``STORE/incoming/`` under a temporary name
 renamed to ``STORE/studies/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` before the scanner is
 told it was stored — a crash never leaves half a file among the study's, and what the scanner was told is
 stored is on disk. Refused, each with a reason in the job store's events and a failure status to the sender:
-an association from a calling AE title (or an address) not in the allowed lists, an instance without the
-identifying UIDs or with UIDs that are not UIDs (which would otherwise name folders). Logs carry UIDs and
-patient IDs, never names.
+an association from a calling AE title (or an address) not in the allowed lists, or addressed to another called
+AE title than the listener's own; an instance without the identifying UIDs or with UIDs that are not UIDs (which
+would otherwise name folders); an image instance without pixel data (0xA900: the scanner learns at once, instead
+of a job failing later). Logs carry UIDs and patient IDs, never names.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from breastseg.service.jobstore import JobStore
 LOG = logging.getLogger("breastseg.service")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 #: C-STORE statuses (PS3.4 B.2.3)
-SUCCESS, CANNOT_UNDERSTAND, OUT_OF_RESOURCES = 0x0000, 0xC000, 0xA700
+SUCCESS, CANNOT_UNDERSTAND, OUT_OF_RESOURCES, DATA_SET_MISMATCH = 0x0000, 0xC000, 0xA700, 0xA900
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,12 @@ class Receiver:
 
     def _on_rejected(self, event: Any) -> None:
         calling = str(event.assoc.requestor.ae_title).strip()
-        message = f"association from AE {calling!r} at {self._address(event)} rejected: calling AE title not allowed"
+        called = str(getattr(event.assoc.requestor.primitive, "called_ae_title", "") or "").strip()
+        if called and called != self.config.ae_title.strip():
+            reason = f"called AE title {called!r} is not this listener's ({self.config.ae_title!r})"
+        else:
+            reason = "calling AE title not allowed"
+        message = f"association from AE {calling!r} at {self._address(event)} rejected: {reason}"
         LOG.warning(message)
         self.jobs.event("rejected-association", message)
 
@@ -99,6 +106,13 @@ class Receiver:
             LOG.warning(message)
             self.jobs.event("malformed-file", message, str(uids[0]) if _valid_uid(str(uids[0])) else None)
             return CANNOT_UNDERSTAND
+        if ("Rows" in ds or str(ds.get("Modality", "")).upper() in ("CT", "PT", "MR")) and not any(
+            k in ds for k in _PIXEL_KEYWORDS
+        ):
+            message = f"from AE {calling!r}: image instance {uids[2]} refused, it has no pixel data"
+            LOG.warning(message)
+            self.jobs.event("malformed-file", message, str(uids[0]))
+            return DATA_SET_MISMATCH
         study_uid, series_uid, sop_uid = (str(u) for u in uids)
         target = study_folder(self.config.store, study_uid) / series_uid / f"{sop_uid}.dcm"
         tmp = self.incoming / f"{sop_uid}.{os.getpid()}.{time.monotonic_ns()}.part"
@@ -125,6 +139,7 @@ class Receiver:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
         ae.require_calling_aet = list(self.config.allowed_aes)
+        ae.require_called_aet = True
         ae.maximum_pdu_size = 0  # unlimited
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self._on_store),

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import secrets
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from breastseg.errors import BreastsegError
@@ -30,6 +33,8 @@ from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
 from breastseg.service.jobstore import Job, open_job_store
 from breastseg.service.receiver import study_folder
+
+LOG = logging.getLogger("breastseg.service.web")
 
 #: files a result page may serve, relative to STORE/results/<job>/
 FILES = {
@@ -51,7 +56,15 @@ table { border-collapse: collapse; } td, th { padding: .3rem .7rem; border-botto
 .facts { font-size: 1.6rem; margin: 1rem 0; } .views { display: flex; gap: 1rem; flex-wrap: wrap; }
 .view img { image-rendering: pixelated; width: 330px; border: 1px solid #999; } .view input { width: 330px; }
 .state-failed, .state-rejected { color: #c62828; } .state-done { color: #1a7f37; }
+.state-not-assessable { color: #b35900; font-weight: 700; }
 """
+#: job ids are SQL integers (int64): a larger number in a URL is "no such job", not a server error
+MAX_JOB_ID = 2**63 - 1
+JobId = Annotated[int, PathParam(ge=1, le=MAX_JOB_ID)]
+
+
+def _css_state(state: str) -> str:
+    return _e(state.replace(" ", "-"))
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,11 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
     store = Path(store)
     jobs = open_job_store(store, db)
     app = FastAPI(title="breastseg", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug: say so, show no traceback
+        LOG.error("%s %s failed:\n%s", request.method, request.url.path, traceback.format_exc())
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server's log"}, status_code=500)
 
     def authorised(request: Request) -> None:
         if token is None:
@@ -128,7 +146,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
                 margin = job.summary.get("min_margin_mm")
                 outcome = f"{job.summary.get('margin_status')} · " + ("—" if margin is None else f"{margin:.2f} mm")
             rows.append(
-                f'<tr><td><a href="/jobs/{job.id}">{job.id}</a></td><td class="state-{_e(job.state)}">'
+                f'<tr><td><a href="/jobs/{job.id}">{job.id}</a></td><td class="state-{_css_state(job.state)}">'
                 f"{_e(job.state)}</td><td>{_e(job.study_uid)}</td><td>{_when(job.last_received)}</td>"
                 f"<td>{_when(job.finished)}</td><td>{_e(outcome)}</td></tr>"
             )
@@ -142,14 +160,14 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         return response
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, dependencies=[Depends(authorised)])
-    def job_page(job_id: int, request: Request) -> HTMLResponse:
+    def job_page(job_id: JobId, request: Request) -> HTMLResponse:
         job = job_or_404(job_id)
         result = result_of(job)
         study = jobs.study(job.study_uid)
         head = (
             f"<p><a href='/'>all jobs</a></p><h1>Job {job.id}: specimen study</h1>"
             f"<p>study {_e(job.study_uid)} · patient {_e(study.patient_id if study else '')} · "
-            f"state <b class='state-{_e(job.state)}'>{_e(job.state)}</b></p>"
+            f"state <b class='state-{_css_state(job.state)}'>{_e(job.state)}</b></p>"
         )
         if result is None:
             body = head + f"<p class='status other'>{_e(job.state.upper())}</p><p>{_e(job.error or '')}</p>"
@@ -204,7 +222,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         return response
 
     @app.get("/jobs/{job_id}/slices/{view}/{index}.png", dependencies=[Depends(authorised)])
-    def slice_image(job_id: int, view: str, index: int) -> Response:
+    def slice_image(job_id: JobId, view: str, index: int) -> Response:
         job = job_or_404(job_id)
         if result_of(job) is None:
             raise HTTPException(status_code=404, detail=f"job {job_id} has no result")
@@ -218,7 +236,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/jobs/{job_id}/files/{name:path}", dependencies=[Depends(authorised)])
-    def job_file(job_id: int, name: str) -> FileResponse:
+    def job_file(job_id: JobId, name: str) -> FileResponse:
         job_or_404(job_id)
         path = store / "results" / str(job_id) / name
         if name not in FILES or not path.is_file():
@@ -230,7 +248,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         return JSONResponse([j.__dict__ for j in jobs.jobs(limit=200)])
 
     @app.get("/api/jobs/{job_id}", dependencies=[Depends(authorised)])
-    def api_job(job_id: int) -> JSONResponse:
+    def api_job(job_id: JobId) -> JSONResponse:
         job = job_or_404(job_id)
         return JSONResponse({**job.__dict__, "result": result_of(job)})
 

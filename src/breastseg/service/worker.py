@@ -19,6 +19,7 @@ from typing import Any
 
 from breastseg.errors import BreastsegError
 from breastseg.io.dicom import list_dicom_series
+from breastseg.sanity import NotAssessable
 from breastseg.service.jobstore import Job, JobStore, Study, worker_id
 from breastseg.service.receiver import study_folder
 from breastseg.service.sender import Destination, send_files
@@ -136,6 +137,9 @@ class Worker:
         result_dir = str(Path(self.config.store) / "results" / str(job.id))
         try:
             summary = self.process(job)
+        except NotAssessable as exc:  # readable inputs without usable signal: a state of its own, never "negative"
+            LOG.warning("job %d not assessable: %s", job.id, exc)
+            self.jobs.fail(job.id, self.name, str(exc), result_dir, state="not assessable")
         except BreastsegError as exc:
             LOG.warning("job %d failed: %s", job.id, exc)
             self.jobs.fail(job.id, self.name, str(exc), result_dir)

@@ -86,10 +86,18 @@ def test_dicom_inputs_read_suv_from_headers(tmp_path: Path, positive_phantom: Ph
     assert result["tumour_sul_max"] == pytest.approx(4.0 * sul_factor, rel=0.35)
 
 
-def test_empty_prediction_is_an_explicit_negative(negative_phantom: Phantom) -> None:
+def test_empty_prediction_is_an_explicit_negative(negative_phantom: Phantom, tmp_path: Path) -> None:
+    """A method that finds no tumour in a PET with uptake reads negative, and says why (a PET without signal is
+    "not assessable" instead: tests/reliability)."""
+    from importlib import resources
+
     ph = negative_phantom
-    flat_pet = ph.images["pet"].with_array(np.zeros_like(ph.images["pet"].array))
-    result = assess_specimen(ph.images["ct"], flat_pet, phantom_pet_info(ph)).result
+    model = json.loads((resources.files("breastseg.models") / "specimen_threshold_petct.json").read_text())
+    for fold in model["folds"]:
+        fold["value"] = 1.01  # above the specimen's own maximum: no voxel passes
+    (tmp_path / "never.json").write_text(json.dumps(model))
+    cfg = AssessConfig(model=str(tmp_path / "never.json"))
+    result = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), cfg).result
     assert result["margin_status"] == "negative" and result["min_margin_mm"] is None
     assert result["reason"] == "no tumour predicted in the specimen"
 
@@ -113,6 +121,7 @@ def test_failed_run_leaves_no_half_written_folder(
             out,
             AssessConfig(),
             pet_info_path=tmp_path / "case/truth.json",
+            overwrite=True,  # earlier.json is not breastseg's: without this the run is refused before it starts
         )
     assert sorted(p.name for p in out.iterdir()) == ["earlier.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "out"]

@@ -53,7 +53,7 @@ def write_petct_dicom_outputs(
     masks = {f"lesion {k}": labels == lesion.label for k, lesion in enumerate(result.lesions, start=1)}
     out_dir = Path(out_dir)
     context = ReportContext(title=codes.cid7021.PETMeasurementReport, procedure=codes.LN.PETWholeBody)
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, producer="petct dicom", dicom_outputs=(SEG_NAME, SR_NAME)) as tmp:
         tmp.mkdir(parents=True)
         seg = None
         if masks:

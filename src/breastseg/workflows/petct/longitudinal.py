@@ -14,7 +14,9 @@ residual misregistration) of a warped baseline lesion.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,18 @@ import numpy as np
 
 from breastseg.errors import InputError
 from breastseg.image import Image
+from breastseg.io.dicom import SeriesIdentity
 from breastseg.masks import label_components
-from breastseg.registration import register_rigid
+from breastseg.registration import Registration, register_rigid
 from breastseg.workflows.petct.biomarkers import Biomarkers, PeakDefinition, compute_biomarkers
-from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on
-from breastseg.workflows.petct.response import LiverReference, liver_reference, percent_changes, percist
+from breastseg.workflows.petct.readout import LoadedPet, load_pet, read_mask_on
+from breastseg.workflows.petct.response import (
+    NOT_ASSESSABLE,
+    LiverReference,
+    liver_reference,
+    percent_changes,
+    percist,
+)
 
 _PET_NAMES = ("pet.nii.gz", "pet.nii", "pet.nrrd", "pet.mha", "pet")
 _INFO_NAMES = ("pet_info.json", "truth.json")
@@ -36,7 +45,8 @@ CHANGE_KEYS = ("sul_peak", "suv_max", "suv_mean", "mtv_ml", "tlg", "lesion_count
 
 @dataclass(eq=False)
 class Scan:
-    """One time point: PET in SUVbw and SUL, lesion / liver / bone masks on the PET grid, where it came from."""
+    """One time point: PET in SUVbw and SUL, lesion / liver / bone masks on the PET grid, where it came from, and
+    (when the headers or the PET info say) when and of whom it was acquired."""
 
     folder: Path
     suv: Image
@@ -44,6 +54,9 @@ class Scan:
     lesions: np.ndarray
     liver: np.ndarray | None
     bone: np.ndarray | None
+    acquired: datetime | None = None
+    identity: SeriesIdentity | None = None
+    sex: str | None = None
 
 
 def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -90,27 +103,86 @@ def read_patients_csv(path: str | Path) -> list[PatientScans]:
 
 def read_scan_pet(folder: str | Path) -> tuple[Image, Image]:
     """The PET of a scan folder in SUVbw and SUL (see the module docstring for the names looked for)."""
-    folder = Path(folder)
+    loaded = _load_scan_pet(Path(folder))
+    return loaded.suv, loaded.sul
+
+
+def _load_scan_pet(folder: Path) -> LoadedPet:
     if not folder.is_dir():
         raise InputError(f"{folder}: no such scan folder")
     pet_path = first_existing(folder, _PET_NAMES)
     if pet_path is None:
         raise InputError(f"{folder}: no PET ({', '.join(_PET_NAMES)})")
-    return load_pet_suv(pet_path, first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
+    return load_pet(pet_path, first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
 
 
 def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
     """Read a scan folder (see the module docstring)."""
     folder = Path(folder)
-    suv, sul = read_scan_pet(folder)
+    pet = _load_scan_pet(folder)
+    suv = pet.suv
     mask_path = folder / mask_name
     if not mask_path.exists():
         raise InputError(f"{folder}: no lesion mask {mask_name}")
     organs = {
-        name: read_mask_on(path, suv, f"{name} mask") if (path := folder / f"{name}.nii.gz").exists() else None
+        name: read_mask_on(path, suv, f"{name} mask", whole=False)
+        if (path := folder / f"{name}.nii.gz").exists()
+        else None
         for name in ("liver", "bone")
     }
-    return Scan(folder, suv, sul, read_mask_on(mask_path, suv, "lesion mask"), organs["liver"], organs["bone"])
+    lesions = read_mask_on(mask_path, suv, "lesion mask")
+    sex = (pet.info.patient.sex or "").strip().upper()[:1] or None
+    return Scan(folder, suv, pet.sul, lesions, organs["liver"], organs["bone"], pet.acquired, pet.identity, sex)
+
+
+def check_same_patient_in_order(baseline: Scan, followup: Scan, override: str = "") -> None:
+    """Refuse a baseline and follow-up of different patients (DICOM PatientID, or the patient's sex) or in the
+    wrong order (the follow-up acquired before the baseline), when the scans say so."""
+    hint = f"; if that is right all the same, add {override}" if override else ""
+    if baseline.identity and followup.identity:
+        a, b = baseline.identity.patient_id, followup.identity.patient_id
+        if a and b and a != b:
+            raise InputError(
+                f"{baseline.folder} and {followup.folder} are of different patients (PatientID {a!r} vs {b!r}){hint}"
+            )
+    if baseline.sex and followup.sex and baseline.sex != followup.sex:
+        raise InputError(
+            f"{baseline.folder} and {followup.folder} are of different patients (sex {baseline.sex} vs "
+            f"{followup.sex}){hint}"
+        )
+    if baseline.acquired and followup.acquired and followup.acquired <= baseline.acquired:
+        raise InputError(
+            f"{followup.folder} was acquired {followup.acquired.isoformat(' ')}, not after the baseline "
+            f"{baseline.folder} ({baseline.acquired.isoformat(' ')}): swap --baseline and --followup{hint}"
+        )
+
+
+#: the registration is trusted when the log-uptake of the two scans correlates at least this well where they
+#: overlap (see :func:`registration_quality`); phantom pairs reach 0.98, a 90°-rotated follow-up 0.52
+MIN_REGISTRATION_CORRELATION = 0.6
+#: … and the registered baseline covers at least this fraction of the follow-up's field of view
+MIN_REGISTRATION_OVERLAP = 0.3
+_BODY_SUV = 0.2
+
+
+def registration_quality(fixed: Image, moving: Image, registration: Registration) -> dict[str, float]:
+    """How well the baseline PET (``moving``) lies on the follow-up (``fixed``) after ``registration``.
+
+    ``correlation``: Pearson's r of log(1 + SUVbw) of the two, over the voxels both cover where either shows the
+    body (SUVbw > 0.2): organs with their own uptake (brain, heart, liver, bladder, kidneys) must land on
+    themselves. Unlike the mutual-information value, it does not depend on the histogram binning, and lesion
+    changes between the scans move it little. ``overlap``: the fraction of the follow-up's grid the warped
+    baseline covers.
+    """
+    warped = registration.warp(moving, fixed, order=1).array
+    covered = registration.warp(moving.with_array(np.ones(moving.shape, np.uint8)), fixed, order=0).array > 0
+    region = covered & ((fixed.array > _BODY_SUV) | (warped > _BODY_SUV))
+    overlap = float(covered.mean())
+    if region.sum() < 10:
+        return {"correlation": 0.0, "overlap": overlap}
+    a, b = np.log1p(np.clip(fixed.array[region], 0, None)), np.log1p(np.clip(warped[region], 0, None))
+    r = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+    return {"correlation": round(r, 4), "overlap": round(overlap, 4)}
 
 
 def scan_biomarkers(scan: Scan, peak_definition: PeakDefinition = "study") -> Biomarkers:
@@ -148,12 +220,25 @@ def assess_response(
     followup: Scan,
     peak_definition: PeakDefinition = "study",
     tolerance_mm: float = 10.0,
+    check_pairing: bool = True,
 ) -> tuple[dict[str, Any], Image]:
     """Biomarkers of both scans, their Δ%, new lesions and the PERCIST category; also the baseline lesion mask on
-    the follow-up grid (the follow-up network's fourth channel)."""
+    the follow-up grid (the follow-up network's fourth channel).
+
+    The scans must be of one patient and in time order when they say so (:func:`check_same_patient_in_order`,
+    skipped without ``check_pairing``). When the registration fails (:func:`registration_quality` below
+    :data:`MIN_REGISTRATION_CORRELATION` or :data:`MIN_REGISTRATION_OVERLAP`) the category is
+    ``"not assessable"`` and no new lesion is counted: never a category after a failed registration.
+    """
+    if check_pairing:
+        check_same_patient_in_order(baseline, followup, override="--allow-pair-mismatch")
     before = scan_biomarkers(baseline, peak_definition)
     after = scan_biomarkers(followup, peak_definition)
     registration = register_rigid(followup.suv, baseline.suv)
+    quality = registration_quality(followup.suv, baseline.suv, registration)
+    registered = (
+        quality["correlation"] >= MIN_REGISTRATION_CORRELATION and quality["overlap"] >= MIN_REGISTRATION_OVERLAP
+    )
     mask_image = baseline.suv.with_array(baseline.lesions.astype(np.uint8), units="label", modality="SEG")
     warped = registration.warp(mask_image, followup.suv, order=0)
     new = new_lesions(followup.lesions, warped.array > 0, followup.suv.spacing, tolerance_mm)
@@ -161,8 +246,20 @@ def assess_response(
     if baseline.liver is not None and baseline.liver.any():
         liver = liver_reference(baseline.sul.array, baseline.liver, baseline.suv.spacing, baseline.lesions)
     category = percist(before.sul_peak, after.sul_peak, bool(new), liver)
+    if not registered:  # new lesions cannot be told from misplaced old ones: no category
+        category = dataclasses.replace(
+            category,
+            category=NOT_ASSESSABLE,
+            reason=(
+                f"registration failed (log-uptake correlation {quality['correlation']:.2f} < "
+                f"{MIN_REGISTRATION_CORRELATION}, or overlap {quality['overlap']:.2f} < {MIN_REGISTRATION_OVERLAP}): "
+                "new lesions cannot be told from misplaced baseline lesions; check that both scans are of this "
+                "patient and cover the same region"
+            ),
+        )
     b, a = before.to_dict(), after.to_dict()
     result = {
+        "assessable": registered,
         "percist": {
             "category": category.category,
             "responder": category.responder,
@@ -176,11 +273,19 @@ def assess_response(
         },
         "compared": {"baseline": _for_change(b), "followup": _for_change(a)},
         "change_percent": percent_changes(_for_change(b), _for_change(a)),
-        "new_lesions": {"count": len(new), "followup_labels": new, "tolerance_mm": tolerance_mm},
+        "new_lesions": {
+            "count": len(new) if registered else None,
+            "followup_labels": new if registered else [],
+            "tolerance_mm": tolerance_mm,
+        },
         "registration": {
             "method": "rigid, Mattes mutual information (baseline PET onto follow-up PET)",
             "metric_value": registration.metric_value,
             "iterations": registration.iterations,
+            "log_uptake_correlation": quality["correlation"],
+            "overlap": quality["overlap"],
+            "passed": registered,
+            "criteria": {"min_correlation": MIN_REGISTRATION_CORRELATION, "min_overlap": MIN_REGISTRATION_OVERLAP},
         },
         "baseline": {k: v for k, v in b.items() if k != "lesions"},
         "followup": {k: v for k, v in a.items() if k != "lesions"},
@@ -199,7 +304,7 @@ def write_response(
     from breastseg.report.response_figures import mip_figure
 
     out_dir = Path(out_dir)
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, producer="petct response") as tmp:
         tmp.mkdir(parents=True)
         write_image(warped, tmp / "baseline_lesions_on_followup.nii.gz")
         mip_figure(

@@ -124,4 +124,7 @@ def organ_masks(ct_path: str | Path, pet: Image, fast: bool = True, device: str 
     bone = labels.with_array(np.isin(values, bone_ids).astype(np.uint8), units="label")
     if not liver.array.any() and not bone.array.any():
         raise InputError(f"{ct_path}: TotalSegmentator found neither liver nor bone in this CT")
-    return {"liver": mask_on_grid(liver, pet, "liver mask"), "bone": mask_on_grid(bone, pet, "bone mask")}
+    return {
+        "liver": mask_on_grid(liver, pet, "liver mask", whole=False),
+        "bone": mask_on_grid(bone, pet, "bone mask", whole=False),
+    }

@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io import read_image
 from breastseg.io.atomic import atomic_path, write_json
-from breastseg.io.pet import read_pet
-from breastseg.suv import to_suv
+from breastseg.io.dicom import SeriesIdentity
+from breastseg.io.dicom_meta import PetInfo
+from breastseg.io.pet import read_pet_series
+from breastseg.sanity import check_finite, check_pet_values, check_suv_range
+from breastseg.suv import scan_datetime, to_suv
 from breastseg.workflows.petct.biomarkers import Biomarkers
 
 #: CT bone fallback: cortical and dense trabecular bone, then each axial slice's holes (marrow) filled
@@ -30,10 +34,29 @@ BONE_HU = 200.0
 MIN_BONE_COMPONENT_ML = 1.0
 
 
-def load_pet_suv(pet_path: str | Path, pet_info_path: str | Path | None = None) -> tuple[Image, Image]:
-    """The PET as SUVbw and as SUL (Janmahasatian). Missing weight, height, sex, dose or times are refused with
-    the tag's name (:mod:`breastseg.suv`), never guessed."""
-    pet, info = read_pet(pet_path, pet_info_path)
+@dataclass(frozen=True, eq=False)
+class LoadedPet:
+    """A PET in SUVbw and SUL, with what it says about whose scan it is and when it was acquired."""
+
+    suv: Image
+    sul: Image
+    info: PetInfo
+    identity: SeriesIdentity | None  # DICOM only
+
+    @property
+    def acquired(self) -> datetime | None:
+        """The scan start (QIBA's rule), when the headers or the PET info give it."""
+        try:
+            return scan_datetime(self.info)
+        except InputError:
+            return None
+
+
+def load_pet(pet_path: str | Path, pet_info_path: str | Path | None = None) -> LoadedPet:
+    """Read a PET (DICOM or a file with ``pet_info_path``) into SUVbw and SUL. Missing weight, height, sex, dose or
+    times are refused with the tag's name (:mod:`breastseg.suv`), never guessed; a PET that is not finite, constant,
+    negative or beyond any SUV is refused by :mod:`breastseg.sanity`."""
+    pet, info, series = read_pet_series(pet_path, pet_info_path)
     if info is None:
         if pet.units in ("SUVbw", "SUL"):
             raise InputError(
@@ -44,26 +67,64 @@ def load_pet_suv(pet_path: str | Path, pet_info_path: str | Path | None = None) 
             f"{pet_path}: no SUV metadata: read the PET from DICOM, or give --pet-info (JSON with weight, height, "
             "sex, injected dose and times)"
         )
-    return to_suv(pet, info, "bw"), to_suv(pet, info, "lbm")
+    check_pet_values(pet, str(pet_path))
+    suv = to_suv(pet, info, "bw")
+    check_suv_range(suv, str(pet_path), "SUVbw")
+    return LoadedPet(suv, to_suv(pet, info, "lbm"), info, series.identity() if series is not None else None)
 
 
-def mask_on_grid(mask: Image, target: Image, name: str) -> np.ndarray:
+def load_pet_suv(pet_path: str | Path, pet_info_path: str | Path | None = None) -> tuple[Image, Image]:
+    """The PET as SUVbw and as SUL (Janmahasatian): :func:`load_pet`'s images."""
+    loaded = load_pet(pet_path, pet_info_path)
+    return loaded.suv, loaded.sul
+
+
+def mask_on_grid(mask: Image, target: Image, name: str, whole: bool = True) -> np.ndarray:
     """``mask > 0`` on ``target``'s grid (nearest-neighbour through the physical geometry when the grids
-    differ)."""
+    differ).
+
+    Refused: a mask of fractional or negative values (a probability map, or a float export whose background is not
+    0: thresholding it at 0 would make the whole volume lesion), a mask that does not overlap the PET, and with
+    ``whole`` (lesion masks) a mask partly outside the PET's field of view, whose lesions would be cut or dropped
+    without a word. Organ masks (``whole=False``) may extend beyond the PET (a CT-based segmentation).
+    """
     if mask.ndim != target.ndim:
         raise InputError(f"{name}: a {mask.ndim}D mask for a {target.ndim}D PET")
+    values = mask.array
+    if values.dtype.kind == "f" or values.dtype.kind == "i":
+        check_finite(values, name)
+        low = float(values.min())
+        fractional = values.dtype.kind == "f" and not np.all(np.equal(np.mod(values, 1), 0))
+        if low < 0 or fractional:
+            example = values[(values < 0) | (np.mod(values, 1) != 0)].flat[0]
+            raise InputError(
+                f"{name}: holds values such as {float(example):g}; a mask holds 0 (background) and positive whole "
+                "numbers (labels): threshold a probability map first"
+            )
     if mask.grid.same_as(target.grid):
-        return np.asarray(mask.array > 0)
-    had = int(np.count_nonzero(mask.array))
-    moved = np.asarray(mask.with_array((mask.array > 0).astype(np.uint8)).resample_onto(target, order=0).array > 0)
+        return np.asarray(values > 0)
+    foreground = np.argwhere(values > 0)
+    had = len(foreground)
+    if whole and had:
+        index = target.grid.world_to_index(mask.grid.index_to_world(foreground.astype(float)))
+        outside = np.any((index < -0.5) | (index > np.asarray(target.shape) - 0.5), axis=1)
+        if outside.any():
+            lost_ml = float(outside.sum()) * mask.voxel_volume_ml
+            raise InputError(
+                f"{name}: {int(outside.sum())} of its {had} voxels ({lost_ml:.2f} ml) lie outside the PET's field of "
+                "view; their lesions would be cut or lost: check the mask's geometry (it must be of this patient's "
+                "scan)"
+            )
+    moved = np.asarray(mask.with_array((values > 0).astype(np.uint8)).resample_onto(target, order=0).array > 0)
     if had and not moved.any():
         raise InputError(f"{name}: the mask does not overlap the PET's field of view (check its geometry)")
     return moved
 
 
-def read_mask_on(path: str | Path, target: Image, name: str) -> np.ndarray:
-    """Read a mask file (any format :func:`breastseg.io.read_image` reads) onto ``target``'s grid."""
-    return mask_on_grid(read_image(path), target, f"{name} {path}")
+def read_mask_on(path: str | Path, target: Image, name: str, whole: bool = True) -> np.ndarray:
+    """Read a mask file (any format :func:`breastseg.io.read_image` reads) onto ``target``'s grid
+    (:func:`mask_on_grid`; ``whole``: refuse a mask that reaches beyond the PET)."""
+    return mask_on_grid(read_image(path), target, f"{name} {path}", whole)
 
 
 def bone_from_ct(ct: Image, target: Image, threshold_hu: float = BONE_HU) -> np.ndarray:

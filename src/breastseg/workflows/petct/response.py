@@ -12,7 +12,8 @@ scan's SULpeak (the hottest lesion's, as the study did — not necessarily the s
 
 The baseline must be measurable — SULpeak ≥ 1.5 × liver mean SUL + 2 SD (PERCIST's threshold) when the liver
 reference is known; a baseline below it gives ``not evaluable``. Responders are CMR + PMR, non-responders
-SMD + PMD (the study's binarisation).
+SMD + PMD (the study's binarisation). A pair whose registration failed is ``not assessable``
+(:func:`breastseg.workflows.petct.longitudinal.assess_response`): no category at all.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import numpy as np
 
 from breastseg.errors import InputError
 
-Category = Literal["CMR", "PMR", "SMD", "PMD", "not evaluable"]
+Category = Literal["CMR", "PMR", "SMD", "PMD", "not evaluable", "not assessable"]
 RESPONDERS = ("CMR", "PMR")
+#: the category when the pair cannot be compared at all (a failed registration): no PERCIST category is given
+NOT_ASSESSABLE: Category = "not assessable"
 RELATIVE_CHANGE = 0.30
 ABSOLUTE_CHANGE_SUL = 0.8
 
@@ -100,8 +103,8 @@ class PercistResult:
 
     @property
     def responder(self) -> bool | None:
-        """CMR or PMR; ``None`` when not evaluable."""
-        return None if self.category == "not evaluable" else self.category in RESPONDERS
+        """CMR or PMR; ``None`` when not evaluable or not assessable."""
+        return None if self.category in ("not evaluable", NOT_ASSESSABLE) else self.category in RESPONDERS
 
 
 def percist(

@@ -85,7 +85,7 @@ def write_specimen_dicom_outputs(
         specimen_id=str(headers[0].get("AccessionNumber", "") or headers[0].get("PatientID", "specimen")),
         specimen_type=codes.SCT.SpecimenFromBreastObtainedByExcision,
     )
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, producer="specimen dicom", dicom_outputs=(SEG_NAME, SR_NAME, SC_NAME)) as tmp:
         tmp.mkdir(parents=True)
         seg = write_dicom_seg({"tumour": tumour, "specimen": specimen}, ct, tmp / SEG_NAME)
         write_measurement_report(

@@ -31,11 +31,19 @@ from breastseg.io import image_format, read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.dicom import DicomSeries, read_dicom_series
 from breastseg.io.dicom_meta import PetInfo
-from breastseg.io.pet import read_pet
+from breastseg.io.outputs import prepare_output_folder
+from breastseg.io.pet import read_pet_series
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.predict.volume import VolumeInference, predict_volume
+from breastseg.sanity import NotAssessable, check_same_acquisition
 from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, members_positive
-from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig, SpecimenPair, preprocess
+from breastseg.workflows.specimen.preprocess import (
+    PetUnits,
+    PreprocessConfig,
+    SpecimenPair,
+    edges_touched,
+    preprocess,
+)
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
 
 if TYPE_CHECKING:
@@ -59,6 +67,7 @@ class AssessConfig:
     probability_threshold: float = 0.5
     face_names: Mapping[str, str] | None = None
     patient_id: str | None = None
+    allow_pair_mismatch: bool = False
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     inference: VolumeInference = field(default_factory=VolumeInference)
 
@@ -186,12 +195,18 @@ def load_specimen(
     pet_info_path: str | Path | None = None,
     pet_units: PetUnits | None = None,
     ct: DicomSeries | None = None,
+    check_pairing: bool = True,
 ) -> tuple[Image, Image, PetInfo | None]:
     """Read CT and PET (DICOM folders or NIfTI/NRRD/MHA; :func:`breastseg.io.pet.read_pet`): a PET info JSON
     replaces the headers' and gives a NIfTI PET its units (``pet_units``, when given, overrides them later).
-    ``ct``: the CT series when already read."""
+    ``ct``: the CT series when already read. When both are DICOM they must name one patient, study and frame of
+    reference (:func:`breastseg.sanity.check_same_acquisition`) unless ``check_pairing`` is off."""
+    if ct is None and image_format(ct_path) == "dicom":
+        ct = read_dicom_series(ct_path, modality="CT")
     ct_image = ct.image if ct is not None else read_image(ct_path, modality="CT")
-    pet, info = read_pet(pet_path, pet_info_path)
+    pet, info, pet_series = read_pet_series(pet_path, pet_info_path)
+    if check_pairing and ct is not None and pet_series is not None:
+        check_same_acquisition(ct.identity(), pet_series.identity(), override="--allow-pair-mismatch")
     return ct_image, pet, info
 
 
@@ -202,13 +217,19 @@ def assess_specimen(
     config: AssessConfig | None = None,
     progress: Callable[[str], None] | None = None,
     model: LoadedBundle | Future[LoadedBundle] | None = None,
+    sources: tuple[str, str] = ("CT", "PET"),
 ) -> SpecimenAssessment:
     """Assess the margin of one specimen (see the module docstring for the steps; ``model``: as
-    :func:`predict_tumour`)."""
+    :func:`predict_tumour`; ``sources``: the CT's and PET's names in messages).
+
+    Raises:
+        InputError: inputs that fail :mod:`breastseg.sanity` — :class:`~breastseg.sanity.NotAssessable` when the
+            PET carries no signal in the specimen: never a "negative" margin from it.
+    """
     cfg = config or AssessConfig()
     say = progress or (lambda _name: None)
     t_start = time.perf_counter()
-    pair = preprocess(ct, pet, pet_info, cfg.pet_units, cfg.preprocess, progress=say)
+    pair = preprocess(ct, pet, pet_info, cfg.pet_units, cfg.preprocess, progress=say, sources=sources)
     timings = dict(pair.timings_s)
 
     say("predicting")
@@ -227,6 +248,7 @@ def assess_specimen(
         within=pair.tissue,
     )
     timings["postprocess"] = round(time.perf_counter() - t0, 4)
+    _refuse_tumour_at_image_edge(pair, tumour, sources[0])
 
     say("margin")
     t0 = time.perf_counter()
@@ -255,12 +277,26 @@ def assess_specimen(
         "method": cfg.method,
         "model": prediction.model_info,
         "working_spacing_mm": list(grid.spacing),
+        "warnings": list(pair.warnings),
         "otsu_tissue_threshold_hu": round(pair.otsu_hu, 2),
         "container_voxels_removed": int(pair.container.sum()),
         "timings_s": timings,
         "config": _jsonable(dataclasses.asdict(cfg)),
     }
     return SpecimenAssessment(result, pair, tumour, probability, margin, closest)  # type: ignore[arg-type]
+
+
+def _refuse_tumour_at_image_edge(pair: SpecimenPair, tumour: np.ndarray, ct_source: str) -> None:
+    """:class:`~breastseg.sanity.NotAssessable` when the predicted tumour reaches the edge of the CT's field of view:
+    the tumour may go on beyond it, so no margin, positive or negative, can be read."""
+    full = np.zeros(pair.full_grid_ct.shape, bool)
+    full[pair.crop] = tumour
+    if cut := edges_touched(full):
+        raise NotAssessable(
+            "field-of-view",
+            f"{ct_source}: the tumour reaches the edge of the CT's field of view ({', '.join(cut)}); it may go on "
+            "beyond the image, so no margin can be read. Scan the whole specimen",
+        )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -283,7 +319,7 @@ def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir
 
     out_dir = Path(out_dir)
     a = assessment
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, producer="specimen assess") as tmp:
         tmp.mkdir(parents=True)
         paths = {
             "tumour_mask": write_image(_full_grid(a.pair, a.tumour, original_ct), tmp / "tumour_mask.nii.gz"),
@@ -320,21 +356,30 @@ def run_assessment(
     pet_info_path: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     dicom_out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict.
 
     ``dicom_out``: also write a DICOM SEG, SR and secondary capture there
     (:mod:`breastseg.workflows.specimen.dicom_export`); the CT must then be DICOM, the series they reference.
+    The output folders are checked before anything is computed (:func:`breastseg.io.outputs.prepare_output_folder`:
+    never an input's folder, never a folder breastseg did not write unless ``overwrite``, writable, with room).
     """
     cfg = config or AssessConfig()
+    inputs = [ct_path, pet_path, pet_info_path, cfg.model]
+    prepare_output_folder(out_dir, inputs=inputs, overwrite=overwrite, separate_from=[("--dicom-out", dicom_out)])
+    if dicom_out is not None:
+        prepare_output_folder(dicom_out, inputs=inputs, overwrite=overwrite, option="--dicom-out")
     model = start_model_load(cfg)
     ct_series = None
     if dicom_out is not None:
         if image_format(ct_path) != "dicom":
             raise InputError(f"{ct_path}: --dicom-out needs the CT as DICOM (the series the SEG and SR reference)")
         ct_series = read_dicom_series(ct_path, modality="CT")
-    ct, pet, info = load_specimen(ct_path, pet_path, pet_info_path, cfg.pet_units, ct=ct_series)
-    assessment = assess_specimen(ct, pet, info, cfg, progress, model)
+    ct, pet, info = load_specimen(
+        ct_path, pet_path, pet_info_path, cfg.pet_units, ct=ct_series, check_pairing=not cfg.allow_pair_mismatch
+    )
+    assessment = assess_specimen(ct, pet, info, cfg, progress, model, sources=(str(ct_path), str(pet_path)))
     assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
     paths = write_assessment(assessment, ct, out_dir)
     if ct_series is not None and dicom_out is not None:

@@ -28,6 +28,7 @@ from breastseg.errors import InputError
 from breastseg.image import Image, bounding_box
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.masks import fill_holes, label_components, largest_component
+from breastseg.sanity import NotAssessable, check_hu, check_pet_values, check_suv_range, check_uptake
 from breastseg.suv import to_suv
 
 #: air in HU, the value the background is set to
@@ -69,6 +70,8 @@ class SpecimenPair:
         container: voxels removed as container / bed / wire outside tissue (full working grid).
         otsu_hu: the Otsu threshold that separated tissue from air.
         timings_s: seconds per step.
+        warnings: what the read-out must say alongside it (tissue cut by the CT's field of view, tissue the PET
+            does not cover); written into result.json and the report.
     """
 
     ct: Image
@@ -79,29 +82,25 @@ class SpecimenPair:
     container: np.ndarray
     otsu_hu: float
     timings_s: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------
 # input checks
 # ---------------------------------------------------------------------------------------------------
 def check_ct(ct: Image, source: str = "CT") -> None:
-    """CT must be 3D and in HU (air near −1000, not raw 0…4095 detector values)."""
+    """CT must be 3D and in HU (air near −1000, not raw 0…4095 detector values); :func:`breastseg.sanity.check_hu`."""
     if ct.ndim != 3:
         raise InputError(f"{source}: the specimen CT must be 3D, got shape {ct.shape}")
-    lo, hi = float(np.min(ct.array)), float(np.max(ct.array))
-    if lo >= 0:
-        raise InputError(
-            f"{source}: CT values span {lo:g}…{hi:g} with nothing below 0; expected Hounsfield units "
-            "(air ≈ −1000). Apply RescaleSlope/Intercept or convert to HU first"
-        )
+    check_hu(ct, source)
 
 
 def check_pet(pet: Image, ct: Image, source: str = "PET") -> None:
-    """PET must be 3D, mostly non-negative, and cover the CT's field of view (co-registered pair)."""
+    """PET must be 3D, finite, not constant, mostly non-negative (:func:`breastseg.sanity.check_pet_values`), and
+    cover the CT's field of view (co-registered pair)."""
     if pet.ndim != 3:
         raise InputError(f"{source}: the specimen PET must be 3D, got shape {pet.shape}")
-    if float(np.percentile(pet.array, 1)) < -0.05 * float(np.max(np.abs(pet.array)) or 1.0):
-        raise InputError(f"{source}: many negative PET values; expected activity or SUV (≥ 0)")
+    check_pet_values(pet, source)
     ct_lo, ct_hi = _extent(ct)
     pet_lo, pet_hi = _extent(pet)
     overlap = np.clip(np.minimum(ct_hi, pet_hi) - np.maximum(ct_lo, pet_lo), 0, None)
@@ -112,6 +111,37 @@ def check_pet(pet: Image, ct: Image, source: str = "PET") -> None:
             f"{source}: PET and CT fields of view overlap by {100 * fraction:.0f} % of the CT; they must be "
             "co-registered (same frame of reference, same physical region)"
         )
+
+
+#: above this fraction of the specimen tissue outside the PET's field of view, the PET cannot show a tumour there:
+#: not assessable; below it, a warning
+MAX_TISSUE_WITHOUT_PET = 0.05
+_EDGE_NAMES = (
+    ("first slice", "last slice"),
+    ("first row", "last row"),
+    ("first column", "last column"),
+)
+
+
+def edges_touched(mask: np.ndarray) -> list[str]:
+    """The faces of the array (``"first slice"``, ``"last column"`` …) that ``mask`` reaches."""
+    touched = []
+    for axis in range(mask.ndim):
+        for end, name in zip((0, mask.shape[axis] - 1), _EDGE_NAMES[axis], strict=True):
+            if np.take(mask, end, axis=axis).any():
+                touched.append(name)
+    return touched
+
+
+def tissue_outside_pet(tissue: np.ndarray, ct: Image, pet: Image, stride: int = 3) -> float:
+    """Fraction of the tissue (on ``ct``'s grid) whose voxel centres lie outside the PET's field of view,
+    estimated on every ``stride``-th voxel per axis."""
+    sample = np.argwhere(tissue[tuple(slice(None, None, stride) for _ in tissue.shape)]) * stride
+    if not len(sample):
+        return 0.0
+    index = pet.grid.world_to_index(ct.grid.index_to_world(sample.astype(float)))
+    outside = np.any((index < -0.5) | (index > np.asarray(pet.shape) - 0.5), axis=1)
+    return float(outside.mean())
 
 
 def _extent(img: Image) -> tuple[np.ndarray, np.ndarray]:
@@ -273,6 +303,7 @@ def preprocess(
     pet_units: PetUnits | None = None,
     config: PreprocessConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    sources: tuple[str, str] = ("CT", "PET"),
 ) -> SpecimenPair:
     """Run every preprocessing step in the study's order and time each.
 
@@ -282,14 +313,22 @@ def preprocess(
         pet_info: SUV metadata (from DICOM, or given by hand).
         pet_units: the PET's units when the file does not say.
         progress: called with each step's name before it runs.
+        sources: how messages name the CT and the PET (their files).
+
+    Raises:
+        InputError: a CT not in HU, a PET that is not finite, constant, negative, of implausible SUL or not
+            over the CT (:mod:`breastseg.sanity`); :class:`~breastseg.sanity.NotAssessable` when the PET holds no
+            signal in the specimen tissue.
     """
     cfg = config or PreprocessConfig()
     say = progress or (lambda _name: None)
     timings: dict[str, float] = {}
-    check_ct(ct)
-    check_pet(pet, ct)
+    ct_source, pet_source = sources
+    check_ct(ct, ct_source)
+    check_pet(pet, ct, pet_source)
     say("PET to SUL")
     sul = _timed(timings, "pet_to_sul", lambda: pet_to_sul(pet, pet_info, pet_units))
+    check_suv_range(sul, pet_source, "SUL")
     say("PET median filter")
     sul = _timed(timings, "median_filter", lambda: median_filter_pet(sul, cfg.median_kernel_mm))
     if cfg.working_spacing_mm:
@@ -306,10 +345,26 @@ def preprocess(
     )
     say("tissue mask")
     tissue, otsu = _timed(timings, "tissue_mask", lambda: tissue_mask(ct_clean))
+    warnings = []
+    if cut := edges_touched(tissue):
+        warnings.append(
+            f"the specimen reaches the edge of the CT's field of view ({', '.join(cut)}): the image edge is not its "
+            "surface, and no margin is measured there"
+        )
+    uncovered = tissue_outside_pet(tissue, ct, pet)
+    if uncovered > MAX_TISSUE_WITHOUT_PET:
+        raise NotAssessable(
+            "pet-coverage",
+            f"{pet_source}: {100 * uncovered:.0f} % of the specimen lies outside the PET's field of view; the PET "
+            "cannot show a tumour there. Acquire or reconstruct the PET over the whole specimen",
+        )
+    if uncovered > 0:
+        warnings.append(f"{100 * uncovered:.1f} % of the specimen lies outside the PET's field of view")
     say("background removal")
     ct_bg, pet_bg = _timed(timings, "remove_background", lambda: remove_background(ct_clean, sul, tissue))
     say("crop to tissue")
     ct_c, pet_c, tissue_c, box = _timed(
         timings, "crop", lambda: crop_to_tissue(ct_bg, pet_bg, tissue, cfg.crop_margin_mm)
     )
-    return SpecimenPair(ct_c, pet_c, tissue_c, ct_bg, box, container, otsu, timings)
+    check_uptake(pet_c.array[tissue_c], pet_source, "specimen tissue")
+    return SpecimenPair(ct_c, pet_c, tissue_c, ct_bg, box, container, otsu, timings, warnings)

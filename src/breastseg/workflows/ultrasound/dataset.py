@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 
 from breastseg.errors import InputError
+from breastseg.io.raster import read_label_pixels, read_pixels
 from breastseg.learn.nnunet import read_dataset_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -127,16 +127,6 @@ def read_dataset(path: str | Path, masks: str | Path | None = None) -> list[Ultr
     return read_busi(path)
 
 
-def read_pixels(path: Path) -> np.ndarray:
-    """The pixel array of a PNG/JPEG/TIFF/BMP file as stored (2D, or colour with a last axis)."""
-    try:
-        with PILImage.open(path) as im:
-            im.load()
-            return np.asarray(im)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read as an image ({exc})") from exc
-
-
 def to_grayscale(pixels: np.ndarray) -> np.ndarray:
     """Grayscale float32 ``(y, x)``: a single channel as it is, colour (RGB/RGBA) as ITU-R 601 luma (PIL's)."""
     array = np.asarray(pixels, np.float32)
@@ -157,8 +147,7 @@ def load_case(case: UltrasoundCase) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{case.image_path}: {exc}") from exc
     mask = np.zeros(image.shape, bool)
     for path in case.mask_paths:
-        m = read_pixels(path)
-        m = m[..., 0] if m.ndim == 3 else m
+        m = read_label_pixels(path)
         if m.shape != image.shape:
             raise InputError(
                 f"{path}: mask is {m.shape[::-1]} (w × h) but its image {case.image_path.name} is {image.shape[::-1]}"

@@ -22,13 +22,10 @@ from scipy import ndimage
 from breastseg.errors import InputError
 from breastseg.evaluation.stats import wilcoxon
 from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.raster import read_pixels
+from breastseg.sanity import check_not_constant
 from breastseg.workflows.ultrasound.crossval import ImageScore, predictions, score_image
-from breastseg.workflows.ultrasound.dataset import (
-    IMAGE_SUFFIXES,
-    UltrasoundCase,
-    read_pixels,
-    to_grayscale,
-)
+from breastseg.workflows.ultrasound.dataset import IMAGE_SUFFIXES, UltrasoundCase, to_grayscale
 from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -71,14 +68,17 @@ def read_ultrasound_image(path: str | Path) -> UltrasoundImage:
         if pixels.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 1:
             raise InputError(f"{path}: a multi-frame ultrasound; export the frame to predict")
         gray = to_grayscale(pixels)
+        check_not_constant(gray, str(path))
         if gray.max() > 255:
             gray = gray / gray.max() * 255.0
         return UltrasoundImage(path, gray.astype(np.float32), _dicom_spacing(ds))
     pixels = read_pixels(path)  # names the file when it cannot be read
     try:
-        return UltrasoundImage(path, to_grayscale(pixels), None)
+        gray = to_grayscale(pixels)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
+    check_not_constant(gray, str(path))  # a blank frame has no lesion to find
+    return UltrasoundImage(path, gray, None)
 
 
 def list_images(path: str | Path) -> list[Path]:
