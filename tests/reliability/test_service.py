@@ -108,11 +108,30 @@ def test_a_pet_without_uptake_is_a_not_assessable_job(store: tuple[Path, int], c
     assert job is not None and job.state == "not assessable"
     assert "no signal in the specimen tissue" in str(job.error)
     assert not (root / "results" / str(job_id) / "assessment" / "result.json").exists()
+    dicom = root / "results" / str(job_id) / "dicom"
+    assert sorted(p.name for p in dicom.iterdir()) == ["sr.dcm"]  # no SEG, no figure: nothing was segmented
+    assert _margin_status_codes(dicom / "sr.dcm") == ["373068000"]  # SCT "Undetermined", never Negative
     assert main(["jobs", "list", "--store", str(root), "--state", "not assessable"]) == 0
     assert "not assessable" in capsys.readouterr().out
     page = TestClient(create_app(root)).get(f"/jobs/{job_id}")
     assert page.status_code == 200 and "NOT ASSESSABLE" in page.text and "NEGATIVE" not in page.text
     assert jobs.retry(job_id).state == "queued"
+
+
+def _margin_status_codes(sr: Path) -> list[str]:
+    """The coded values of every "Tumor margin status" (SCT 372249001) item in an SR."""
+    found: list[str] = []
+
+    def walk(items: pydicom.Sequence) -> None:
+        for item in items:
+            name = item.get("ConceptNameCodeSequence")
+            if name and name[0].CodeValue == "372249001" and "ConceptCodeSequence" in item:
+                found.append(str(item.ConceptCodeSequence[0].CodeValue))
+            if "ContentSequence" in item:
+                walk(item.ContentSequence)
+
+    walk(pydicom.dcmread(sr).ContentSequence)
+    return found
 
 
 def test_the_web_app_answers_json_never_a_traceback(store: tuple[Path, int], tmp_path: Path) -> None:

@@ -125,6 +125,17 @@ class Worker:
                 summary["last_file_to_sent_s"] = round(sent - job.last_received, 3)
         return summary
 
+    def _send_not_assessable(self, job: Job) -> None:
+        """Send the "not assessable" SR the assessment wrote, so that the PACS shows it (best effort: the job's
+        state is what counts)."""
+        sr = Path(self.config.store) / "results" / str(job.id) / "dicom" / SR_NAME
+        if self.config.destination is None or not sr.is_file():
+            return
+        try:
+            send_files([sr], self.config.destination, self.config.calling_ae)
+        except BreastsegError as exc:
+            LOG.warning("job %d: the not-assessable SR was not sent: %s", job.id, exc)
+
     def run_one(self) -> Job | None:
         """Claim and run one job; returns it (as claimed) or ``None`` when the queue was empty."""
         job = self.jobs.claim(self.name, self.config.lease_s)
@@ -139,6 +150,7 @@ class Worker:
             summary = self.process(job)
         except NotAssessable as exc:  # readable inputs without usable signal: a state of its own, never "negative"
             LOG.warning("job %d not assessable: %s", job.id, exc)
+            self._send_not_assessable(job)
             self.jobs.fail(job.id, self.name, str(exc), result_dir, state="not assessable")
         except BreastsegError as exc:
             LOG.warning("job %d failed: %s", job.id, exc)

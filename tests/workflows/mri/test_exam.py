@@ -18,7 +18,7 @@ from tests.io.dicom_helpers import dynamic_phase_tweak, hand_written_series
 def test_dicom_dynamic_series_gives_pre_and_timed_post_phases(tmp_path: Path) -> None:
     times = {1: "101500", 2: "101630", 3: "101800"}  # pre, then +90 s, +180 s
     for p in (2, 3, 1):
-        values = np.full((3, 4, 4), 10.0 * p)
+        values = np.full((3, 4, 4), 10.0 * p) + np.tile([1.0, -1.0], 24).reshape(3, 4, 4)  # mean 10 p, not flat
         hand_written_series(
             tmp_path / f"p{p}",
             values,
@@ -35,7 +35,7 @@ def test_dicom_dynamic_series_gives_pre_and_timed_post_phases(tmp_path: Path) ->
 
 
 def test_files_with_times_from_json_and_refusals(tmp_path: Path) -> None:
-    img = Image(np.ones((3, 4, 5), np.float32), (2.0, 1.0, 1.0))
+    img = Image(np.arange(60, dtype=np.float32).reshape(3, 4, 5), (2.0, 1.0, 1.0))
     for name in ("t1", "c1", "c2"):
         write_image(img, tmp_path / f"{name}.nii.gz")
     (tmp_path / "times.json").write_text(json.dumps({"post_times_s": [60, 150]}))

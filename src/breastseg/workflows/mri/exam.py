@@ -26,6 +26,7 @@ from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io import read_image
 from breastseg.io.dicom import read_dicom_phases
+from breastseg.sanity import check_image
 
 
 @dataclass(eq=False)
@@ -51,6 +52,8 @@ def read_dce_dicom(folder: str | Path, series_uid: str | None = None) -> DceExam
     if any(t is None for t in times):
         raise InputError(f"{folder}: phase acquisition times are missing (AcquisitionDate/AcquisitionTime)")
     images = [s.image for _, s in phases]
+    for k, image in enumerate(images):
+        check_image(image, f"{folder}, phase {k}")
     return DceExam(images[0], images[1:], [float(t) for t in times[1:]], str(folder))  # type: ignore[arg-type]
 
 
@@ -77,12 +80,19 @@ def read_dce_files(
     if any(b <= a for a, b in itertools.pairwise(post_times)):
         raise InputError(f"post-contrast times must increase, got {post_times}")
     return DceExam(
-        read_image(t1, modality="MR"),
-        [read_image(p, modality="MR") for p in post],
+        _read_checked(t1),
+        [_read_checked(p) for p in post],
         post_times,
         str(Path(t1).parent),
-        None if t2 is None else read_image(t2, modality="MR"),
+        None if t2 is None else _read_checked(t2),
     )
+
+
+def _read_checked(path: str | Path) -> Image:
+    """An MR image that passes :func:`breastseg.sanity.check_image` (finite, not constant, plausible voxels)."""
+    image = read_image(path, modality="MR")
+    check_image(image, str(path))
+    return image
 
 
 def split_laterality(image: Image, body: np.ndarray | None = None) -> dict[str, Image]:

@@ -44,7 +44,8 @@ DESCRIPTIONS = {
     "baseline_pet": "baseline PET SUVbw, registered (rigid MI)",
     "baseline_mask": "baseline lesion mask, registered (nearest)",
 }
-_CT_NAMES = ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct")
+#: the CT's names in a scan folder
+CT_NAMES = ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct")
 
 
 @dataclass(eq=False)
@@ -67,9 +68,9 @@ class ScanChannels:
 
 def ct_path(folder: Path) -> Path:
     """The CT of a scan folder (``ct.nii.gz`` … or a ``ct/`` DICOM folder)."""
-    found = first_existing(folder, _CT_NAMES)
+    found = first_existing(folder, CT_NAMES)
     if found is None:
-        raise InputError(f"{folder}: no CT ({', '.join(_CT_NAMES)})")
+        raise InputError(f"{folder}: no CT ({', '.join(CT_NAMES)})")
     return found
 
 

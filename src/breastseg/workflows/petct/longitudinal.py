@@ -39,6 +39,8 @@ from breastseg.workflows.petct.response import (
 
 _PET_NAMES = ("pet.nii.gz", "pet.nii", "pet.nrrd", "pet.mha", "pet")
 _INFO_NAMES = ("pet_info.json", "truth.json")
+#: files a scan folder is read from (with the CT's names and the lesion mask's): a prediction never takes one
+SCAN_INPUT_NAMES = (*_PET_NAMES, *_INFO_NAMES, "liver.nii.gz", "bone.nii.gz", "lesions.nii.gz")
 #: the biomarkers whose change is reported
 CHANGE_KEYS = ("sul_peak", "suv_max", "suv_mean", "mtv_ml", "tlg", "lesion_count", "pet_bone_index", "pet_liver_index")
 

@@ -43,8 +43,15 @@ from breastseg.learn.volume_patches import VolumeAugmentation
 from breastseg.nets import DynUNetConfig, load_network, net_config_from_dict, net_config_to_dict, plan_dynunet
 from breastseg.predict.sliding import predict_sliding
 from breastseg.predict.volume import resolve_device, resolve_precision
-from breastseg.workflows.petct.inputs import Kind, Preprocessing, ScanChannels, fit_preprocessing, read_channels
-from breastseg.workflows.petct.longitudinal import PatientScans
+from breastseg.workflows.petct.inputs import (
+    CT_NAMES,
+    Kind,
+    Preprocessing,
+    ScanChannels,
+    fit_preprocessing,
+    read_channels,
+)
+from breastseg.workflows.petct.longitudinal import SCAN_INPUT_NAMES, PatientScans
 from breastseg.workflows.petct.postprocess import (
     ComponentContrast,
     ContrastCase,
@@ -370,6 +377,12 @@ def predict_patients(
     kind = model.preprocessing.kind
     if kind == "followup" and timepoint != "followup":
         raise InputError("the follow-up network segments follow-up scans only (--timepoint followup)")
+    protected = {*SCAN_INPUT_NAMES, *CT_NAMES, baseline_mask_name}
+    if out_name in protected or Path(out_name).name != out_name:
+        raise InputError(
+            f"--out-name {out_name!r}: a prediction is written beside the scan's inputs and may not replace one of "
+            f"them ({', '.join(sorted(protected))}) or point elsewhere; choose a new name such as lesions_pred.nii.gz"
+        )
     done: dict[str, dict[str, Any]] = {}
     for i, p in enumerate(patients):
         folder = p.scan(timepoint)

@@ -3,7 +3,8 @@ read-out, and a secondary capture of the report figure — what goes back to the
 
 The SR has one volumetric group per segment. Tumour: volume (ml), the minimum margin as a minimum distance (mm)
 whose finding site is the specimen surface at the closest face, SUL max and mean, and the margin status
-(positive / negative) as a coded evaluation. Specimen: volume (ml).
+(positive / negative) as a coded evaluation. Specimen: volume (ml). A specimen that is not assessable gets an SR
+alone, its margin status "Undetermined" (:func:`write_not_assessable_sr`).
 """
 
 from __future__ import annotations
@@ -78,13 +79,7 @@ def write_specimen_dicom_outputs(
     """
     out_dir = Path(out_dir)
     headers = list(ct.headers)
-    study_uid = str(headers[0].StudyInstanceUID)
-    context = ReportContext(
-        procedure=codes.LN.PETUnspecifiedBodyRegion,
-        specimen_uid=generate_uid(entropy_srcs=[study_uid, "breastseg specimen"]),  # the same for every run
-        specimen_id=str(headers[0].get("AccessionNumber", "") or headers[0].get("PatientID", "specimen")),
-        specimen_type=codes.SCT.SpecimenFromBreastObtainedByExcision,
-    )
+    context = _context(headers)
     with atomic_path(out_dir, producer="specimen dicom", dicom_outputs=(SEG_NAME, SR_NAME, SC_NAME)) as tmp:
         tmp.mkdir(parents=True)
         seg = write_dicom_seg({"tumour": tumour, "specimen": specimen}, ct, tmp / SEG_NAME)
@@ -98,3 +93,32 @@ def write_specimen_dicom_outputs(
         )
         write_secondary_capture(figure, headers[0], tmp / SC_NAME, series_description="breastseg margin report")
     return {"seg": out_dir / SEG_NAME, "sr": out_dir / SR_NAME, "sc": out_dir / SC_NAME}
+
+
+def _context(headers: list[Any]) -> ReportContext:
+    study_uid = str(headers[0].StudyInstanceUID)
+    return ReportContext(
+        procedure=codes.LN.PETUnspecifiedBodyRegion,
+        specimen_uid=generate_uid(entropy_srcs=[study_uid, "breastseg specimen"]),  # the same for every run
+        specimen_id=str(headers[0].get("AccessionNumber", "") or headers[0].get("PatientID", "specimen")),
+        specimen_type=codes.SCT.SpecimenFromBreastObtainedByExcision,
+    )
+
+
+def write_not_assessable_sr(ct: DicomSeries, out_dir: str | Path) -> Path:
+    """Write sr.dcm alone into ``out_dir`` for a specimen that could not be assessed: one specimen-level group whose
+    margin status is SCT 373068000 "Undetermined" — the PACS shows that no margin was read, and why there is no
+    SEG. An earlier run's SEG and report figure there are removed (they would contradict it)."""
+    out_dir = Path(out_dir)
+    headers = list(ct.headers)
+    finding = Finding("specimen", codes.SCT.Tissue, None, (), [(CODES["margin_status"], codes.SCT.Undetermined)])
+    with atomic_path(out_dir, producer="specimen dicom", dicom_outputs=(SEG_NAME, SR_NAME, SC_NAME)) as tmp:
+        tmp.mkdir(parents=True)
+        write_measurement_report(
+            [finding],
+            headers,
+            tmp / SR_NAME,
+            context=_context(headers),
+            series_description="breastseg specimen margin: not assessable",
+        )
+    return out_dir / SR_NAME

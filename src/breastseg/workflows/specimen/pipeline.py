@@ -364,6 +364,10 @@ def run_assessment(
     (:mod:`breastseg.workflows.specimen.dicom_export`); the CT must then be DICOM, the series they reference.
     The output folders are checked before anything is computed (:func:`breastseg.io.outputs.prepare_output_folder`:
     never an input's folder, never a folder breastseg did not write unless ``overwrite``, writable, with room).
+
+    Raises:
+        NotAssessable: the inputs hold no usable signal (:mod:`breastseg.sanity`); with ``dicom_out``, an SR saying
+            so ("Undetermined" margin status) is written there first.
     """
     cfg = config or AssessConfig()
     inputs = [ct_path, pet_path, pet_info_path, cfg.model]
@@ -379,7 +383,14 @@ def run_assessment(
     ct, pet, info = load_specimen(
         ct_path, pet_path, pet_info_path, cfg.pet_units, ct=ct_series, check_pairing=not cfg.allow_pair_mismatch
     )
-    assessment = assess_specimen(ct, pet, info, cfg, progress, model, sources=(str(ct_path), str(pet_path)))
+    try:
+        assessment = assess_specimen(ct, pet, info, cfg, progress, model, sources=(str(ct_path), str(pet_path)))
+    except NotAssessable:
+        if ct_series is not None and dicom_out is not None:  # the PACS learns that no margin was read
+            from breastseg.workflows.specimen.dicom_export import write_not_assessable_sr
+
+            write_not_assessable_sr(ct_series, dicom_out)
+        raise
     assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
     paths = write_assessment(assessment, ct, out_dir)
     if ct_series is not None and dicom_out is not None:
