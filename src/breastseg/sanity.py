@@ -12,7 +12,7 @@ formed but hold no usable signal (a PET without uptake in the specimen): the rea
 | ``non-finite`` | NaN or infinite voxels | NaN in a lesion makes SUVmax and TLG 0 and a tumour "none" |
 | ``constant`` | every voxel the same (all zero, say) | nothing to segment; an empty mask reads "negative" |
 | ``spacing`` | a voxel size outside 0.005–20 mm | a unit error (µm or cm for mm) scales every volume and margin |
-| ``not-hu`` | a CT without air (nothing below 0) or beyond −3100…35000 | raw detector values, not HU |
+| ``not-hu`` | a CT without air (darkest 1 % above −300) or beyond −3100…35000 | raw stored values, not HU |
 | ``negative-pet`` | many negative PET values | not activity or SUV |
 | ``suv-range`` | SUV maximum above 1000 | a dose, weight or unit error (raw counts as Bq/ml) |
 | ``no-uptake`` | no PET signal in the tissue (not assessable) | no signal gives no tumour, which reads "negative" |
@@ -31,6 +31,11 @@ from breastseg.io.dicom import SeriesIdentity
 SPACING_RANGE_MM = (0.005, 20.0)
 #: Hounsfield units outside this range are not HU (the padding value −3024 and extended metal scales fit inside)
 HU_RANGE = (-3100.0, 35000.0)
+#: the darkest 1 % of a CT in HU is air (≈ −1000) around the specimen or the body; raw stored values put it
+#: near 0 (or at 24 with the usual 1024 offset), above this
+AIR_CEILING_HU = -300.0
+#: the median SUV of tissue with any FDG uptake lies far above this (breast fat ≈ 0.2–0.4, decay-corrected)
+MIN_MEDIAN_UPTAKE = 0.02
 #: an SUV (body weight or lean body mass) above this is a dose, weight or unit error (bladder and brain stay < 100)
 MAX_PLAUSIBLE_SUV = 1000.0
 
@@ -98,14 +103,17 @@ def check_image(image: Image, source: str) -> None:
 
 
 def check_hu(image: Image, source: str) -> None:
-    """A CT must be in Hounsfield units: air (below 0) present, nothing beyond :data:`HU_RANGE`."""
+    """A CT must be in Hounsfield units: air present (the darkest 1 % of voxels below :data:`AIR_CEILING_HU`),
+    nothing beyond :data:`HU_RANGE`."""
     check_image(image, source)
     lo, hi = float(np.min(image.array)), float(np.max(image.array))
-    if lo >= 0:
+    darkest = float(np.percentile(image.array.ravel()[:: max(1, image.array.size // 1_000_000)], 1))
+    if lo >= 0 or darkest > AIR_CEILING_HU:
         raise SanityError(
             "not-hu",
-            f"{source}: CT values span {lo:g}…{hi:g} with nothing below 0; expected Hounsfield units "
-            "(air ≈ −1000). Apply RescaleSlope/Intercept or convert to HU first",
+            f"{source}: CT values span {lo:g}…{hi:g} and the darkest 1 % lies at {darkest:.0f}, above "
+            f"{AIR_CEILING_HU:g}; in Hounsfield units the air around the specimen or body lies near −1000 (raw "
+            "stored values put it near 0 or 24). Apply RescaleSlope/Intercept or convert to HU first",
         )
     if lo < HU_RANGE[0] or hi > HU_RANGE[1]:
         raise SanityError(
@@ -135,15 +143,18 @@ def check_suv_range(suv: Image | np.ndarray, source: str, units: str = "SUV") ->
         )
 
 
-def check_uptake(values: np.ndarray, source: str, where: str) -> None:
-    """:class:`NotAssessable` when the PET ``values`` inside a region (``where``) carry no signal: no positive value,
-    or one value throughout."""
+def check_uptake(values: np.ndarray, source: str, where: str, min_median: float = MIN_MEDIAN_UPTAKE) -> None:
+    """:class:`NotAssessable` when the PET ``values`` (SUL or SUVbw) inside a region (``where``) carry no signal: no
+    positive value, one value throughout, or a median at or below ``min_median`` — most of the tissue shows no
+    uptake at all (a failed acquisition whose few non-zero voxels are edge artefacts)."""
     values = np.asarray(values)
-    if values.size == 0 or float(np.max(values)) <= 0.0 or float(np.min(values)) == float(np.max(values)):
-        level = f"{float(np.max(values)):g}" if values.size else "none"
+    empty = values.size == 0 or float(np.max(values)) <= 0.0 or float(np.min(values)) == float(np.max(values))
+    median = float(np.median(values)) if values.size else 0.0
+    if empty or median <= min_median:
+        level = f"maximum {float(np.max(values)):g}, median {median:.3g}" if values.size else "no voxels"
         raise NotAssessable(
             "no-uptake",
-            f"{source}: the PET has no signal in the {where} (maximum {level}); a failed or empty PET cannot show a "
+            f"{source}: the PET has no signal in the {where} ({level}); a failed or empty PET cannot show a "
             "tumour, so no margin can be called from it. Check the PET acquisition and its reconstruction",
         )
 

@@ -196,6 +196,20 @@ def _fwhm_sigma_vox(fwhm_mm: float, spacing: tuple[float, ...]) -> list[float]:
     return [fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / s for s in spacing]
 
 
+#: air kept between the specimen and every face of the CT grid, mm: the whole specimen is in the field of view
+FIELD_OF_VIEW_AIR_MM = 0.8
+
+
+def _within_field_of_view(specimen: np.ndarray, grid: Grid) -> np.ndarray:
+    """The specimen with an air rim of :data:`FIELD_OF_VIEW_AIR_MM` (at least 2 voxels) at every face of the grid:
+    an irregular blob may reach beyond the padding, and a specimen cut by the image edge has no surface there (the
+    read-out refuses a tumour at the image edge). Where it reached that far, the specimen is cut flat."""
+    inside = np.zeros_like(specimen)
+    rim = [max(2, int(np.ceil(FIELD_OF_VIEW_AIR_MM / s))) for s in grid.spacing]
+    inside[tuple(slice(r, n - r) for r, n in zip(rim, specimen.shape, strict=True))] = True
+    return specimen & inside
+
+
 def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     """Generate a specimen phantom: CT (HU), PET (Bq/ml or SUVbw), tumour, specimen and tissue labels.
 
@@ -210,6 +224,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     specimen = irregular_blob(
         grid, centre, np.asarray(cfg.specimen_size_mm) / 2.0, irregularity=0.12, correlation_mm=10.0, rng=rng
     )
+    specimen = _within_field_of_view(specimen, grid)
     gap = depth_below_surface_mm(specimen, grid.spacing)
     tumour = _place_tumour(grid, specimen, gap, cfg, rng)
     fibro = specimen & ~tumour & (smooth_field(grid, 3.0, rng) > 0.4)

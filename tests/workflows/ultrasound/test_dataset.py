@@ -80,7 +80,7 @@ def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"benign \(9\)_mask\.png: mask is \(160, 116\)"):
         load_case(case)
     (tmp_path / "benign/benign (9)_mask.png").write_bytes(b"not a png")
-    with pytest.raises(InputError, match="cannot read as an image"):
+    with pytest.raises(InputError, match="cannot read as a raster image"):
         load_case(case)
     with pytest.raises(InputError, match="no BUSI class folders"):
         read_busi(tmp_path / "benign")

@@ -123,12 +123,20 @@ _EDGE_NAMES = (
 )
 
 
-def edges_touched(mask: np.ndarray) -> list[str]:
-    """The faces of the array (``"first slice"``, ``"last column"`` …) that ``mask`` reaches."""
+#: tissue crossing a face of the CT's field of view over less than this (mm²) is a wire or a thread, not the
+#: specimen cut by the image
+MIN_CUT_AREA_MM2 = 4.0
+
+
+def edges_touched(mask: np.ndarray, spacing: tuple[float, ...] | None = None, min_area_mm2: float = 0.0) -> list[str]:
+    """The faces of the array (``"first slice"``, ``"last column"`` …) that ``mask`` reaches over at least
+    ``min_area_mm2`` (with ``spacing``, mm; any voxel without)."""
     touched = []
     for axis in range(mask.ndim):
+        pixel_mm2 = float(np.prod([s for k, s in enumerate(spacing) if k != axis])) if spacing else 1.0
         for end, name in zip((0, mask.shape[axis] - 1), _EDGE_NAMES[axis], strict=True):
-            if np.take(mask, end, axis=axis).any():
+            voxels = int(np.count_nonzero(np.take(mask, end, axis=axis)))
+            if voxels and voxels * pixel_mm2 >= min_area_mm2:
                 touched.append(name)
     return touched
 
@@ -346,7 +354,7 @@ def preprocess(
     say("tissue mask")
     tissue, otsu = _timed(timings, "tissue_mask", lambda: tissue_mask(ct_clean))
     warnings = []
-    if cut := edges_touched(tissue):
+    if cut := edges_touched(tissue, ct.spacing, MIN_CUT_AREA_MM2):
         warnings.append(
             f"the specimen reaches the edge of the CT's field of view ({', '.join(cut)}): the image edge is not its "
             "surface, and no margin is measured there"
