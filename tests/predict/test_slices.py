@@ -78,3 +78,13 @@ def test_slice_step_error_obeys_the_linear_interpolation_bound() -> None:
     # beyond the tissue's last z-slice only the y and x slices (which do hold tissue) contribute: 2/3 of f
     np.testing.assert_allclose(out[12:], 2 / 3 * f[0, 12:], rtol=1e-5)
     np.testing.assert_allclose(out[:3], 2 / 3 * f[0, :3], rtol=1e-5)
+
+
+def test_one_axis_alone_counts_only_its_own_tissue_slices() -> None:
+    vol = np.random.default_rng(2).random((1, 6, 7, 9)).astype(np.float32)
+    within = np.zeros((6, 7, 9), bool)
+    within[2:4, 3:5, 1:8] = True
+    # (2, 3, 0): its z-slice 2 and y-row 3 hold tissue, its x-column 0 does not
+    for axes, share in (((0,), 1.0), ((1,), 1.0), ((2,), 0.0), ((0, 2), 0.5)):
+        out = predict_triplanar([Echo()], vol, multiple=4, within=within, axes=axes)
+        np.testing.assert_allclose(out[2, 3, 0], share * expected(vol[0, 2, 3, 0]), rtol=1e-5)

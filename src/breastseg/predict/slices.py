@@ -84,8 +84,10 @@ def predict_triplanar(
     within: np.ndarray | None = None,
     slice_step: int = 1,
     precision: Precision = "float32",
+    axes: Sequence[int] = (0, 1, 2),
 ) -> np.ndarray:
-    """Tri-planar prediction of a volume ``(C, Z, Y, X)``: slice-wise along each axis, averaged over the axes.
+    """Tri-planar prediction of a volume ``(C, Z, Y, X)``: slice-wise along each axis, averaged over the axes
+    (``axes``: along these only, for diagnostics; the study's method uses all three).
 
     Slices with no voxel of ``within`` (the tissue) are not run; their probability is 0. With ``slice_step``
     k > 1 only every k-th slice along each axis is run (plus the last tissue slice) and the slices between are
@@ -95,7 +97,9 @@ def predict_triplanar(
     """
     _, *shape = channels.shape
     total = np.zeros(shape, np.float32)
-    for axis in range(3):
+    if not axes or any(a not in (0, 1, 2) for a in axes):
+        raise ValueError(f"axes must be a non-empty selection of 0, 1, 2; got {tuple(axes)}")
+    for axis in axes:
         moved = np.moveaxis(channels, axis + 1, 1)  # (C, n_slices, a, b)
         keep = (
             np.ones(moved.shape[1], bool)
@@ -111,4 +115,4 @@ def predict_triplanar(
         if slice_step > 1:
             _fill_between(prob, index)
         total += np.moveaxis(prob, 0, axis)
-    return total / 3.0
+    return total / float(len(axes))

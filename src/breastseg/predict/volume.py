@@ -41,12 +41,14 @@ class VolumeInference:
         batch_size: slices per forward pass.
         precision: ``float32``; ``bfloat16`` (autocast); ``auto``: bfloat16 where the device computes it natively.
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        axes: the array axes sliced along (all three: the study's tri-planar method; one, for diagnostics).
     """
 
     slice_step: int = 2
     batch_size: int = 32
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     device: str = "auto"
+    axes: tuple[int, ...] = (0, 1, 2)
 
 
 REFERENCE = VolumeInference(slice_step=1, batch_size=16, precision="float32")
@@ -161,6 +163,7 @@ def predict_volume(
                 within=tissue_w,
                 slice_step=inference.slice_step,
                 precision=precision,
+                axes=inference.axes,
             )
         )
     mean = np.asarray(np.mean(members, axis=0, dtype=np.float32)) if members else np.zeros(work.shape, np.float32)

@@ -356,8 +356,8 @@ def preprocess(
     warnings = []
     if cut := edges_touched(tissue, ct.spacing, MIN_CUT_AREA_MM2):
         warnings.append(
-            f"the specimen reaches the edge of the CT's field of view ({', '.join(cut)}): the image edge is not its "
-            "surface, and no margin is measured there"
+            f"the specimen reaches the edge of the CT's field of view ({', '.join(cut)}): the image edge stands in "
+            "for its surface there, so a margin measured to that face is not a real one"
         )
     uncovered = tissue_outside_pet(tissue, ct, pet)
     if uncovered > MAX_TISSUE_WITHOUT_PET:
