@@ -146,3 +146,21 @@ def test_lamellae(tmp_path: Path, negative) -> None:
     assert [r["slice_id"] for r in rows] == ["p1_L00", "p1_L01", "p1_L02"]
     label = read_image(tmp_path / rows[0]["label"])
     np.testing.assert_array_equal(label.array, lams[0].label.array)
+
+
+def test_the_unknown_band_around_the_tumour_follows_its_option(negative) -> None:
+    from scipy import ndimage
+
+    def ring_unknown(band_mm: float) -> float:
+        """Share of the pixels just outside the tumour that are labelled unknown."""
+        shares = []
+        for lam in make_lamellae(negative, n=3, thickness_mm=2.4, unknown_band_mm=band_mm, seed=1):
+            label = lam.label.array
+            tumour = label == LAMELLA_LABELS["malignant"]
+            ring = ndimage.binary_dilation(tumour) & ~tumour & (lam.ct.array > -500)
+            if ring.any():
+                shares.append(float(np.mean(label[ring] == LAMELLA_LABELS["unknown"])))
+        return float(np.mean(shares))
+
+    assert ring_unknown(0.3) == 1.0  # the whole ring is the band
+    assert ring_unknown(0.0) < 0.6  # only the random patches (10 % of the tissue, smooth) remain

@@ -77,6 +77,14 @@ def phantom() -> None:
     show_default=True,
     help="Also cut this many 2D training lamellae (label map: 0 benign, 1 malignant, 2 unknown).",
 )
+@click.option(
+    "--unknown-band-mm",
+    type=click.FloatRange(min=0.0),
+    default=0.3,
+    show_default=True,
+    help="Lamellae: the band on each side of the tumour boundary labelled unknown (co-registration uncertainty; "
+    "0: none).",
+)
 @click.option("--dicom", is_flag=True, help="Also write the CT and PET as DICOM series (dicom/ct, dicom/pet).")
 def specimen(
     out_dir: Path,
@@ -90,6 +98,7 @@ def specimen(
     no_wire: bool,
     no_container: bool,
     lamellae: int,
+    unknown_band_mm: float,
     dicom: bool,
 ) -> None:
     """A micro-PET-CT lumpectomy specimen with a tumour at a known margin.
@@ -124,7 +133,7 @@ def specimen(
             for name, path in write_specimen_dicom(ph, out_dir / "dicom").items():
                 written[f"dicom {name}"] = path
         if lamellae:
-            lams = make_lamellae(ph, n=lamellae)
+            lams = make_lamellae(ph, n=lamellae, unknown_band_mm=unknown_band_mm)
             written["lamellae"] = write_lamellae(lams, out_dir / "lamellae", patient_id=f"phantom{seed:03d}")
 
     truth = ph.truth

@@ -420,9 +420,11 @@ def make_lamellae(
         label = np.where(tum2d, LAMELLA_LABELS["malignant"], LAMELLA_LABELS["benign"]).astype(np.uint8)
         label[tissue & (field2d > threshold)] = LAMELLA_LABELS["unknown"]
         # co-registration uncertainty: a band around the tumour boundary is unknown
-        band_px = max(1, round(unknown_band_mm / ct.spacing[1]))
-        band = ndimage.binary_dilation(tum2d, iterations=band_px) & ~ndimage.binary_erosion(tum2d, iterations=band_px)
-        label[band & tissue] = LAMELLA_LABELS["unknown"]
+        if unknown_band_mm > 0:  # at least one pixel on each side of the boundary; none when the band is 0
+            band_px = max(1, round(unknown_band_mm / ct.spacing[1]))
+            inner = ndimage.binary_erosion(tum2d, iterations=band_px)
+            band = ndimage.binary_dilation(tum2d, iterations=band_px) & ~inner
+            label[band & tissue] = LAMELLA_LABELS["unknown"]
         z_mm = float(ct.grid.index_to_world([k, 0, 0])[2])
         out.append(
             Lamella(
