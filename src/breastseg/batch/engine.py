@@ -33,8 +33,8 @@ from typing import Any
 
 from breastseg.batch.manifest import Case, content_hash
 from breastseg.errors import BreastsegError, InputError
-from breastseg.io.atomic import atomic_path, write_json
-from breastseg.io.outputs import check_apart_from_inputs, prepare_output_folder
+from breastseg.io.atomic import atomic_path, write_json, write_marker
+from breastseg.io.outputs import check_apart_from_inputs, expected_output_bytes, prepare_output_folder
 from breastseg.io.tables import csv_cell
 from breastseg.sanity import NotAssessable
 
@@ -124,19 +124,23 @@ def run_batch(
     scheduler: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     overwrite: bool = False,
+    manifest: str | Path | None = None,
 ) -> BatchResult:
     """Run ``cases`` through ``runner`` (see the module docstring); writes ``cohort.csv`` and ``summary.json``.
 
     ``progress`` is called with each case's record as it completes (skipped cases included). The cohort folder is
-    checked first (:func:`breastseg.io.outputs.prepare_output_folder`; ``overwrite`` as there), and no case's
-    folder may be, hold or lie inside one of its inputs.
+    checked first (:func:`breastseg.io.outputs.prepare_output_folder`, with the cases' files and the ``manifest`` as
+    inputs; ``overwrite`` as there), and no case's folder may be, hold or lie inside one of its inputs.
     """
     out_root = Path(out_root).resolve()
+    inputs = [p for c in cases for p in c.inputs.values()]
+    need = expected_output_bytes(inputs)  # the cases' files are checked below, after the folder itself
+    prepare_output_folder(out_root, inputs=[manifest], overwrite=overwrite, need_bytes=need)
     for case in cases:
         check_apart_from_inputs(out_root / case.case_id, case.inputs.values(), f"case {case.case_id}'s folder")
-    prepare_output_folder(
-        out_root, inputs=[p for c in cases for p in c.inputs.values()], overwrite=overwrite, claim=True
-    )
+    check_apart_from_inputs(out_root, inputs)
+    out_root.mkdir(parents=True, exist_ok=True)
+    write_marker(out_root, [], merge=True)  # written step by step: a rerun must find it breastseg's
     t0 = time.perf_counter()
     models = runner.model_files()
     records: dict[str, dict[str, Any]] = {}

@@ -66,7 +66,14 @@ def _run(
             progress.advance(bar)
 
         result = run_batch(
-            runner, cases, out_dir, workers=workers, scheduler=scheduler, progress=advance, overwrite=overwrite
+            runner,
+            cases,
+            out_dir,
+            workers=workers,
+            scheduler=scheduler,
+            progress=advance,
+            overwrite=overwrite,
+            manifest=manifest,
         )
     table = Table(title=f"breastseg batch {runner.name}", show_header=False)
     table.add_row("cases", str(len(cases)))

@@ -5,7 +5,8 @@ runs :mod:`breastseg.io.outputs`'s checks with the command's own inputs — the 
 that name existing files or folders — before the command's body: an output that is or holds an input, a
 ``--dicom-out`` inside ``--out``, a folder of somebody else's files, a read-only or full disk are refused in the
 first second, not after minutes of work. Whatever the command then writes into its folders, they carry breastseg's
-marker afterwards (also after a failure part-way), so that its next run there is not refused.
+marker afterwards (also after a failure part-way), so that its next run there is not refused. Commands whose
+library function makes the same checks (:data:`CHECKS_ITS_OWN`) only get the flag.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from breastseg.io.outputs import prepare_output_file, prepare_output_folder
 #: parameter names of a command's main output, and of a second output folder that must stay apart from it
 OUTPUT_PARAMS = ("out_dir", "out_path")
 SECOND_OUTPUT_PARAMS = ("dicom_out",)
-#: command groups whose library function checks more inputs than the command line names (a manifest's files) and
-#: marks the folder itself once they pass (their commands declare ``--overwrite`` and pass it on)
-MARKS_ITS_OWN = ("batch",)
+#: commands (or groups) whose library function makes these checks itself — ``run_assessment`` for its Python users,
+#: ``run_batch`` with a manifest's files as the inputs: they get ``--overwrite`` passed on and are not wrapped, so
+#: that each check is made once
+CHECKS_ITS_OWN = (("batch",), ("specimen", "assess"))
 
 OVERWRITE_HELP = (
     "Write into an existing output folder that breastseg did not create (its files of the same names are replaced, "
@@ -95,12 +97,13 @@ def guard_outputs(group: click.Group) -> None:
             continue
         if "overwrite" not in names and any(_is_folder(p) for p in command.params if p.name in OUTPUT_PARAMS):
             command.params.append(click.Option(["--overwrite"], is_flag=True, help=OVERWRITE_HELP))
+        if any(path[: len(own)] == own for own in CHECKS_ITS_OWN):
+            continue
         takes_flag = "overwrite" in inspect.signature(command.callback).parameters
-        mark = path[0] not in MARKS_ITS_OWN
-        command.callback = _wrap(command, command.callback, takes_flag, mark)
+        command.callback = _wrap(command, command.callback, takes_flag)
 
 
-def _wrap(command: click.Command, callback: Callable[..., Any], takes_flag: bool, mark: bool) -> Callable[..., Any]:
+def _wrap(command: click.Command, callback: Callable[..., Any], takes_flag: bool) -> Callable[..., Any]:
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
         overwrite = bool(kwargs.get("overwrite", False) if takes_flag else kwargs.pop("overwrite", False))
@@ -108,7 +111,7 @@ def _wrap(command: click.Command, callback: Callable[..., Any], takes_flag: bool
         try:
             return callback(*args, **kwargs)
         finally:  # a folder the command wrote into, even partly (a training that stopped), is breastseg's from now on
-            for folder in folders if mark else []:
+            for folder in folders:
                 if folder.is_dir() and read_marker(folder) is None:
                     write_marker(folder, [])
 

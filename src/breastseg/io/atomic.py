@@ -5,8 +5,8 @@ Every writer in breastseg writes to a temporary name in the destination folder a
 (``os.replace`` is atomic on one file system), so an earlier good output survives a failed run. A folder
 (an assessment's outputs, a DICOM series) is built whole under a temporary name; when the destination does not
 exist yet it is renamed into place, otherwise its entries are moved in one by one (:func:`commit_folder`):
-entries of the same name are replaced, entries that an earlier run of breastseg wrote and this one did not are
-removed, and everything else in the folder is left as it was. Each committed folder gets a marker file
+entries of the same name are replaced, entries that an earlier run of the same writer put there and this one did
+not are removed, and everything else in the folder is left as it was. Each committed folder gets a marker file
 (:data:`MARKER_NAME`) listing the entries breastseg wrote there — except DICOM folders meant to be sent as they are,
 whose files carry Manufacturer "breastseg" instead; :mod:`breastseg.io.outputs` uses either to tell breastseg's own
 folders from anybody else's.
@@ -140,13 +140,11 @@ def commit_folder(
             write_marker(tmp, entries, producer=producer)
         tmp.rename(final)
         return
-    previous = read_marker(final) if marked else None
-    stale = [
-        name
-        for name, who in (previous["producers"].items() if previous and producer is not None else [])
-        if who == producer and name not in entries and "/" not in name
-    ]
-    if not marked:
+    if marked:
+        previous = read_marker(final)
+        written_before = previous["producers"].items() if previous and producer is not None else []
+        stale = [name for name, who in written_before if who == producer and name not in entries and "/" not in name]
+    else:
         stale = [n for n in dicom_outputs or () if n not in entries and written_by_breastseg(final / n)]
     trash = _temp_sibling(final)
     trash.mkdir()

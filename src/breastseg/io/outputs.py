@@ -29,7 +29,6 @@ from breastseg.io.atomic import (
     MARKER_NAME,
     read_marker,
     remove_stale_temporaries,
-    write_marker,
     written_by_breastseg,
 )
 
@@ -38,10 +37,6 @@ MIN_FREE_BYTES = 64 * 1024 * 1024
 #: the outputs' size is taken as at most this fraction of the inputs' (compressed masks, SEG bit frames)
 OUTPUT_TO_INPUT_RATIO = 0.5
 _SIZE_SCAN_LIMIT = 20_000
-
-
-def _resolved(path: str | os.PathLike[str]) -> Path:
-    return Path(path).resolve()
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -66,6 +61,11 @@ def input_bytes(inputs: Iterable[str | os.PathLike[str] | None]) -> int:
             except OSError:
                 continue
     return total
+
+
+def expected_output_bytes(inputs: Iterable[str | os.PathLike[str] | None]) -> int:
+    """Free space an output folder asks for: :data:`MIN_FREE_BYTES` plus half the inputs' size."""
+    return MIN_FREE_BYTES + int(OUTPUT_TO_INPUT_RATIO * input_bytes(inputs))
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -107,9 +107,9 @@ def check_apart_from_inputs(
 ) -> None:
     """Refuse an output folder that equals or contains one of ``inputs``, or lies inside an input folder."""
     out_path = Path(out)
-    target = _resolved(out_path)
+    target = out_path.resolve()
     for item in (Path(i) for i in inputs if i is not None):
-        source = _resolved(item)
+        source = item.resolve()
         if _inside(source, target):
             what = "is" if source == target else "contains"
             raise InputError(
@@ -131,7 +131,6 @@ def prepare_output_folder(
     separate_from: Iterable[tuple[str, str | os.PathLike[str] | None]] = (),
     option: str = "--out",
     need_bytes: int | None = None,
-    claim: bool = False,
 ) -> Path:
     """Check an output folder before any computation (see the module docstring) and return it.
 
@@ -142,20 +141,18 @@ def prepare_output_folder(
         separate_from: other outputs of the same command, as ``(option, path)``: neither may lie inside the other.
         option: the option's name, for messages.
         need_bytes: free space required; default 64 MiB plus half the inputs' size.
-        claim: make the folder now and mark it as breastseg's, for a command that writes into it step by step
-            (a training run that resumes): its next run is then not refused.
 
     Raises:
         InputError: naming the folder, what is wrong and what to do.
     """
     out_path = Path(out)
-    target = _resolved(out_path)
+    target = out_path.resolve()
     input_list = [Path(i) for i in inputs if i is not None]
     check_apart_from_inputs(out_path, input_list, option)
     for other_option, other in separate_from:
         if other is None:
             continue
-        other_target = _resolved(other)
+        other_target = Path(other).resolve()
         if _inside(other_target, target) or _inside(target, other_target):
             raise InputError(
                 f"{option} {out_path} and {other_option} {other} must be separate folders, neither inside the other"
@@ -173,11 +170,8 @@ def prepare_output_folder(
             )
     remove_stale_temporaries(target.parent)
     if need_bytes is None:
-        need_bytes = MIN_FREE_BYTES + int(OUTPUT_TO_INPUT_RATIO * input_bytes(input_list))
+        need_bytes = expected_output_bytes(input_list)
     check_writable(target, need_bytes, option)
-    if claim:
-        out_path.mkdir(parents=True, exist_ok=True)
-        write_marker(out_path, [], merge=True)
     return out_path
 
 
@@ -191,9 +185,9 @@ def prepare_output_file(
     """The file counterpart of :func:`prepare_output_folder`: ``out`` may not be one of the inputs nor lie inside
     an input folder, must not be a folder, and its folder must be writable with room for ``need_bytes``."""
     out_path = Path(out)
-    target = _resolved(out_path)
+    target = out_path.resolve()
     for item in (Path(i) for i in inputs if i is not None):
-        source = _resolved(item)
+        source = item.resolve()
         if source == target or (item.is_dir() and _inside(target, source)):
             raise InputError(f"{option} {out_path}: would overwrite the input {item}; choose another file name")
     if target.is_dir():
