@@ -5,7 +5,9 @@ Held-out phantoms (seeds 400–405, negative margins 0.5–4 mm, default realism
 seeds 100–119) go through the bundle once per slicing axis (every slice, float32). On the bundle's grid, each
 non-tumour tissue voxel is binned by its depth below the specimen surface, and voxels within 1 mm of the surface
 also by |cos| between the slicing axis and the surface normal (1: the slice plane runs parallel to the surface,
-a tangential cut; :mod:`breastseg.workflows.specimen.diagnostics`). Printed: the false-positive rate per depth bin
+a tangential cut; :mod:`breastseg.workflows.specimen.diagnostics`), and voxels within 0.5 mm outside the true
+tumour by |cos| between the slicing axis and the tumour's normal (1: beyond the tumour's end along that axis).
+Printed: the false-positive rate per depth bin
 for each axis alone and for the tri-planar mean, the same per member, per bin of distance from the true tumour (a
 boundary drawn too wide vs false findings elsewhere), the near-surface rate per obliquity bin, and each method's
 margin error (the minimum depth of the predicted tumour, largest component, minus the true one).
@@ -20,13 +22,12 @@ Run: ``.venv/bin/python benchmarks/specimen_surface_errors.py [--bundle B.pt] [-
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from breastseg.learn.bundle import ModelBundle
+from breastseg.machine import cpu_description
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
 from breastseg.predict.volume import VolumeInference, predict_volume
@@ -38,6 +39,7 @@ from breastseg.workflows.specimen.diagnostics import (
     false_positives_by_depth,
     false_positives_by_obliquity,
     false_positives_by_tumour_distance,
+    false_positives_by_tumour_obliquity,
     surface_normals,
 )
 from breastseg.workflows.specimen.pipeline import default_model_path
@@ -47,14 +49,6 @@ MARGINS_MM = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 AXES = {"z (axis 0)": (0,), "y (axis 1)": (1,), "x (axis 2)": (2,)}
 
 
-def cpu() -> str:
-    info = Path("/proc/cpuinfo")
-    flags = info.read_text() if platform.system() == "Linux" and info.exists() else ""
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if "model name" in line), "?")
-    return f"{model}, SIMD: {' '.join(simd) or 'none listed'}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None, help="ResU-Net bundle (default: the packaged demo bundle)")
@@ -62,10 +56,11 @@ def main() -> None:
     args = parser.parse_args()
     bundle = ModelBundle.load(args.bundle or default_model_path("resunet"))
     ensemble = bundle.ensemble()
-    print(f"CPU: {cpu()}; bundle {args.bundle or 'packaged demo'}: {len(ensemble)} members")
+    print(f"CPU: {cpu_description()}; bundle {args.bundle or 'packaged demo'}: {len(ensemble)} members")
     depth_tables: dict[str, np.ndarray] = {}  # method -> (bins, 2) false positives, voxels
     member_tables: dict[int, np.ndarray] = {}
     oblique: dict[str, np.ndarray] = {}
+    tumour_oblique: dict[str, np.ndarray] = {}
     near_tumour: dict[str, np.ndarray] = {}
     margin_errors: dict[str, list[float]] = {}
     for k, seed in enumerate(args.seeds):
@@ -104,6 +99,9 @@ def main() -> None:
                     near = false_positives_by_obliquity(predicted, tumour, tissue, depth, normals, a)
                     t = np.array([[r.false_positives, r.voxels] for r in near])
                     oblique[name] = oblique.get(name, 0) + t
+                    cap = false_positives_by_tumour_obliquity(predicted, tumour, tissue, grid.spacing, a)
+                    t = np.array([[r.false_positives, r.voxels] for r in cap])
+                    tumour_oblique[name] = tumour_oblique.get(name, 0) + t
         for m in range(len(ensemble)):
             prob = np.mean([p.member_probabilities[m] for p in per_axis.values()], axis=0)
             predicted = binarize(prob, 0.5, fill=True, keep_largest=True, within=tissue)
@@ -136,6 +134,12 @@ def main() -> None:
     print("| axis " + header((*OBLIQUITY_BINS[:-1], 1.0), ""))
     print("|---" * len(OBLIQUITY_BINS) + "|")
     for name, table in oblique.items():
+        print(f"| {name} | {rates(table)} |")
+    print("\nWithin 0.5 mm outside the true tumour: false positives by |cos(slicing axis, tumour normal)|")
+    print("(1 = the slice runs parallel to the tumour boundary, as beyond the tumour's ends)")
+    print("| axis " + header((*OBLIQUITY_BINS[:-1], 1.0), ""))
+    print("|---" * len(OBLIQUITY_BINS) + "|")
+    for name, table in tumour_oblique.items():
         print(f"| {name} | {rates(table)} |")
     print("\nMargin error (predicted minus true minimum depth, mm; negative: too close to the surface)")
     print("| method | mean | min | max |")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from breastseg import __version__
@@ -46,6 +47,32 @@ def test_phantom_specimen_writes_the_promised_files(tmp_path: Path, capsys: pyte
     assert truth["margin_status"] == "positive" and truth["margin_mm"] == 0.0
     assert (tmp_path / "lamellae" / "manifest.csv").is_file()
     assert "positive" in capsys.readouterr().out
+
+
+def test_bread_loafing_lamellae_and_training_options_reach_the_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import csv
+
+    from breastseg.learn.bundle import ModelBundle
+
+    args = ["phantom", "specimen", *SMALL_PHANTOM_ARGS]
+    assert main([*args, "--out", str(tmp_path / "both"), "--lamellae", "2", "--bread-loaf"]) == 2
+    assert "either --lamellae N" in capsys.readouterr().err
+    manifests = []
+    for seed in (6, 7):
+        assert main([*args, "--seed", str(seed), "--out", str(tmp_path / f"loaf{seed}"), "--bread-loaf"]) == 0
+        manifests += ["--manifest", str(tmp_path / f"loaf{seed}" / "lamellae" / "manifest.csv")]
+    with Path(manifests[1]).open() as fh:
+        z = [float(r["z_mm"]) for r in csv.DictReader(fh)]
+    # a slice every 2.5 mm (to within a 0.4 mm voxel) across the ~26 mm specimen
+    assert all(abs(d - 2.5) <= 0.31 for d in np.diff(z)) and len(z) >= 8
+    model = tmp_path / "tiny.pt"
+    train = ["specimen", "train", *manifests, "--folds", "2", "--epochs", "1", "--depth", "2"]
+    train += ["--channels", "4", "--patch-size", "32", "--patches-per-image", "1", "--loss", "dice_ce"]
+    assert main([*train, "--positive-bias", "0.2", "--out", str(model)]) == 0
+    training = ModelBundle.load(model).card["training"]["train"]
+    assert training["loss"] == "dice_ce" and training["patch"]["positive_bias"] == 0.2
 
 
 def test_user_error_is_one_line_on_stderr_with_exit_code_2(tmp_path: Path) -> None:

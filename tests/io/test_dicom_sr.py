@@ -49,6 +49,11 @@ def _groups(sr: pydicom.Dataset) -> list[dict[str, Any]]:
                     if "ConceptCodeSequence" in m
                 }
                 derivation = mods.get(("121401", "DCM"))
+                uncertainty = {
+                    _code(m.ConceptNameCodeSequence[0]): float(m.MeasuredValueSequence[0].NumericValue)
+                    for m in item.get("ContentSequence", [])
+                    if m.ValueType == "NUM" and m.RelationshipType == "HAS PROPERTIES"
+                }
                 site = mods.get(("363698007", "SCT"))
                 g["nums"].append(
                     {
@@ -58,6 +63,7 @@ def _groups(sr: pydicom.Dataset) -> list[dict[str, Any]]:
                         "derivation": _code(derivation.ConceptCodeSequence[0]) if derivation else None,
                         "site": _code(site.ConceptCodeSequence[0]) if site else None,
                         "site_modifier": _code(site.ContentSequence[0].ConceptCodeSequence[0]) if site else None,
+                        "uncertainty": uncertainty,
                     }
                 )
             elif item.ValueType == "CODE":
@@ -129,6 +135,11 @@ def test_specimen_sr_carries_the_read_out(specimen_outputs: tuple[Path, dict[str
     face_codes = {"superior": "264217000", "inferior": "261089000", "left": "7771000", "right": "24028007"}
     face_codes |= {"anterior": "255549009", "posterior": "255551008"}
     assert margin["site_modifier"] == (face_codes[result["closest_face"]], "SCT")  # … at the closest face
+    # the margin's interval as its range of lower / upper measurement uncertainty (SCT 371885007 / 371886008)
+    low, high = result["margin_interval_mm"]
+    assert low <= result["min_margin_mm"] and high is not None and high >= result["min_margin_mm"]
+    assert margin["uncertainty"][("371885007", "SCT")] == pytest.approx(result["min_margin_mm"] - low, abs=1e-4)
+    assert margin["uncertainty"][("371886008", "SCT")] == pytest.approx(high - result["min_margin_mm"], abs=1e-4)
     assert _num(tumour, ("118565006", "SCT"))["value"] == pytest.approx(result["tumour_volume_ml"])
     sul_max = _num(tumour, ("126400", "DCM"), ("56851009", "SCT"))
     assert sul_max["value"] == pytest.approx(result["tumour_sul_max"])

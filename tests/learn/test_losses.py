@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.losses import DiceLoss
+from monai.losses import DiceCELoss, DiceLoss
 
-from breastseg.learn.losses import generalised_dice_ce_loss, generalised_dice_loss, specimen_dice_loss
+from breastseg.learn.losses import dice_ce_loss, generalised_dice_ce_loss, generalised_dice_loss, specimen_dice_loss
 
 
 def test_unknown_pixels_do_not_change_the_loss() -> None:
@@ -24,6 +24,24 @@ def test_unknown_pixels_do_not_change_the_loss() -> None:
         logits[..., :5], target[..., :5]
     )
     assert torch.allclose(ours, reference, atol=1e-6)
+
+
+def test_dice_ce_is_monais_without_unknown_pixels_and_ignores_them_in_both_terms() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(3, 2, 8, 10)
+    target = (torch.rand(3, 1, 8, 10) > 0.6).long()
+    monai_dice_ce = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+    assert torch.allclose(dice_ce_loss()(logits, target), monai_dice_ce(logits, target), atol=1e-6)
+    masked_target = target.clone()
+    masked_target[..., 5:] = 2
+    wild = logits.clone()
+    wild[..., 5:] = 50.0 * torch.randn_like(wild[..., 5:])
+    # by hand: mean cross-entropy over the known pixels only, plus the masked Dice
+    p = torch.softmax(logits[..., :5], dim=1)
+    known = target[..., :5]
+    ce = -torch.log(torch.gather(p, 1, known)).mean()
+    expected = specimen_dice_loss()(logits[..., :5], known) + ce
+    assert torch.allclose(dice_ce_loss()(wild, masked_target), expected, atol=1e-5)
 
 
 def test_generalised_dice_loss_equals_sudres_formula_by_hand() -> None:

@@ -164,3 +164,24 @@ def test_the_unknown_band_around_the_tumour_follows_its_option(negative) -> None
 
     assert ring_unknown(0.3) == 1.0  # the whole ring is the band
     assert ring_unknown(0.0) < 0.6  # only the random patches (10 % of the tissue, smooth) remain
+
+
+def test_bread_loafing_cuts_the_whole_specimen_at_the_lamella_thickness(negative) -> None:
+    lams = make_lamellae(negative, thickness_mm=2.4, span="specimen", seed=2)
+    specimen = negative.images["specimen"].array > 0
+    tumour = negative.images["tumour"].array > 0
+    dz = negative.images["ct"].spacing[0]
+    rows = np.flatnonzero(specimen.any(axis=(1, 2)))
+    z = np.array([lam.z_mm for lam in lams])
+    # one slice every 2.4 mm (to within a voxel) from one end of the specimen to the other
+    assert np.diff(z) == pytest.approx(np.full(len(z) - 1, 2.4), abs=dz)
+    assert len(lams) >= int((rows[-1] - rows[0]) * dz / 2.4) - 1
+    # tumour-free lamellae are among them, and every malignant pixel is the tumour's
+    malignant = [int(np.count_nonzero(lam.label.array == LAMELLA_LABELS["malignant"])) for lam in lams]
+    tumour_rows = np.flatnonzero(tumour.any(axis=(1, 2)))
+    k = [round(negative.images["ct"].grid.world_to_index([0.0, 0.0, v])[0]) for v in z]
+    expected_free = [not (tumour_rows[0] <= i <= tumour_rows[-1]) for i in k]
+    assert any(expected_free) and all(m == 0 for m, free in zip(malignant, expected_free, strict=True) if free)
+    assert sum(m > 0 for m in malignant) >= 2
+    # the default still cuts n slices through the tumour, as before
+    assert all((lam.label.array == LAMELLA_LABELS["malignant"]).any() for lam in make_lamellae(negative, n=3))

@@ -85,6 +85,12 @@ def phantom() -> None:
     help="Lamellae: the band on each side of the tumour boundary labelled unknown (co-registration uncertainty; "
     "0: none).",
 )
+@click.option(
+    "--bread-loaf",
+    is_flag=True,
+    help="Lamellae: cut them every 2.5 mm across the whole specimen, as a pathologist's full bread-loafing does "
+    "(tumour-free and peripheral slices too), instead of --lamellae slices through the tumour.",
+)
 @click.option("--dicom", is_flag=True, help="Also write the CT and PET as DICOM series (dicom/ct, dicom/pet).")
 def specimen(
     out_dir: Path,
@@ -99,6 +105,7 @@ def specimen(
     no_container: bool,
     lamellae: int,
     unknown_band_mm: float,
+    bread_loaf: bool,
     dicom: bool,
 ) -> None:
     """A micro-PET-CT lumpectomy specimen with a tumour at a known margin.
@@ -114,6 +121,8 @@ def specimen(
     """
     if positive and margin_mm is not None:
         raise InputError("give either --margin-mm or --positive, not both")
+    if bread_loaf and lamellae:
+        raise InputError("give either --lamellae N (slices through the tumour) or --bread-loaf (the whole specimen)")
     cfg = SpecimenPhantomConfig(
         seed=seed,
         margin_mm=None if positive else (2.0 if margin_mm is None else margin_mm),
@@ -132,8 +141,10 @@ def specimen(
         if dicom:
             for name, path in write_specimen_dicom(ph, out_dir / "dicom").items():
                 written[f"dicom {name}"] = path
-        if lamellae:
-            lams = make_lamellae(ph, n=lamellae, unknown_band_mm=unknown_band_mm)
+        if lamellae or bread_loaf:
+            lams = make_lamellae(
+                ph, n=lamellae, unknown_band_mm=unknown_band_mm, span="specimen" if bread_loaf else "tumour"
+            )
             written["lamellae"] = write_lamellae(lams, out_dir / "lamellae", patient_id=f"phantom{seed:03d}")
 
     truth = ph.truth

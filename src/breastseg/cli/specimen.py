@@ -20,6 +20,7 @@ from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import nested_folds
 from breastseg.predict.volume import VolumeInference
 from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
+from breastseg.workflows.specimen.margin import describe_interval
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 from breastseg.workflows.specimen.preprocess import PreprocessConfig
 from breastseg.workflows.specimen.threshold import fit_threshold_model
@@ -240,6 +241,8 @@ def assess(
     colour = "red" if result["margin_status"] == "positive" else "green"
     table.add_row("status", f"[bold {colour}]{result['margin_status'].upper()}[/]")
     table.add_row("minimum margin", "—" if margin is None else f"{margin:.2f} mm")
+    if (interval := describe_interval(result)) is not None:
+        table.add_row("margin interval", interval)
     table.add_row("closest face", str(result["closest_face"]))
     if result.get("ensemble_positive_fraction") is not None:
         table.add_row("ensemble calling positive", f"{100 * result['ensemble_positive_fraction']:.0f} %")
@@ -347,7 +350,21 @@ def fit_threshold(
 )
 @click.option("--patch-size", type=click.IntRange(min=16), default=96, show_default=True, help="Patch size, pixels.")
 @click.option("--patches-per-image", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--positive-bias",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Share of patches centred on a malignant pixel (the rest anywhere in the tissue).",
+)
 @click.option("--learning-rate", type=click.FloatRange(min=0.0, min_open=True), default=0.01, show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["dice", "dice_ce"]),
+    default="dice",
+    show_default=True,
+    help="dice: the study's Dice loss (foreground, unknown pixels masked); dice_ce: plus pixel-wise cross-entropy.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of splits, initialisation and sampling.")
 @click.option(
     "--init-from",
@@ -381,7 +398,9 @@ def train_cmd(
     first_channels: int,
     patch_size: int,
     patches_per_image: int,
+    positive_bias: float,
     learning_rate: float,
+    loss: str,
     seed: int,
     init_from: str | None,
     checkpoints: Path | None,
@@ -409,8 +428,9 @@ def train_cmd(
         train=TrainConfig(
             epochs=epochs,
             learning_rate=learning_rate,
+            loss=loss,  # type: ignore[arg-type]
             seed=seed,
-            patch=PatchConfig(size=patch_size, per_image=patches_per_image),
+            patch=PatchConfig(size=patch_size, per_image=patches_per_image, positive_bias=positive_bias),
         ),
         folds=folds,
         seed=seed,

@@ -97,7 +97,9 @@ def direction_code(name: str) -> Code:
 @dataclass(frozen=True)
 class Measurement:
     """One numeric measurement (TID 1419 row): ``concept`` in ``unit``, optionally derived (maximum, mean, …) and
-    located (``site``: a direction on ``site_location``, e.g. the face of a specimen surface)."""
+    located (``site``: a direction on ``site_location``, e.g. the face of a specimen surface), optionally with its
+    uncertainty: ``lower_uncertainty`` / ``upper_uncertainty`` in ``unit``, the distances from ``value`` down to the
+    lower and up to the upper end of its interval (TID 1419 "Range of lower / upper measurement uncertainty")."""
 
     concept: Code
     value: float
@@ -105,6 +107,8 @@ class Measurement:
     derivation: Code | None = None
     site_location: Code | None = None
     site: Code | None = None
+    lower_uncertainty: float | None = None
+    upper_uncertainty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,13 @@ def _measurement(m: Measurement) -> hd.sr.Measurement:
     sites = None
     if m.site_location is not None:
         sites = [hd.sr.FindingSite(anatomic_location=m.site_location, topographical_modifier=m.site)]
+    properties = None
+    if m.lower_uncertainty is not None or m.upper_uncertainty is not None:
+        properties = hd.sr.MeasurementProperties(
+            lower_measurement_uncertainty=m.lower_uncertainty, upper_measurement_uncertainty=m.upper_uncertainty
+        )
     return hd.sr.Measurement(name=m.concept, value=float(m.value), unit=m.unit, derivation=m.derivation,
-                             finding_sites=sites)  # fmt: skip
+                             finding_sites=sites, properties=properties)  # fmt: skip
 
 
 def _group(finding: Finding, seg: Dataset | None) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations | (

@@ -4,7 +4,7 @@ cross-entropy, and the breast-MRI study's generalised Dice loss."""
 from __future__ import annotations
 
 import torch
-from monai.losses import DiceCELoss, DiceLoss, GeneralizedDiceLoss
+from monai.losses import DiceLoss, GeneralizedDiceLoss
 from torch import nn
 from torch.nn import functional as F
 
@@ -17,10 +17,28 @@ def specimen_dice_loss(unknown_label: int = UNKNOWN_LABEL) -> nn.Module:
     return DiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True, ignore_index=unknown_label)
 
 
+class MaskedDiceCELoss(nn.Module):
+    """The masked Dice loss of :func:`specimen_dice_loss` plus pixel-wise cross-entropy (equal weights), pixels
+    labelled ``unknown_label`` left out of both. On data without unknown pixels it equals MONAI's ``DiceCELoss``
+    (foreground Dice, batch-wise, mean cross-entropy). The cross-entropy term penalises every false-positive pixel
+    on its own, where the Dice term weighs a thin ring of them against the whole tumour's overlap."""
+
+    def __init__(self, unknown_label: int = UNKNOWN_LABEL) -> None:
+        super().__init__()
+        self.unknown_label = unknown_label
+        self.dice = specimen_dice_loss(unknown_label)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        labels = target[:, 0].long()
+        if not bool((labels != self.unknown_label).any()):
+            return self.dice(logits, target)
+        return self.dice(logits, target) + F.cross_entropy(logits, labels, ignore_index=self.unknown_label)
+
+
 def dice_ce_loss() -> nn.Module:
-    """MONAI ``DiceCELoss``: the same foreground, batch-wise Dice plus pixel-wise cross-entropy (equal weights);
-    for data without unknown pixels (ultrasound)."""
-    return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+    """:class:`MaskedDiceCELoss`: foreground, batch-wise Dice plus pixel-wise cross-entropy (equal weights), unknown
+    pixels left out of both."""
+    return MaskedDiceCELoss()
 
 
 def generalised_dice_loss() -> nn.Module:

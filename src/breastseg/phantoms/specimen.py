@@ -177,7 +177,8 @@ def _bed(grid: Grid, specimen: np.ndarray, thickness_mm: float = 1.0) -> np.ndar
 
 
 def _perturbed(mask: np.ndarray, grid: Grid, amplitude_mm: float, rng: np.random.Generator) -> np.ndarray:
-    """``mask`` with its boundary moved in and out by up to ~``amplitude_mm`` (smooth random field)."""
+    """``mask`` with its boundary moved in and out by a smooth random field (3 mm correlation) of standard deviation
+    ``amplitude_mm``: over a large face the boundary reaches about two of them beyond the original somewhere."""
     if amplitude_mm <= 0:
         return mask
     margin = [int(np.ceil(3 * amplitude_mm / s)) + 2 for s in grid.spacing]
@@ -259,7 +260,8 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     fibro_field = np.clip(1.0 + cfg.fibroglandular_heterogeneity * smooth_field(grid, 2.0, rng), 0.3, None)
     suv[fibro_sel] = cfg.fibroglandular_suv * fibro_field[fibro_sel]
     heterogeneity = np.clip(1.0 + cfg.tumour_heterogeneity * smooth_field(grid, 2.0, rng), 0.2, None)
-    # the metabolic boundary is not the histological one: FDG uptake follows the tumour within ±uptake_boundary_mm
+    # the metabolic boundary is not the histological one: FDG uptake follows the tumour's boundary moved in and out
+    # by a smooth field of standard deviation uptake_boundary_mm
     uptake = _perturbed(tumour, grid, cfg.uptake_boundary_mm, rng) & specimen
     suv[uptake] = cfg.tumour_suv * heterogeneity[uptake]
     suv = ndimage.gaussian_filter(suv, sigma=_fwhm_sigma_vox(cfg.pet_fwhm_mm, grid.spacing))
@@ -380,8 +382,14 @@ def make_lamellae(
     seed: int | None = None,
     cut_edge: bool = True,
     unknown_band_mm: float = 0.3,
+    span: Literal["tumour", "specimen"] = "tumour",
 ) -> list[Lamella]:
     """Cut ``n`` lamella slices through the tumour, ``thickness_mm`` apart (the study's 2–3 mm lamellas).
+
+    ``span="specimen"``: a pathologist's full bread-loafing instead — a slice every ``thickness_mm`` across the
+    whole specimen along z from a random offset (``n`` is not used), so tumour-free and peripheral lamellae and
+    slices through the tumour's ends are among them; slices whose tissue covers less than a tenth of the largest
+    slice's (the rounded ends of the specimen) are left out.
 
     The PET is resampled onto the CT grid with third-order interpolation, as the study's preprocessing does.
     About ``unknown_fraction`` of each slice's tissue is labelled unknown (the study had ~11 %), in smooth
@@ -397,12 +405,18 @@ def make_lamellae(
     rows = np.flatnonzero(tumour.any(axis=(1, 2)))
     if len(rows) == 0:
         raise InputError("the phantom has no tumour to cut lamellae through")
-    centre = (rows[0] + rows[-1]) / 2.0
     step = thickness_mm / ct.spacing[0]
-    picks = [round(centre + (i - (n - 1) / 2.0) * step) for i in range(n)]
-    picks = [int(np.clip(k, rows[0], rows[-1])) for k in picks]
-    pet_on_ct = phantom.images["pet"].resample_onto(ct, order=3)
     rng = np.random.default_rng(phantom.config.seed + 1000 if seed is None else seed)
+    if span == "specimen":
+        area = specimen.sum(axis=(1, 2))
+        keep = np.flatnonzero(area >= 0.1 * area.max())
+        start = keep[0] + rng.uniform(0.0, step)
+        picks = [round(k) for k in np.arange(start, keep[-1] + 1, step)]
+    else:
+        centre = (rows[0] + rows[-1]) / 2.0
+        picks = [round(centre + (i - (n - 1) / 2.0) * step) for i in range(n)]
+        picks = [int(np.clip(k, rows[0], rows[-1])) for k in picks]
+    pet_on_ct = phantom.images["pet"].resample_onto(ct, order=3)
     out = []
     for i, k in enumerate(picks):
         tissue = specimen[k].copy()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from breastseg.io.atomic import atomic_path
+from breastseg.workflows.specimen.margin import describe_interval
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -28,6 +29,7 @@ def specimen_report(result: dict[str, Any], path: str | Path) -> Path:
     rows = [
         ("Margin status", f"<b style='color:{colour}'>{status.upper()}</b>"),
         ("Minimum margin", _fmt(result.get("min_margin_mm"), "mm")),
+        ("Margin interval", _fmt(describe_interval(result))),
         ("Positive when ≤", _fmt(result.get("positive_margin_threshold_mm"), "mm")),
         ("Closest face", _fmt(result.get("closest_face"))),
         ("Closest point (LPS)", _fmt(result.get("closest_point_mm"), "mm")),

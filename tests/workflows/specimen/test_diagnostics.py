@@ -9,6 +9,7 @@ from breastseg.workflows.specimen.diagnostics import (
     false_positives_by_depth,
     false_positives_by_obliquity,
     false_positives_by_tumour_distance,
+    false_positives_by_tumour_obliquity,
     surface_normals,
 )
 
@@ -64,3 +65,24 @@ def test_a_boundary_drawn_one_voxel_too_wide_is_counted_next_to_the_tumour() -> 
     ring = int(np.count_nonzero(predicted & ~tumour))
     assert rows[0].false_positives == ring  # all within 0.25 mm (face neighbours: 0; diagonal ones: 0.21 mm)
     assert sum(r.false_positives for r in rows[1:]) == 0
+
+
+def test_false_positives_beyond_the_tumours_ends_are_where_the_slice_runs_parallel_to_its_boundary() -> None:
+    spacing = (0.5, 0.5, 0.5)
+    ball, radius = _ball(spacing)
+    tumour = radius <= 6.0
+    from scipy import ndimage
+
+    x = np.arange(ball.shape[2])[None, None, :]
+    centre = (np.asarray(ball.shape) - 1) / 2
+
+    ring = ndimage.binary_dilation(tumour) & ~tumour  # the first voxel outside the tumour (face neighbours)
+    # the tumour drawn too far only at its ±x ends: beyond the caps, where the normal runs along x
+    caps = ring & (np.abs(x - centre[2]) * 0.5 > 0.97 * radius)
+    by_x = false_positives_by_tumour_obliquity(caps | tumour, tumour, ball, spacing, axis=2)
+    by_y = false_positives_by_tumour_obliquity(caps | tumour, tumour, ball, spacing, axis=1)
+    # voxelised normals of a 6 mm ball on a 0.5 mm grid stray at a cap: none below |cos| 0.5 along x, half at ≥ 0.97
+    n_caps = int(np.count_nonzero(caps))
+    assert sum(r.false_positives for r in by_x[1:]) == n_caps > 0 and by_x[0].false_positives == 0
+    assert by_x[-1].false_positives >= n_caps / 2
+    assert by_y[0].false_positives == n_caps  # seen along y, the caps lie edge-on (|cos| < 0.5)

@@ -7,7 +7,7 @@ import pytest
 
 from breastseg.image import Grid
 from breastseg.masks import depth_below_surface_mm
-from breastseg.workflows.specimen.margin import assess_margin, members_positive
+from breastseg.workflows.specimen.margin import assess_margin, describe_interval, margin_interval, members_positive
 
 SPACING = 0.2
 
@@ -76,3 +76,40 @@ def test_ensemble_agreement_and_face_names() -> None:
     assert r.ensemble_positive_fraction == 0.5
     assert r.closest_face == "medial"
     assert set(r.per_face_margin_mm) == set(names.values())
+
+
+def soft_sphere(gap_mm: float, shape: tuple[int, int, int] = (122, 102, 152)) -> np.ndarray:
+    """Tumour probability 1 within 3 mm of the centre of :func:`box_and_sphere`'s sphere (radius 4 mm, ``gap_mm``
+    inside the −x face), falling linearly to 0 at 5 mm: ≥ 0.5 is the 4 mm sphere, ≥ 0.3 a 4.4 mm, ≥ 0.7 a 3.6 mm one."""
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    cx, cz, cy = 0.5 + (gap_mm + 4.0) / SPACING, (shape[0] - 1) / 2, (shape[1] - 1) / 2
+    rho = np.sqrt((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) * SPACING
+    return np.clip(1.0 - (rho - 3.0) / 2.0, 0.0, 1.0)
+
+
+def test_margin_interval_is_the_margin_of_the_tumour_drawn_wider_and_narrower() -> None:
+    tumour, box, grid = box_and_sphere(2.0)
+    depth = depth_below_surface_mm(box, grid.spacing)
+    margin = assess_margin(tumour, box, grid, depth=depth).min_margin_mm
+    low, high = margin_interval(soft_sphere(2.0), box, depth, margin, (0.3, 0.7))
+    # by hand: the ≥ 0.3 sphere reaches 0.4 mm further out, the ≥ 0.7 one stops 0.4 mm short
+    assert low == pytest.approx(2.0 - 0.4, abs=SPACING) and high == pytest.approx(2.0 + 0.4, abs=SPACING)
+    assert low < margin < high
+    wider = margin_interval(soft_sphere(2.0), box, depth, margin, (0.1, 0.9))
+    assert wider[0] == pytest.approx(2.0 - 0.8, abs=SPACING) and wider[1] == pytest.approx(2.0 + 0.8, abs=SPACING)
+    text = describe_interval({"margin_interval_mm": [low, high], "margin_interval_probabilities": [0.3, 0.7]})
+    assert text == f"{low:.2f}–{high:.2f} mm (tumour drawn at probability ≥ 0.3 / ≥ 0.7)"
+
+
+def test_margin_interval_is_open_above_when_no_voxel_is_sure_and_always_holds_the_read_margin() -> None:
+    _, box, grid = box_and_sphere(2.0)
+    depth = depth_below_surface_mm(box, grid.spacing)
+    faint = 0.6 * soft_sphere(2.0)  # nothing reaches 0.7
+    low, high = margin_interval(faint, box, depth, 1.5, (0.3, 0.7))
+    assert high is None and low is not None and low <= 1.5
+    assert "no voxel reaches 0.7" in (
+        describe_interval({"margin_interval_mm": [low, high], "margin_interval_probabilities": [0.3, 0.7]}) or ""
+    )
+    # a read margin outside the two masks' margins widens the interval to contain it
+    assert margin_interval(soft_sphere(2.0), box, depth, 5.0, (0.3, 0.7))[1] == 5.0
+    assert margin_interval(np.zeros(box.shape), box, depth, None) == (None, None)

@@ -65,6 +65,8 @@ def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Ph
     ):
         assert key in result, key
     assert result["margin_status"] == "negative"
+    low, high = result["margin_interval_mm"]
+    assert low <= result["min_margin_mm"] <= high and result["margin_interval_probabilities"] == [0.3, 0.7]
     ct = read_image(tmp_path / "case/ct.nii.gz")
     tumour = read_image(out / "tumour_mask.nii.gz")
     specimen = read_image(out / "specimen_mask.nii.gz")
@@ -72,6 +74,7 @@ def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Ph
     assert (tumour.array > 0).sum() * ct.voxel_volume_ml == pytest.approx(result["tumour_volume_ml"], rel=1e-3)
     html = (out / "report.html").read_text()
     assert "NEGATIVE" in html and "figures/closest_point.png" in html
+    assert f"{low:.2f}–{high:.2f} mm (tumour drawn at probability ≥ 0.3 / ≥ 0.7)" in html
     assert (out / "figures" / "closest_point.png").stat().st_size > 10_000
     # the closest point lies in the tumour mask written on the CT grid
     idx = np.round(ct.grid.world_to_index(result["closest_point_mm"])).astype(int)
@@ -84,6 +87,14 @@ def test_dicom_inputs_read_suv_from_headers(tmp_path: Path, positive_phantom: Ph
     assert result["margin_status"] == "positive"
     sul_factor = positive_phantom.truth["pet"]["sul_per_bqml"] / positive_phantom.truth["pet"]["suvbw_per_bqml"]
     assert result["tumour_sul_max"] == pytest.approx(4.0 * sul_factor, rel=0.35)
+
+
+def test_the_margin_interval_must_bracket_the_probability_threshold() -> None:
+    from breastseg.errors import InputError
+
+    with pytest.raises(InputError, match=r"either side of the tumour probability threshold 0\.5"):
+        AssessConfig(interval_probabilities=(0.6, 0.7))
+    assert AssessConfig(probability_threshold=0.4, interval_probabilities=(0.2, 0.8)).interval_probabilities[0] == 0.2
 
 
 def test_empty_prediction_is_an_explicit_negative(negative_phantom: Phantom, tmp_path: Path) -> None:

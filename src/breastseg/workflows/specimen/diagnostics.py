@@ -7,7 +7,9 @@ sight — a view training lamellae, cut across the specimen, seldom give. :func:
 whether false positives gather where the slicing axis runs along the surface normal, per axis; together with
 :func:`false_positives_by_depth` it tests the suspicion that the network over-extends towards the surface because
 of such slices, and :func:`false_positives_by_tumour_distance` tells a boundary drawn too wide from false findings
-elsewhere (``benchmarks/specimen_surface_errors.py``).
+elsewhere. :func:`false_positives_by_tumour_obliquity` asks the same of the tumour's own boundary: a slice that
+runs parallel to it just beyond a tumour's end (its cap) shows blurred uptake with no tumour in the plane — a view
+lamellae cut through the middle of the tumour never give (``benchmarks/specimen_surface_errors.py``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,32 @@ def false_positives_by_obliquity(
     return _binned(np.abs(normals[axis][near]), np.asarray(predicted, bool)[near], bins)
 
 
+def _distance_from_tumour_mm(tumour: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Face-to-face distance (mm) of every voxel from the nearest tumour voxel (0 inside and next to it)."""
+    import edt
+
+    distance = edt.edt(~np.asarray(tumour, bool), anisotropy=tuple(float(s) for s in spacing), black_border=False)
+    return np.maximum(distance - min(spacing), 0.0)
+
+
+def false_positives_by_tumour_obliquity(
+    predicted: np.ndarray,
+    tumour: np.ndarray,
+    tissue: np.ndarray,
+    spacing: Sequence[float],
+    axis: int,
+    within_mm: float = 0.5,
+    bins: Sequence[float] = OBLIQUITY_BINS,
+) -> list[BinRate]:
+    """False-positive rate of ``predicted`` in the ring of non-tumour tissue within ``within_mm`` of the true tumour,
+    per bin of |cos| between array ``axis`` (the slicing axis) and the tumour's outward normal (1: the slice plane
+    runs parallel to the tumour boundary, as just beyond the tumour's end along that axis)."""
+    distance = _distance_from_tumour_mm(tumour, spacing)
+    ring = np.asarray(tissue, bool) & ~np.asarray(tumour, bool) & (distance <= within_mm)
+    normals = surface_normals(distance, spacing)
+    return _binned(np.abs(normals[axis][ring]), np.asarray(predicted, bool)[ring], bins)
+
+
 def false_positives_by_tumour_distance(
     predicted: np.ndarray,
     tumour: np.ndarray,
@@ -92,8 +120,5 @@ def false_positives_by_tumour_distance(
 ) -> list[BinRate]:
     """False-positive rate of ``predicted`` among non-tumour tissue voxels, per bin of distance (mm, voxel centre to
     the nearest true tumour voxel centre): near the tumour, a boundary drawn too wide; far, false findings."""
-    import edt
-
     healthy = np.asarray(tissue, bool) & ~np.asarray(tumour, bool)
-    distance = edt.edt(~np.asarray(tumour, bool), anisotropy=tuple(float(s) for s in spacing), black_border=False)
-    return _binned(np.maximum(distance - min(spacing), 0.0)[healthy], np.asarray(predicted, bool)[healthy], bins)
+    return _binned(_distance_from_tumour_mm(tumour, spacing)[healthy], np.asarray(predicted, bool)[healthy], bins)

@@ -2,7 +2,8 @@
 read-out, and a secondary capture of the report figure — what goes back to the PACS.
 
 The SR has one volumetric group per segment. Tumour: volume (ml), the minimum margin as a minimum distance (mm)
-whose finding site is the specimen surface at the closest face, SUL max and mean, and the margin status
+whose finding site is the specimen surface at the closest face and whose interval (``margin_interval_mm``) is its
+range of lower / upper measurement uncertainty, SUL max and mean, and the margin status
 (positive / negative) as a coded evaluation. Specimen: volume (ml). A specimen that is not assessable gets an SR
 alone, its margin status "Undetermined" (:func:`write_not_assessable_sr`).
 """
@@ -40,14 +41,18 @@ def specimen_findings(result: Mapping[str, Any]) -> list[Finding]:
     tumour: list[Measurement] = [Measurement(CODES["volume"], result["tumour_volume_ml"], UNITS["ml"])]
     if result.get("min_margin_mm") is not None:
         face = result.get("closest_face")
+        margin = float(result["min_margin_mm"])
+        low, high = result.get("margin_interval_mm") or (None, None)
         tumour.append(
             Measurement(
                 CODES["distance"],
-                result["min_margin_mm"],
+                margin,
                 UNITS["mm"],
                 derivation=CODES["minimum"],
                 site_location=CODES["surface"],
                 site=direction_code(face) if face else None,
+                lower_uncertainty=None if low is None else round(margin - float(low), 4),
+                upper_uncertainty=None if high is None else round(float(high) - margin, 4),
             )
         )
     for key, derivation in (("tumour_sul_max", "maximum"), ("tumour_sul_mean", "mean")):

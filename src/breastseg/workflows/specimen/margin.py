@@ -7,8 +7,9 @@ outside the specimen, minus one (finest-axis) voxel; a tumour voxel next to the 
 is exact for isotropic grids along any axis and matches the phantoms' truth.
 
 Beyond the study: the closest point (LPS mm) and the outside point it faces, the face it lies on (±x, ±y, ±z,
-or anatomical names from the specimen's orientation), the minimum margin to each of the six faces, and for an
-ensemble the fraction of members that call the margin positive.
+or anatomical names from the specimen's orientation), the minimum margin to each of the six faces, for an
+ensemble the fraction of members that call the margin positive, and an interval for the minimum margin: the
+margins of the tumour drawn at a lower and a higher probability (:func:`margin_interval`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from breastseg.image import Grid
-from breastseg.masks import depth_below_surface_mm, surface_voxels
+from breastseg.masks import binarize, depth_below_surface_mm, surface_voxels
 
 POSITIVE_MARGIN_MM = 0.1
+#: tumour probabilities whose masks bound the margin interval: the wider mask (≥ 0.3) gives its lower end, the
+#: narrower mask (≥ 0.7) its upper end
+INTERVAL_PROBABILITIES = (0.3, 0.7)
 
 #: faces by the axis (LPS) and sign of their outward normal
 FACES = ("+x", "-x", "+y", "-y", "+z", "-z")
@@ -44,6 +48,9 @@ class MarginResult:
         per_face_margin_mm: minimum margin to each face (``None`` for a face with no surface).
         ensemble_positive_fraction: share of ensemble members calling the margin positive.
         reason: why there is no margin (empty prediction), else ``None``.
+        interval_mm: (lower, upper) ends of the minimum margin's interval, mm (:func:`margin_interval`); the upper
+            end is ``None`` when no voxel reaches the upper probability.
+        interval_probabilities: the tumour probabilities the interval's two masks were drawn at.
     """
 
     status: str
@@ -55,6 +62,8 @@ class MarginResult:
     per_face_margin_mm: dict[str, float | None] = field(default_factory=dict)
     ensemble_positive_fraction: float | None = None
     reason: str | None = None
+    interval_mm: tuple[float | None, float | None] | None = None
+    interval_probabilities: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +75,10 @@ class MarginResult:
             "closest_face": self.closest_face,
             "per_face_margin_mm": self.per_face_margin_mm,
             "ensemble_positive_fraction": self.ensemble_positive_fraction,
+            "margin_interval_mm": None if self.interval_mm is None else list(self.interval_mm),
+            "margin_interval_probabilities": None
+            if self.interval_probabilities is None
+            else list(self.interval_probabilities),
             "reason": self.reason,
         }
 
@@ -88,10 +101,42 @@ def _box_faces(points: np.ndarray, specimen: np.ndarray, spacing: Sequence[float
     return 2 * axis + negative.astype(int)  # FACES order: +x, -x, +y, -y, +z, -z
 
 
+def mask_margin_mm(mask: np.ndarray, depth: np.ndarray) -> float | None:
+    """The minimum margin of a tumour ``mask``, mm: its smallest ``depth`` below the surface
+    (:func:`~breastseg.masks.depth_below_surface_mm` on the mask's grid); ``None`` for an empty mask."""
+    return float(depth[mask].min()) if mask.any() else None
+
+
 def members_positive(members: Sequence[np.ndarray], depth: np.ndarray, threshold_mm: float) -> list[bool]:
     """Each member mask's call: positive when it comes within ``threshold_mm`` of the surface (``depth``: mm below
     the specimen surface on the members' grid, :func:`~breastseg.masks.depth_below_surface_mm`)."""
-    return [bool(m.any()) and float(depth[m].min()) <= threshold_mm + 1e-9 for m in members]
+    return [(m := mask_margin_mm(mask, depth)) is not None and m <= threshold_mm + 1e-9 for mask in members]
+
+
+def margin_interval(
+    probability: np.ndarray,
+    specimen: np.ndarray,
+    depth: np.ndarray,
+    margin_mm: float | None,
+    probabilities: tuple[float, float] = INTERVAL_PROBABILITIES,
+    keep_largest: bool = True,
+) -> tuple[float | None, float | None]:
+    """An interval for the minimum margin from the tumour probability map (same grid as ``specimen`` and ``depth``).
+
+    The tumour is drawn again at the lower and the upper probability of ``probabilities`` (post-processed as the
+    read-out's mask: holes filled, largest component, within the specimen): the wider mask's margin is the lower
+    end, the narrower mask's the upper end, widened where needed to contain ``margin_mm`` (the read-out's own).
+    The upper end is ``None`` when no voxel reaches the upper probability; ``(None, None)`` when there is no tumour
+    at the lower one either. How often such an interval covers the true margin is measured on held-out phantoms
+    (docs/reference/specimen.md).
+    """
+    low_p, high_p = probabilities
+    wide, narrow = (binarize(probability, p, True, keep_largest, specimen) for p in (low_p, high_p))
+    low, high = mask_margin_mm(wide, depth), mask_margin_mm(narrow, depth)
+    if margin_mm is not None:
+        low = margin_mm if low is None else min(low, margin_mm)
+        high = None if high is None else max(high, margin_mm)
+    return (None if low is None else round(low, 4), None if high is None else round(high, 4))
 
 
 def assess_margin(
@@ -165,3 +210,14 @@ def assess_margin(
         per_face_margin_mm=per_face,
         ensemble_positive_fraction=fraction,
     )
+
+
+def describe_interval(result: Mapping[str, Any]) -> str | None:
+    """The margin interval of a result (``result.json``'s keys) in words, e.g. ``"0.84–1.62 mm (tumour drawn at
+    probability ≥ 0.3 / ≥ 0.7)"``; ``None`` when the result has none."""
+    interval, probabilities = result.get("margin_interval_mm"), result.get("margin_interval_probabilities")
+    if not interval or interval[0] is None or not probabilities:
+        return None
+    low, high = interval
+    span = f"{low:.2f}–{high:.2f} mm" if high is not None else f"≥ {low:.2f} mm (no voxel reaches {probabilities[1]:g})"
+    return f"{span} (tumour drawn at probability ≥ {probabilities[0]:g} / ≥ {probabilities[1]:g})"

@@ -36,7 +36,14 @@ from breastseg.io.pet import read_pet_series
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.predict.volume import VolumeInference, predict_volume
 from breastseg.sanity import NotAssessable, check_same_acquisition
-from breastseg.workflows.specimen.margin import POSITIVE_MARGIN_MM, MarginResult, assess_margin, members_positive
+from breastseg.workflows.specimen.margin import (
+    INTERVAL_PROBABILITIES,
+    POSITIVE_MARGIN_MM,
+    MarginResult,
+    assess_margin,
+    margin_interval,
+    members_positive,
+)
 from breastseg.workflows.specimen.preprocess import (
     PetUnits,
     PreprocessConfig,
@@ -65,11 +72,20 @@ class AssessConfig:
     positive_margin_mm: float = POSITIVE_MARGIN_MM
     keep_largest_component: bool = True
     probability_threshold: float = 0.5
+    interval_probabilities: tuple[float, float] = INTERVAL_PROBABILITIES
     face_names: Mapping[str, str] | None = None
     patient_id: str | None = None
     allow_pair_mismatch: bool = False
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     inference: VolumeInference = field(default_factory=VolumeInference)
+
+    def __post_init__(self) -> None:
+        low, high = self.interval_probabilities
+        if not 0.0 < low <= self.probability_threshold <= high < 1.0:
+            raise InputError(
+                f"the margin interval's probabilities {low} and {high} must lie in (0, 1) on either side of the "
+                f"tumour probability threshold {self.probability_threshold}"
+            )
 
 
 @dataclass(eq=False)
@@ -257,6 +273,10 @@ def assess_specimen(
     margin = assess_margin(
         tumour, pair.tissue, grid, cfg.positive_margin_mm, prediction.member_calls, cfg.face_names, depth=depth
     )
+    interval = margin_interval(
+        probability, pair.tissue, depth, margin.min_margin_mm, cfg.interval_probabilities, cfg.keep_largest_component
+    )
+    margin = dataclasses.replace(margin, interval_mm=interval, interval_probabilities=cfg.interval_probabilities)
     timings["margin"] = round(time.perf_counter() - t0, 4)
     timings["total"] = round(time.perf_counter() - t_start, 4)
 
