@@ -54,7 +54,7 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="phantom configuration overrides (numbers), e.g. uptake_boundary_mm=0 pet_fwhm_mm=0.5",
+        help="phantom configuration overrides (numbers), e.g. uptake_boundary_mm=0 or version=2",
     )
     args = parser.parse_args()
     pre = (
@@ -65,7 +65,7 @@ def main() -> None:
     methods = {"resunet": AssessConfig(method="resunet", model=args.bundle, preprocess=pre)}
     if not args.no_threshold:
         methods["threshold"] = AssessConfig(method="threshold", preprocess=pre)
-    overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.overrides)}
+    overrides = {k: int(v) if v.isdigit() else float(v) for k, v in (item.split("=", 1) for item in args.overrides)}
     loaded = load_resunet(methods["resunet"])
     print(f"CPU: {cpu_description()}; bundle {args.bundle or 'packaged demo'}: {len(loaded.ensemble)} members")
     print(f"phantom overrides: {overrides or 'none (default realism)'}; PET median kernel {pre.median_kernel_mm} mm")

@@ -105,3 +105,23 @@ def test_specimen_manifest_errors_name_file_and_line(tmp_path: Path, cohort: Pat
             _write_manifest(tmp_path / "cols.csv", [{k: v for k, v in good.items() if k != "margin_status"}])
         )
     assert read_specimen_manifest(_write_manifest(tmp_path / "ok.csv", [good]))[0].positive
+
+
+def test_a_version_2_cohort_bread_loafs_its_lamellae(tmp_path: Path) -> None:
+    cfg = CohortConfig(
+        nst_patients=2,
+        lamellae_per_patient=1,
+        specimen_margins_mm=(None,),
+        shared_specimens=0,
+        ct_spacing_mm=0.5,
+        pet_spacing_mm=1.0,
+        phantom_version=2,
+    )
+    paths = write_cohort(tmp_path, cfg)
+    rows = read_manifest(paths["lamellae"])
+    # ~26 mm specimens cut every 2.5 mm: far more than the one slice per patient a version-1 cohort would cut
+    assert all(sum(r["patient_id"] == p for r in rows) >= 8 for p in ("nst000", "nst001"))
+    doc = json.loads(paths["cohort"].read_text())
+    assert doc["config"]["phantom_version"] == 2
+    truth = json.loads((tmp_path / "specimens" / "case000" / "truth.json").read_text())
+    assert truth["phantom_version"] == 2 and "confounder_volumes_ml" in truth

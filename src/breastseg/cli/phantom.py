@@ -24,6 +24,17 @@ def phantom() -> None:
     """Synthetic cases with known truth (deterministic by seed), for demos, tests and docs."""
 
 
+_phantom_version_option = click.option(
+    "--phantom-version",
+    type=click.Choice(["1", "2"]),
+    default="1",
+    show_default=True,
+    help="Generator: 1 the original; 2 adds benign tissue a threshold cannot tell from tumour (fibroadenoma-like "
+    "nodules, an inflamed biopsy track, fat necrosis, dense bands) and a heterogeneous tumour (necrotic core, "
+    "spicules, a DCIS-like extension); a cohort of version 2 bread-loafs its lamellae.",
+)
+
+
 @phantom.command("specimen")
 @click.option(
     "--out",
@@ -91,6 +102,7 @@ def phantom() -> None:
     help="Lamellae: cut them every 2.5 mm across the whole specimen, as a pathologist's full bread-loafing does "
     "(tumour-free and peripheral slices too), instead of --lamellae slices through the tumour.",
 )
+@_phantom_version_option
 @click.option("--dicom", is_flag=True, help="Also write the CT and PET as DICOM series (dicom/ct, dicom/pet).")
 def specimen(
     out_dir: Path,
@@ -106,6 +118,7 @@ def specimen(
     lamellae: int,
     unknown_band_mm: float,
     bread_loaf: bool,
+    phantom_version: str,
     dicom: bool,
 ) -> None:
     """A micro-PET-CT lumpectomy specimen with a tumour at a known margin.
@@ -132,6 +145,7 @@ def specimen(
         pet_units="BQML" if pet_units == "BQML" else "SUVbw",
         wire=not no_wire,
         container=not no_container,
+        version=int(phantom_version),
     )
     console = Console(stderr=True)
     with console.status("generating the specimen phantom…"):
@@ -152,6 +166,8 @@ def specimen(
     table.add_row("margin", f"{truth['margin_mm']:.2f} mm ({truth['margin_status']})")
     table.add_row("tumour volume", f"{truth['tumour_volume_ml']:.2f} ml")
     table.add_row("specimen volume", f"{truth['specimen_volume_ml']:.2f} ml")
+    for name, ml in truth.get("confounder_volumes_ml", {}).items():
+        table.add_row(name.replace("_", " "), f"{1000 * ml:.1f} mm³" if ml else "—")
     ct = ph.images["ct"]
     table.add_row("CT grid", f"{'×'.join(map(str, ct.shape))} voxels at {ct.spacing[0]:g} mm")
     pet = ph.images["pet"]
@@ -192,6 +208,7 @@ def specimen(
 @click.option("--ct-spacing-mm", type=click.FloatRange(min=0.05), default=0.3, show_default=True)
 @click.option("--pet-spacing-mm", type=click.FloatRange(min=0.1), default=0.6, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@_phantom_version_option
 def specimen_cohort(
     out_dir: Path,
     nst: int,
@@ -203,6 +220,7 @@ def specimen_cohort(
     ct_spacing_mm: float,
     pet_spacing_mm: float,
     seed: int,
+    phantom_version: str,
 ) -> None:
     """A synthetic cohort in the layout `breastseg specimen study` reads (2D lamellae + 3D specimens).
 
@@ -224,6 +242,7 @@ def specimen_cohort(
         ct_spacing_mm=ct_spacing_mm,
         pet_spacing_mm=pet_spacing_mm,
         seed=seed,
+        phantom_version=int(phantom_version),
     )
     console = Console(stderr=True)
     with console.status("generating…") as status:

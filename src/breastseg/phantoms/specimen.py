@@ -16,7 +16,7 @@ minimum over the tumour. A tumour voxel adjacent to the outside has margin 0 mm.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +32,28 @@ from breastseg.io.atomic import atomic_path
 from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
 from breastseg.phantoms.base import Phantom, phantom_patient, write_pet_ct_dicom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
+from breastseg.phantoms.specimen_confounders import ConfounderConfig, Confounders, draw_confounders, segment_mask
 
-#: label values of ``labels.nii.gz``
-TISSUE_LABELS = {"air": 0, "fat": 1, "fibroglandular": 2, "tumour": 3, "container": 4, "wire": 5}
+#: label values of ``labels.nii.gz``; 6–11 only in version 2 (:mod:`breastseg.phantoms.specimen_confounders`), where
+#: the tumour mask is tumour, DCIS extension and necrotic core together
+TISSUE_LABELS = {
+    "air": 0,
+    "fat": 1,
+    "fibroglandular": 2,
+    "tumour": 3,
+    "container": 4,
+    "wire": 5,
+    "benign_nodule": 6,
+    "fat_necrosis_rim": 7,
+    "biopsy_track": 8,
+    "fibroglandular_band": 9,
+    "dcis": 10,
+    "necrotic_core": 11,
+}
+#: the labels that are malignant (the tumour mask and the margin's truth)
+MALIGNANT_LABELS = ("tumour", "dcis", "necrotic_core")
+#: the generator versions: 1 the original phantom (kept so that earlier results reproduce), 2 with the confounders
+PHANTOM_VERSIONS = (1, 2)
 #: lamella label map values (the specimen study's classes)
 LAMELLA_LABELS = {"benign": 0, "malignant": 1, "unknown": 2}
 
@@ -62,7 +81,10 @@ class SpecimenPhantomConfig:
     """Parameters of the specimen phantom (defaults: a ~4 cm lumpectomy with a 12 mm NST-like tumour).
 
     Sizes are full axis lengths in mm, array order ``(z, y, x)``. ``margin_mm=None`` or ``0`` makes a
-    positive margin (tumour touching the surface).
+    positive margin (tumour touching the surface). ``version``: 1 the original generator (the default, so earlier
+    results reproduce); 2 adds ``confounders`` (benign tissue a threshold cannot tell from tumour, a heterogeneous
+    tumour: :mod:`breastseg.phantoms.specimen_confounders`), drawn from a random stream of their own, so a version-2
+    phantom has the version-1 specimen and tumour of its seed with the confounders added.
     """
 
     seed: int = 0
@@ -92,8 +114,12 @@ class SpecimenPhantomConfig:
     injected_activity_mbq_per_kg: float = 0.8
     injection_to_scan_min: float = 95.0
     padding_mm: float = 3.0
+    version: int = 1
+    confounders: ConfounderConfig = field(default_factory=ConfounderConfig)
 
     def __post_init__(self) -> None:
+        if self.version not in PHANTOM_VERSIONS:
+            raise InputError(f"unknown specimen phantom version {self.version}; one of {PHANTOM_VERSIONS}")
         if self.margin_mm is not None and self.margin_mm < 0:
             raise InputError(f"margin must be ≥ 0 mm, got {self.margin_mm}")
         if self.ct_spacing_mm <= 0 or self.pet_spacing_mm <= 0:
@@ -148,22 +174,7 @@ def _wire(grid: Grid, start_index: np.ndarray, rng: np.random.Generator, length_
     """A straight 0.5 mm metal wire from ``start_index`` outward in a random (mostly lateral) direction."""
     direction = rng.standard_normal(3)
     direction[1] = abs(direction[1]) * -0.3  # point away from the bed (towards low y)
-    direction /= np.linalg.norm(direction)
-    spacing = np.asarray(grid.spacing)
-    p0 = start_index * spacing
-    p1 = p0 + length_mm * direction
-    # only voxels in the segment's bounding box (+1 mm) can be on the wire
-    lo = np.maximum(0, np.floor((np.minimum(p0, p1) - 1.0) / spacing)).astype(int)
-    hi = np.minimum(grid.shape, np.ceil((np.maximum(p0, p1) + 1.0) / spacing) + 1).astype(int)
-    wire = np.zeros(grid.shape, dtype=bool)
-    if np.any(hi <= lo):
-        return wire
-    axes = [np.arange(a, b) * s - p for a, b, s, p in zip(lo, hi, spacing, p0, strict=True)]
-    rel = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-    t = np.clip(rel @ direction, 0.0, length_mm)
-    dist = np.linalg.norm(rel - t[..., None] * direction, axis=-1)
-    wire[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = dist <= 0.25
-    return wire
+    return segment_mask(grid, start_index, direction, length_mm, 0.25)
 
 
 def _bed(grid: Grid, specimen: np.ndarray, thickness_mm: float = 1.0) -> np.ndarray:
@@ -229,14 +240,27 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     gap = depth_below_surface_mm(specimen, grid.spacing)
     tumour = _place_tumour(grid, specimen, gap, cfg, rng)
     fibro = specimen & ~tumour & (smooth_field(grid, 3.0, rng) > 0.4)
+    core_tumour = tumour  # the blob the metabolic boundary and the wire follow
+    conf: Confounders | None = None
+    if cfg.version >= 2:
+        conf_rng = np.random.default_rng([cfg.seed, 2])  # its own stream: the version-1 draws stay as they were
+        conf = draw_confounders(grid, specimen, tumour, gap, cfg.margin_mm or 0.0, cfg.confounders, conf_rng)
+        tumour = tumour | conf.spicules | conf.dcis
 
     labels = np.zeros(grid.shape, dtype=np.uint8)
     labels[specimen] = TISSUE_LABELS["fat"]
     labels[fibro] = TISSUE_LABELS["fibroglandular"]
+    if conf is not None:
+        for name, (mask, _, _) in conf.benign.items():
+            labels[mask] = TISSUE_LABELS[name]
+        labels[conf.oil] = TISSUE_LABELS["fat"]
     labels[tumour] = TISSUE_LABELS["tumour"]
+    if conf is not None:
+        labels[conf.dcis] = TISSUE_LABELS["dcis"]
+        labels[conf.necrotic] = TISSUE_LABELS["necrotic_core"]
     if cfg.container:
         labels[_bed(grid, specimen) & ~specimen] = TISSUE_LABELS["container"]
-    tumour_centre = np.mean(np.argwhere(tumour), axis=0)
+    tumour_centre = np.mean(np.argwhere(core_tumour), axis=0)
     if cfg.wire:
         wire_len = float(max(cfg.specimen_size_mm))
         labels[_wire(grid, tumour_centre, rng, wire_len) & (labels != TISSUE_LABELS["container"])] = TISSUE_LABELS[
@@ -248,6 +272,11 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     for name, value in _CT_HU.items():
         hu[labels == TISSUE_LABELS[name]] = value
     hu[labels == TISSUE_LABELS["tumour"]] = cfg.ct_tumour_hu
+    if conf is not None:
+        for name, (_, _, value) in conf.benign.items():
+            hu[labels == TISSUE_LABELS[name]] = value
+        hu[labels == TISSUE_LABELS["dcis"]] = cfg.confounders.dcis_hu
+        hu[labels == TISSUE_LABELS["necrotic_core"]] = cfg.confounders.necrotic_core_hu
     hu += np.where(specimen, cfg.ct_texture_hu * smooth_field(grid, 1.0, rng), 0.0).astype(np.float32)
     hu = ndimage.gaussian_filter(hu, sigma=0.6)
     hu += rng.normal(0.0, cfg.ct_noise_hu, size=grid.shape).astype(np.float32)
@@ -262,8 +291,17 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     heterogeneity = np.clip(1.0 + cfg.tumour_heterogeneity * smooth_field(grid, 2.0, rng), 0.2, None)
     # the metabolic boundary is not the histological one: FDG uptake follows the tumour's boundary moved in and out
     # by a smooth field of standard deviation uptake_boundary_mm
-    uptake = _perturbed(tumour, grid, cfg.uptake_boundary_mm, rng) & specimen
+    uptake = _perturbed(core_tumour, grid, cfg.uptake_boundary_mm, rng) & specimen
+    if conf is not None:
+        for name, (_, avidity, _) in conf.benign.items():
+            sel = (labels == TISSUE_LABELS[name]) & ~uptake
+            suv[sel] = avidity[sel] if isinstance(avidity, np.ndarray) else avidity
     suv[uptake] = cfg.tumour_suv * heterogeneity[uptake]
+    if conf is not None:
+        c = cfg.confounders
+        suv[conf.necrotic] *= c.necrotic_core_uptake
+        suv[conf.spicules] = cfg.tumour_suv * c.spicule_uptake * heterogeneity[conf.spicules]
+        suv[conf.dcis] = c.dcis_suv
     suv = ndimage.gaussian_filter(suv, sigma=_fwhm_sigma_vox(cfg.pet_fwhm_mm, grid.spacing))
     pet_grid = grid.with_spacing(cfg.pet_spacing_mm)
     suv_pet = Image(suv, grid.spacing, grid.origin, grid.direction).resample_onto(pet_grid, order=1).array
@@ -313,7 +351,15 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
         },
         "has_wire": cfg.wire,
         "has_container": cfg.container,
+        "phantom_version": cfg.version,
     }
+    if conf is not None:
+        volumes = {name: mask for name, (mask, _, _) in conf.benign.items()}
+        volumes |= {"spicules": conf.spicules, "dcis": conf.dcis, "necrotic_core": conf.necrotic}
+        truth["confounder_volumes_ml"] = {
+            name: round(float(mask.sum() * grid.voxel_volume_mm3 / 1000.0), 6) for name, mask in volumes.items()
+        }
+        truth["has_biopsy_track"] = bool(conf.benign["biopsy_track"][0].any())
     images = {
         "ct": ct,
         "pet": pet,

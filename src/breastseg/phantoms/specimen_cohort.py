@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from breastseg._version import __version__
 from breastseg.errors import InputError
@@ -82,6 +82,8 @@ class CohortConfig:
 
     ``specimen_margins_mm``: one entry per 3D specimen (``None`` = positive margin). ``ct_spacing_mm`` applies
     to every phantom (0.3 mm keeps the whole study within CPU minutes; the study's scanners had ~0.1 mm).
+    ``phantom_version``: the specimen phantom generator (:class:`~breastseg.phantoms.specimen.SpecimenPhantomConfig`;
+    2 adds benign FDG-avid tissue and a heterogeneous tumour, and bread-loafs the lamellae).
     """
 
     nst_patients: int = 15
@@ -93,6 +95,13 @@ class CohortConfig:
     ct_spacing_mm: float = 0.3
     pet_spacing_mm: float = 0.6
     seed: int = 0
+    phantom_version: int = 1
+
+    @property
+    def lamella_span(self) -> Literal["tumour", "specimen"]:
+        """Version 1 cuts ``lamellae_per_patient`` slices through the tumour; version 2 bread-loafs the whole
+        specimen (tumour-free and peripheral lamellae too)."""
+        return "specimen" if self.phantom_version >= 2 else "tumour"
 
     def __post_init__(self) -> None:
         if self.nst_patients < 1:
@@ -114,6 +123,7 @@ def phantom_config(tumour_type: str, seed: int, margin_mm: float | None, cohort:
             specimen_size_mm=size,
             ct_spacing_mm=cohort.ct_spacing_mm,
             pet_spacing_mm=cohort.pet_spacing_mm,
+            version=cohort.phantom_version,
         ),
         **preset,
     )
@@ -155,7 +165,8 @@ def write_cohort(
         say(f"lamellae of patient {i + 1}/{len(patients)} ({pid})")
         margin = _LAMELLA_MARGINS_MM[i % len(_LAMELLA_MARGINS_MM)]
         ph = make_specimen_phantom(phantom_config(tumour_type, seed, margin, cohort))
-        manifest = write_lamellae(make_lamellae(ph, cohort.lamellae_per_patient), lam_dir / pid, pid, tumour_type)
+        lamellae = make_lamellae(ph, cohort.lamellae_per_patient, span=cohort.lamella_span)
+        manifest = write_lamellae(lamellae, lam_dir / pid, pid, tumour_type)
         with manifest.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 slice_rows.append({**row, **{k: f"{pid}/{row[k]}" for k in ("ct", "pet", "label")}})
