@@ -42,6 +42,7 @@ from breastseg.workflows.specimen.diagnostics import (
     false_positives_by_tumour_obliquity,
     surface_normals,
 )
+from breastseg.workflows.specimen.margin import mask_margin_mm
 from breastseg.workflows.specimen.pipeline import default_model_path
 from breastseg.workflows.specimen.preprocess import preprocess
 
@@ -83,7 +84,8 @@ def main() -> None:
         normals = surface_normals(depth, grid.spacing)
         maps = {name: np.mean(p.member_probabilities, axis=0) for name, p in per_axis.items()}
         maps["tri-planar"] = np.mean(list(maps.values()), axis=0)
-        true_margin = float(depth[tumour].min())
+        true_margin = mask_margin_mm(tumour, depth)
+        assert true_margin is not None
         for name, prob in maps.items():
             predicted = binarize(prob, 0.5, fill=True, keep_largest=True, within=tissue)
             rows = false_positives_by_depth(predicted, tumour, tissue, depth)
@@ -92,8 +94,8 @@ def main() -> None:
             by_distance = false_positives_by_tumour_distance(predicted, tumour, tissue, grid.spacing)
             t_near = np.array([[r.false_positives, r.voxels] for r in by_distance])
             near_tumour[name] = near_tumour.get(name, 0) + t_near
-            if predicted.any():
-                margin_errors.setdefault(name, []).append(float(depth[predicted].min()) - true_margin)
+            if (read := mask_margin_mm(predicted, depth)) is not None:
+                margin_errors.setdefault(name, []).append(read - true_margin)
             for a, axis_name in enumerate(AXES):
                 if name == axis_name:
                     near = false_positives_by_obliquity(predicted, tumour, tissue, depth, normals, a)

@@ -1,0 +1,29 @@
+"""Regression guard on the packaged ResU-Net's margin bias: on two held-out phantoms (seeds 403 and 405 of
+``benchmarks/specimen_margin_accuracy.py``: 1.0 and 2.0 mm) the read margin stays within the bound measured for it
+(docs/results/specimen_surface_errors.md: −0.80 and −0.97 mm on the 2-core AVX2 EPYC). A change that widens or
+shifts the network's tumour — preprocessing, normalisation, resampling to the bundle's pixel size, tri-planar
+averaging, post-processing — moves it out; a retrained bundle that removes the bias moves the bound with it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
+from breastseg.suv import pet_info_from_mapping
+from breastseg.workflows.specimen.pipeline import AssessConfig, assess_specimen
+
+#: the bound on the mean signed error (mm; negative: read too close to the surface), and on either case's error
+MEAN_ERROR_MM = (-1.3, -0.4)
+WORST_CASE_MM = 1.5
+
+
+def test_the_packaged_bundle_reads_held_out_margins_within_its_measured_bias() -> None:
+    errors = []
+    for seed, margin in ((403, 1.0), (405, 2.0)):
+        ph = make_specimen_phantom(SpecimenPhantomConfig(seed=seed, margin_mm=margin))
+        info = pet_info_from_mapping(ph.truth["pet"], f"phantom {seed}")
+        result = assess_specimen(ph.images["ct"], ph.images["pet"], info, AssessConfig(method="resunet")).result
+        assert result["margin_status"] == "negative" and result["min_margin_mm"] is not None
+        errors.append(result["min_margin_mm"] - ph.truth["margin_mm"])
+    assert MEAN_ERROR_MM[0] <= float(np.mean(errors)) <= MEAN_ERROR_MM[1], errors
+    assert max(abs(e) for e in errors) <= WORST_CASE_MM, errors
