@@ -12,7 +12,12 @@ from scipy import ndimage
 
 from breastseg.image import Grid
 from breastseg.masks import depth_below_surface_mm
-from breastseg.phantoms.specimen import TISSUE_LABELS, SpecimenPhantomConfig, make_specimen_phantom
+from breastseg.phantoms.specimen import (
+    MALIGNANT_LABELS,
+    TISSUE_LABELS,
+    SpecimenPhantomConfig,
+    make_specimen_phantom,
+)
 from breastseg.phantoms.specimen_confounders import ConfounderConfig, segment_mask
 
 FAST = {"ct_spacing_mm": 0.3, "pet_spacing_mm": 0.6, "margin_mm": 1.5}
@@ -52,7 +57,7 @@ def test_version_2_keeps_the_version_1_specimen_and_tumour_and_adds_to_them(pair
     # the malignant additions never come closer to the surface than the requested margin
     assert v2.truth["margin_mm"] == pytest.approx(v1.truth["margin_mm"], abs=0.31)
     labels = v2.images["labels"].array
-    malignant = np.isin(labels, [TISSUE_LABELS[k] for k in ("tumour", "dcis", "necrotic_core")])
+    malignant = np.isin(labels, [TISSUE_LABELS[k] for k in MALIGNANT_LABELS])
     not_wire = labels != TISSUE_LABELS["wire"]  # the wire's label covers the tumour it passes through
     assert np.array_equal(t2[not_wire], malignant[not_wire])
 
