@@ -70,9 +70,11 @@ def test_bread_loafing_lamellae_and_training_options_reach_the_bundle(
     model = tmp_path / "tiny.pt"
     train = ["specimen", "train", *manifests, "--folds", "2", "--epochs", "1", "--depth", "2"]
     train += ["--channels", "4", "--patch-size", "32", "--patches-per-image", "1", "--loss", "dice_ce"]
-    assert main([*train, "--positive-bias", "0.2", "--out", str(model)]) == 0
-    training = ModelBundle.load(model).card["training"]["train"]
-    assert training["loss"] == "dice_ce" and training["patch"]["positive_bias"] == 0.2
+    assert main([*train, "--positive-bias", "0.2", "--ct-percentiles", "1", "99", "--out", str(model)]) == 0
+    card = ModelBundle.load(model).card["training"]
+    assert card["train"]["loss"] == "dice_ce" and card["train"]["patch"]["positive_bias"] == 0.2
+    assert list(card["ct_percentiles"]) == [1.0, 99.0]
+    assert "(percentiles 1 and 99 of the training foreground)" in model.with_suffix(".card.md").read_text()
 
 
 def test_user_error_is_one_line_on_stderr_with_exit_code_2(tmp_path: Path) -> None:

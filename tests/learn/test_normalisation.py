@@ -19,6 +19,13 @@ def test_ct_limits_are_pooled_foreground_percentiles() -> None:
     values = np.arange(99)
     assert (norm.ct_low_hu, norm.ct_high_hu) == pytest.approx(tuple(np.percentile(values, [5, 95])))
     assert norm.channels == ("ct", "pet")
+    # other percentiles (nnU-Net's 0.5 / 99.5): by hand on 0..98, linear interpolation: 0.49 and 97.51
+    wide = fit_normalisation("petct", [a, b], tissue, ct_percentiles=(0.5, 99.5))
+    assert (wide.ct_low_hu, wide.ct_high_hu) == pytest.approx((0.49, 97.51))
+    from breastseg.errors import InputError
+
+    with pytest.raises(InputError, match="CT percentiles must rise"):
+        fit_normalisation("petct", [a, b], tissue, ct_percentiles=(95.0, 5.0))
 
 
 def test_channels_are_scaled_and_clipped() -> None:

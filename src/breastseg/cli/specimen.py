@@ -365,6 +365,13 @@ def fit_threshold(
     show_default=True,
     help="dice: the study's Dice loss (foreground, unknown pixels masked); dice_ce: plus pixel-wise cross-entropy.",
 )
+@click.option(
+    "--ct-percentiles",
+    type=(float, float),
+    default=(5.0, 95.0),
+    show_default=True,
+    help="Percentiles of the training foreground HU that bound the CT's min-max scaling (the study's 5 and 95).",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of splits, initialisation and sampling.")
 @click.option(
     "--init-from",
@@ -401,6 +408,7 @@ def train_cmd(
     positive_bias: float,
     learning_rate: float,
     loss: str,
+    ct_percentiles: tuple[float, float],
     seed: int,
     init_from: str | None,
     checkpoints: Path | None,
@@ -434,6 +442,7 @@ def train_cmd(
         ),
         folds=folds,
         seed=seed,
+        ct_percentiles=ct_percentiles,
     )
     base = ModelBundle.load(init_from) if init_from else None
     bundle = train_bundle(

@@ -201,12 +201,14 @@ def render_card(bundle: ModelBundle) -> str:
     """Markdown model card: inputs, normalisation limits, training data, validation scores, intended use."""
     card = bundle.card
     norm = bundle.normalisation
+    low, high = card.get("training", {}).get("ct_percentiles", (5.0, 95.0))
     lines = [
         f"# Model card: {card.get('model', 'Residual U-Net bundle')}",
         "",
         f"* **Inputs**: {', '.join(norm.channels)} (2D slices; tri-planar in 3D)",
-        f"* **Normalisation**: CT {norm.ct_low_hu:.1f}…{norm.ct_high_hu:.1f} HU (5th–95th percentile of the training "
-        f"foreground) → [0, 1]; PET 0…{100 * norm.pet_high_fraction:.0f} % of the specimen's SUL maximum → [0, 1]",
+        f"* **Normalisation**: CT {norm.ct_low_hu:.1f}…{norm.ct_high_hu:.1f} HU (percentiles {low:g} and {high:g} "
+        f"of the training foreground) → [0, 1]; PET 0…{100 * norm.pet_high_fraction:.0f} % of the specimen's SUL "
+        "maximum → [0, 1]",
         f"* **Architecture**: depth {bundle.net.depth}, {bundle.net.first_channels} first-level channels, kernel "
         f"{bundle.net.kernel_size}, {bundle.net.norm} norm, dropout {bundle.net.dropout}",
         f"* **Trained**: {card.get('trained', '?')} with breastseg {card.get('breastseg_version', '?')}",

@@ -59,15 +59,21 @@ class Normalisation:
 
 
 def fit_normalisation(
-    inputs: str, ct_images: Sequence[np.ndarray], tissue_masks: Sequence[np.ndarray]
+    inputs: str,
+    ct_images: Sequence[np.ndarray],
+    tissue_masks: Sequence[np.ndarray],
+    ct_percentiles: tuple[float, float] = (5.0, 95.0),
 ) -> Normalisation:
-    """CT limits from the pooled foreground HU of the training images (5th and 95th percentiles)."""
+    """CT limits from the pooled foreground HU of the training images (``ct_percentiles``: the study's 5th and 95th;
+    nnU-Net uses 0.5 and 99.5)."""
     if inputs not in CHANNEL_SETS:
         raise InputError(f"inputs must be one of {sorted(CHANNEL_SETS)}, got {inputs!r}")
     values = np.concatenate([np.asarray(c)[np.asarray(t, bool)] for c, t in zip(ct_images, tissue_masks, strict=True)])
     if values.size == 0:
         raise InputError("no foreground pixels in the training images to fit the CT limits on")
-    low, high = np.percentile(values, [5, 95])
+    if not 0.0 <= ct_percentiles[0] < ct_percentiles[1] <= 100.0:
+        raise InputError(f"CT percentiles must rise within 0–100, got {ct_percentiles}")
+    low, high = np.percentile(values, list(ct_percentiles))
     if high <= low:
         high = low + 1.0
     return Normalisation(CHANNEL_SETS[inputs], float(low), float(high))

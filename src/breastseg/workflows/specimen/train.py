@@ -29,13 +29,15 @@ from breastseg.workflows.specimen.lamellae import LamellaSlice
 
 @dataclass(frozen=True)
 class ResUNetTraining:
-    """What to train: inputs (ct, pet or petct), architecture, optimisation, number of folds and seed."""
+    """What to train: inputs (ct, pet or petct), architecture, optimisation, number of folds and seed, and the
+    percentiles of the training foreground HU that bound the CT's scaling."""
 
     inputs: str = "petct"
     net: ResUNetConfig = field(default_factory=ResUNetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     folds: int = 5
     seed: int = 0
+    ct_percentiles: tuple[float, float] = (5.0, 95.0)
 
 
 def to_train_images(slices: Sequence[LamellaSlice], normalisation: Normalisation) -> list[TrainImage]:
@@ -114,7 +116,9 @@ def train_bundle(
             )
     else:
         net_cfg = dataclasses.replace(spec.net, in_channels=len(CHANNEL_SETS[spec.inputs]))
-        norm = fit_normalisation(spec.inputs, [s.ct for s in slices], [s.tissue for s in slices])
+        norm = fit_normalisation(
+            spec.inputs, [s.ct for s in slices], [s.tissue for s in slices], ct_percentiles=spec.ct_percentiles
+        )
     images = to_train_images(slices, norm)
     folds = stratified_group_folds(types, spec.folds, spec.seed)
     jobs = [
