@@ -50,6 +50,11 @@ MARGINS_MM = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 AXES = {"z (axis 0)": (0,), "y (axis 1)": (1,), "x (axis 2)": (2,)}
 
 
+def counts(rows: list) -> np.ndarray:
+    """``(bins, 2)``: false positives and voxels per bin of a diagnostics table."""
+    return np.array([[r.false_positives, r.voxels] for r in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None, help="ResU-Net bundle (default: the packaged demo bundle)")
@@ -88,27 +93,23 @@ def main() -> None:
         assert true_margin is not None
         for name, prob in maps.items():
             predicted = binarize(prob, 0.5, fill=True, keep_largest=True, within=tissue)
-            rows = false_positives_by_depth(predicted, tumour, tissue, depth)
-            table = np.array([[r.false_positives, r.voxels] for r in rows])
-            depth_tables[name] = depth_tables.get(name, 0) + table
+            depth_rows = false_positives_by_depth(predicted, tumour, tissue, depth)
+            depth_tables[name] = depth_tables.get(name, 0) + counts(depth_rows)
             by_distance = false_positives_by_tumour_distance(predicted, tumour, tissue, grid.spacing)
-            t_near = np.array([[r.false_positives, r.voxels] for r in by_distance])
-            near_tumour[name] = near_tumour.get(name, 0) + t_near
+            near_tumour[name] = near_tumour.get(name, 0) + counts(by_distance)
             if (read := mask_margin_mm(predicted, depth)) is not None:
                 margin_errors.setdefault(name, []).append(read - true_margin)
             for a, axis_name in enumerate(AXES):
                 if name == axis_name:
                     near = false_positives_by_obliquity(predicted, tumour, tissue, depth, normals, a)
-                    t = np.array([[r.false_positives, r.voxels] for r in near])
-                    oblique[name] = oblique.get(name, 0) + t
+                    oblique[name] = oblique.get(name, 0) + counts(near)
                     cap = false_positives_by_tumour_obliquity(predicted, tumour, tissue, grid.spacing, a)
-                    t = np.array([[r.false_positives, r.voxels] for r in cap])
-                    tumour_oblique[name] = tumour_oblique.get(name, 0) + t
+                    tumour_oblique[name] = tumour_oblique.get(name, 0) + counts(cap)
         for m in range(len(ensemble)):
             prob = np.mean([p.member_probabilities[m] for p in per_axis.values()], axis=0)
             predicted = binarize(prob, 0.5, fill=True, keep_largest=True, within=tissue)
-            rows = false_positives_by_depth(predicted, tumour, tissue, depth)
-            member_tables[m] = member_tables.get(m, 0) + np.array([[r.false_positives, r.voxels] for r in rows])
+            member_rows = false_positives_by_depth(predicted, tumour, tissue, depth)
+            member_tables[m] = member_tables.get(m, 0) + counts(member_rows)
         seconds = time.perf_counter() - t0
         print(f"seed {seed}: margin {margin} mm (on the bundle grid {true_margin:.2f} mm), {seconds:.0f} s", flush=True)
 
@@ -120,29 +121,24 @@ def main() -> None:
     def rates(table: np.ndarray) -> str:
         return " | ".join("—" if v == 0 else f"{100 * fp / v:.1f} %" for fp, v in table)
 
-    print("\nFalse positives among non-tumour tissue, by depth below the surface (mm)")
-    print("| method " + header(DEPTH_BINS_MM, ""))
-    print("|---" * len(DEPTH_BINS_MM) + "|")
-    for name, table in depth_tables.items():
-        print(f"| {name} | {rates(table)} |")
-    for m, table in member_tables.items():
-        print(f"| member {m} (tri-planar) | {rates(table)} |")
-    print("\nFalse positives among non-tumour tissue, by distance from the true tumour (mm)")
-    print("| method " + header(TUMOUR_DISTANCE_BINS_MM, ""))
-    print("|---" * len(TUMOUR_DISTANCE_BINS_MM) + "|")
-    for name, table in near_tumour.items():
-        print(f"| {name} | {rates(table)} |")
-    print("\nWithin 1 mm of the surface: false positives by |cos(slicing axis, surface normal)| (1 = tangential cut)")
-    print("| axis " + header((*OBLIQUITY_BINS[:-1], 1.0), ""))
-    print("|---" * len(OBLIQUITY_BINS) + "|")
-    for name, table in oblique.items():
-        print(f"| {name} | {rates(table)} |")
-    print("\nWithin 0.5 mm outside the true tumour: false positives by |cos(slicing axis, tumour normal)|")
-    print("(1 = the slice runs parallel to the tumour boundary, as beyond the tumour's ends)")
-    print("| axis " + header((*OBLIQUITY_BINS[:-1], 1.0), ""))
-    print("|---" * len(OBLIQUITY_BINS) + "|")
-    for name, table in tumour_oblique.items():
-        print(f"| {name} | {rates(table)} |")
+    def table(title: str, first: str, bins: tuple[float, ...], rows: dict[str, np.ndarray]) -> None:
+        print(f"\n{title}")
+        print(f"| {first} " + header(bins, ""))
+        print("|---" * len(bins) + "|")
+        for name, counts in rows.items():
+            print(f"| {name} | {rates(counts)} |")
+
+    members = {f"member {m} (tri-planar)": t for m, t in member_tables.items()}
+    table("False positives among non-tumour tissue, by depth below the surface (mm)", "method", DEPTH_BINS_MM,
+          depth_tables | members)  # fmt: skip
+    table("False positives among non-tumour tissue, by distance from the true tumour (mm)", "method",
+          TUMOUR_DISTANCE_BINS_MM, near_tumour)  # fmt: skip
+    cos_bins = (*OBLIQUITY_BINS[:-1], 1.0)
+    table("Within 1 mm of the surface: false positives by |cos(slicing axis, surface normal)| (1 = tangential cut)",
+          "axis", cos_bins, oblique)  # fmt: skip
+    table("Within 0.5 mm outside the true tumour: false positives by |cos(slicing axis, tumour normal)|\n"
+          "(1 = the slice runs parallel to the tumour boundary, as beyond the tumour's ends)", "axis", cos_bins,
+          tumour_oblique)  # fmt: skip
     print("\nMargin error (predicted minus true minimum depth, mm; negative: too close to the surface)")
     print("| method | mean | min | max |")
     print("|---|---|---|---|")
