@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from breastseg.io import read_dicom_series, read_image
+from breastseg.masks import depth_below_surface_mm
 from breastseg.phantoms.base import write_phantom
 from breastseg.phantoms.specimen import (
     LAMELLA_LABELS,
@@ -66,6 +68,26 @@ def test_negative_margin_is_what_was_asked(negative) -> None:
     assert 1.6 - 1e-6 <= gap <= 1.6 + 0.4
     assert negative.truth["margin_status"] == "negative"
     assert (tumour & ~specimen).sum() == 0
+
+
+def test_a_translated_tumour_meets_its_margin_at_a_point_not_a_face() -> None:
+    """Same seed, two placements: the same specimen; the clipped tumour has a broad face at the margin, the
+    translated one keeps its whole blob (larger) and comes to the margin (checked by brute force) at a point."""
+    cfg = SpecimenPhantomConfig(seed=3, margin_mm=1.6, **FAST)
+    clipped = make_specimen_phantom(cfg)
+    moved = make_specimen_phantom(dataclasses.replace(cfg, placement="translated"))
+    specimen = moved.images["specimen"].array > 0
+    np.testing.assert_array_equal(specimen, clipped.images["specimen"].array > 0)
+    depth = depth_below_surface_mm(specimen, (0.4,) * 3)
+    face = {}
+    for name, ph in (("clipped", clipped), ("translated", moved)):
+        tumour = ph.images["tumour"].array > 0
+        gap = brute_force_gap_mm(tumour, specimen, 0.4)
+        assert ph.truth["margin_mm"] == pytest.approx(gap, abs=1e-4)
+        assert 1.6 - 1e-6 <= gap <= 1.6 + 2 * 0.4, name
+        face[name] = float((tumour & (depth <= gap + 0.4)).sum() * 0.4**2)  # mm² within a voxel of the minimum
+    assert face["translated"] < face["clipped"] / 4, face
+    assert moved.truth["tumour_volume_ml"] > clipped.truth["tumour_volume_ml"]
 
 
 def test_positive_margin_touches_the_surface(positive) -> None:

@@ -35,6 +35,17 @@ _phantom_version_option = click.option(
 )
 
 
+_placement_option = click.option(
+    "--placement",
+    type=click.Choice(["clipped", "translated"]),
+    default="clipped",
+    show_default=True,
+    help="How a tumour with a negative margin meets it: clipped flat at the margin (a broad face parallel to the "
+    "surface, as against a fascial plane) or translated inward until its nearest point lies there (a convex "
+    "approach, as when the surgeon leaves a rim of tissue).",
+)
+
+
 @phantom.command("specimen")
 @click.option(
     "--out",
@@ -103,6 +114,7 @@ _phantom_version_option = click.option(
     "(tumour-free and peripheral slices too), instead of --lamellae slices through the tumour.",
 )
 @_phantom_version_option
+@_placement_option
 @click.option("--dicom", is_flag=True, help="Also write the CT and PET as DICOM series (dicom/ct, dicom/pet).")
 def specimen(
     out_dir: Path,
@@ -119,6 +131,7 @@ def specimen(
     unknown_band_mm: float,
     bread_loaf: bool,
     phantom_version: str,
+    placement: str,
     dicom: bool,
 ) -> None:
     """A micro-PET-CT lumpectomy specimen with a tumour at a known margin.
@@ -146,6 +159,7 @@ def specimen(
         wire=not no_wire,
         container=not no_container,
         version=int(phantom_version),
+        placement="translated" if placement == "translated" else "clipped",
     )
     console = Console(stderr=True)
     with console.status("generating the specimen phantom…"):
@@ -209,6 +223,7 @@ def specimen(
 @click.option("--pet-spacing-mm", type=click.FloatRange(min=0.1), default=0.6, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @_phantom_version_option
+@_placement_option
 def specimen_cohort(
     out_dir: Path,
     nst: int,
@@ -221,6 +236,7 @@ def specimen_cohort(
     pet_spacing_mm: float,
     seed: int,
     phantom_version: str,
+    placement: str,
 ) -> None:
     """A synthetic cohort in the layout `breastseg specimen study` reads (2D lamellae + 3D specimens).
 
@@ -243,6 +259,7 @@ def specimen_cohort(
         pet_spacing_mm=pet_spacing_mm,
         seed=seed,
         phantom_version=int(phantom_version),
+        placement="translated" if placement == "translated" else "clipped",
     )
     console = Console(stderr=True)
     with console.status("generating…") as status:

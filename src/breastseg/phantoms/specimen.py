@@ -3,7 +3,12 @@
 What it imitates (Maris et al. 2025, Methods): a fresh lumpectomy specimen of fat and fibroglandular tissue,
 scanned by a specimen micro-CT (HU, isotropic ~0.1–0.2 mm voxels) and an [18F]FDG micro-PET (~0.4 mm voxels,
 ~1 mm resolution, noisy), co-registered. An irregular tumour of higher density and FDG uptake lies either a
-chosen distance inside the specimen surface (negative margin) or touching it (positive margin). Optionally a
+chosen distance inside the specimen surface (negative margin) or touching it (positive margin). How it comes to
+its margin (``placement``): ``"clipped"`` (the original) cuts the blob flat at the margin shell, a broad face
+(≈ 60 mm² for a 12 mm tumour) parallel to the surface at exactly the margin, as a tumour pressed against a
+fascial plane; ``"translated"`` moves the whole blob inward until its nearest point lies at the margin, the
+convex approach of a tumour excised with a rim of tissue. A positive margin cuts the tumour at the surface in
+both (the surgeon transected it). Optionally a
 localisation hook-wire (metal, ~+3000 HU) runs from the tumour out of the specimen, and the specimen rests on
 a plastic bed/container plate, as on the scanner.
 
@@ -54,6 +59,8 @@ TISSUE_LABELS = {
 MALIGNANT_LABELS = ("tumour", "dcis", "necrotic_core")
 #: the generator versions: 1 the original phantom (kept so that earlier results reproduce), 2 with the confounders
 PHANTOM_VERSIONS = (1, 2)
+#: how a tumour with a negative margin comes to it (see the module docstring)
+TUMOUR_PLACEMENTS = ("clipped", "translated")
 #: lamella label map values (the specimen study's classes)
 LAMELLA_LABELS = {"benign": 0, "malignant": 1, "unknown": 2}
 
@@ -115,11 +122,14 @@ class SpecimenPhantomConfig:
     injection_to_scan_min: float = 95.0
     padding_mm: float = 3.0
     version: int = 1
+    placement: Literal["clipped", "translated"] = "clipped"
     confounders: ConfounderConfig = field(default_factory=ConfounderConfig)
 
     def __post_init__(self) -> None:
         if self.version not in PHANTOM_VERSIONS:
             raise InputError(f"unknown specimen phantom version {self.version}; one of {PHANTOM_VERSIONS}")
+        if self.placement not in TUMOUR_PLACEMENTS:
+            raise InputError(f"unknown tumour placement {self.placement!r}; one of {TUMOUR_PLACEMENTS}")
         if self.margin_mm is not None and self.margin_mm < 0:
             raise InputError(f"margin must be ≥ 0 mm, got {self.margin_mm}")
         if self.ct_spacing_mm <= 0 or self.pet_spacing_mm <= 0:
@@ -152,7 +162,8 @@ def _place_tumour(
     # the centre sits where the blob protrudes past the margin shell, which then clips it flat
     target = margin + 0.7 * r_eff if margin > 0 else 0.6 * r_eff
     tolerance = grid.spacing[0]
-    for _attempt in range(20):
+    best: tuple[float, np.ndarray] | None = None  # translated: the most whole of the tumours cut at the margin
+    for attempt in range(20):
         candidates = np.argwhere(specimen & (np.abs(gap - target) < tolerance))
         if len(candidates) == 0:
             raise InputError(
@@ -161,13 +172,62 @@ def _place_tumour(
             )
         centre = candidates[rng.integers(len(candidates))]
         blob = irregular_blob(grid, centre, radii, irregularity=cfg.tumour_irregularity, correlation_mm=4.0, rng=rng)
-        allowed = gap >= margin - 1e-6 if margin > 0 else specimen
-        tumour = fill_holes(largest_component(blob & allowed & specimen, connectivity=6))
+        if margin > 0 and cfg.placement == "translated":
+            whole = fill_holes(largest_component(blob, connectivity=6))
+            tumour = largest_component(_translated_to_margin(whole, gap, centre, margin), connectivity=6)
+            kept = tumour.sum() / max(whole.sum(), 1)
+            if kept < TRANSLATED_WHOLE and attempt < TRANSLATED_ATTEMPTS - 1:  # cut at the margin: try elsewhere
+                best = (kept, tumour) if best is None or kept > best[0] else best
+                continue
+            if best is not None and best[0] > kept:
+                tumour = best[1]
+        else:
+            allowed = gap >= margin - 1e-6 if margin > 0 else specimen
+            tumour = fill_holes(largest_component(blob & allowed & specimen, connectivity=6))
         expected = 4.0 / 3.0 * np.pi * np.prod(radii) / grid.voxel_volume_mm3
         if tumour.sum() > 0.3 * expected:
             return tumour
         tolerance *= 1.5
     raise InputError("could not place a tumour of a reasonable size; try another seed")
+
+
+#: a translated tumour counts as whole when it keeps this share of its blob; else up to this many placements are
+#: tried and the most whole one kept
+TRANSLATED_WHOLE = 0.99
+TRANSLATED_ATTEMPTS = 6
+
+
+def _translated_to_margin(blob: np.ndarray, gap: np.ndarray, centre: np.ndarray, margin_mm: float) -> np.ndarray:
+    """``blob`` moved in whole voxels away from the nearest surface (along the depth's gradient at ``centre``) to
+    the first position where every voxel lies at least ``margin_mm`` deep (``gap``: mm below the surface), so its
+    nearest voxel is at the margin to within a voxel's step of the depth. A blob too large to lie whole that deep
+    anywhere on that line is moved to where it lies deepest and cut flat at the margin there (as the clipped
+    placement does)."""
+    gradient = np.array([g[tuple(centre)] for g in np.gradient(gap)])
+    inward = gradient / max(float(np.linalg.norm(gradient)), 1e-12)
+    points = np.argwhere(blob)
+    shape = np.asarray(gap.shape)
+
+    def moved(step: float) -> np.ndarray:
+        return points + np.round(inward * step).astype(int)
+
+    def shallowest(step: float) -> float:
+        at = moved(step)
+        if (at < 0).any() or (at >= shape).any():
+            return -1.0
+        return float(gap[tuple(at.T)].min())
+
+    steps = np.arange(0.0, float(max(gap.shape)), 0.25)
+    if shallowest(0.0) >= margin_mm - 1e-6:  # already deep enough: out towards the surface while it stays so
+        first_out = next((s for s in steps if shallowest(-s) < margin_mm - 1e-6), 0.25)
+        step = -(first_out - 0.25)
+    else:
+        depths = [shallowest(s) for s in steps]
+        deep = [s for s, d in zip(steps, depths, strict=True) if d >= margin_mm - 1e-6]
+        step = deep[0] if deep else float(steps[int(np.argmax(depths))])
+    out = np.zeros(gap.shape, dtype=bool)
+    out[tuple(moved(step).T)] = True
+    return out & (gap >= margin_mm - 1e-6)
 
 
 def _wire(grid: Grid, start_index: np.ndarray, rng: np.random.Generator, length_mm: float) -> np.ndarray:

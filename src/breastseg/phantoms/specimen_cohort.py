@@ -83,7 +83,8 @@ class CohortConfig:
     ``specimen_margins_mm``: one entry per 3D specimen (``None`` = positive margin). ``ct_spacing_mm`` applies
     to every phantom (0.3 mm keeps the whole study within CPU minutes; the study's scanners had ~0.1 mm).
     ``phantom_version``: the specimen phantom generator (:class:`~breastseg.phantoms.specimen.SpecimenPhantomConfig`;
-    2 adds benign FDG-avid tissue and a heterogeneous tumour, and bread-loafs the lamellae).
+    2 adds benign FDG-avid tissue and a heterogeneous tumour, and bread-loafs the lamellae); ``placement``: how
+    a negative margin's tumour meets it (clipped flat or translated, as there).
     """
 
     nst_patients: int = 15
@@ -96,6 +97,7 @@ class CohortConfig:
     pet_spacing_mm: float = 0.6
     seed: int = 0
     phantom_version: int = 1
+    placement: Literal["clipped", "translated"] = "clipped"
 
     @property
     def lamella_span(self) -> Literal["tumour", "specimen"]:
@@ -124,6 +126,7 @@ def phantom_config(tumour_type: str, seed: int, margin_mm: float | None, cohort:
             ct_spacing_mm=cohort.ct_spacing_mm,
             pet_spacing_mm=cohort.pet_spacing_mm,
             version=cohort.phantom_version,
+            placement=cohort.placement,
         ),
         **preset,
     )
