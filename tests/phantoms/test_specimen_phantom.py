@@ -16,6 +16,7 @@ from breastseg.masks import depth_below_surface_mm
 from breastseg.phantoms.base import write_phantom
 from breastseg.phantoms.specimen import (
     LAMELLA_LABELS,
+    LAMELLA_PET_MEDIAN_MM,
     TISSUE_LABELS,
     SpecimenPhantomConfig,
     make_lamellae,
@@ -168,6 +169,27 @@ def test_lamellae(tmp_path: Path, negative) -> None:
     assert [r["slice_id"] for r in rows] == ["p1_L00", "p1_L01", "p1_L02"]
     label = read_image(tmp_path / rows[0]["label"])
     np.testing.assert_array_equal(label.array, lams[0].label.array)
+
+
+def test_lamellae_carry_the_pipelines_pet_median_filter(negative) -> None:
+    """The lamellae's PET is the specimen pipeline's (its median kernel, in 3D, then cubic onto the CT): the
+    median of SciPy on the PET grid, resampled and sliced, equals the lamella's; 0 mm leaves the raw PET."""
+    from scipy import ndimage
+
+    from breastseg.workflows.specimen.preprocess import PreprocessConfig
+
+    assert PreprocessConfig().median_kernel_mm == LAMELLA_PET_MEDIAN_MM
+    pet = negative.images["pet"]
+    size = max(1, round(LAMELLA_PET_MEDIAN_MM / pet.spacing[0]))
+    size += 1 - size % 2
+    reference = pet.with_array(ndimage.median_filter(pet.array, size=size, mode="nearest"))
+    ct = negative.images["ct"]
+    filtered, raw = (make_lamellae(negative, n=1, cut_edge=False, pet_median_mm=k)[0] for k in (2.0, 0.0))
+    k = round(ct.grid.world_to_index([0.0, 0.0, filtered.z_mm])[0])
+    np.testing.assert_allclose(filtered.pet.array, reference.resample_onto(ct, order=3).array[k], atol=1e-3)
+    np.testing.assert_allclose(raw.pet.array, pet.resample_onto(ct, order=3).array[k], atol=1e-3)
+    tissue = filtered.label.array != LAMELLA_LABELS["unknown"]
+    assert np.abs(filtered.pet.array - raw.pet.array)[tissue].mean() > 0.05 * raw.pet.array[tissue].mean()
 
 
 def test_the_unknown_band_around_the_tumour_follows_its_option(negative) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from breastseg.errors import InputError
 from breastseg.phantoms.base import write_phantom
 from breastseg.phantoms.specimen import (
+    LAMELLA_PET_MEDIAN_MM,
     SpecimenPhantomConfig,
     make_lamellae,
     make_specimen_phantom,
@@ -113,6 +114,14 @@ _placement_option = click.option(
     help="Lamellae: cut them every 2.5 mm across the whole specimen, as a pathologist's full bread-loafing does "
     "(tumour-free and peripheral slices too), instead of --lamellae slices through the tumour.",
 )
+@click.option(
+    "--lamella-pet-median-mm",
+    type=click.FloatRange(min=0.0),
+    default=LAMELLA_PET_MEDIAN_MM,
+    show_default=True,
+    help="Lamellae: the PET median filter (mm, 3D, before the slices are cut), the specimen pipeline's by default "
+    "so a network trains on the PET it sees at inference; 0 for none (lamellae written before it).",
+)
 @_phantom_version_option
 @_placement_option
 @click.option("--dicom", is_flag=True, help="Also write the CT and PET as DICOM series (dicom/ct, dicom/pet).")
@@ -130,6 +139,7 @@ def specimen(
     lamellae: int,
     unknown_band_mm: float,
     bread_loaf: bool,
+    lamella_pet_median_mm: float,
     phantom_version: str,
     placement: str,
     dicom: bool,
@@ -171,7 +181,11 @@ def specimen(
                 written[f"dicom {name}"] = path
         if lamellae or bread_loaf:
             lams = make_lamellae(
-                ph, n=lamellae, unknown_band_mm=unknown_band_mm, span="specimen" if bread_loaf else "tumour"
+                ph,
+                n=lamellae,
+                unknown_band_mm=unknown_band_mm,
+                span="specimen" if bread_loaf else "tumour",
+                pet_median_mm=lamella_pet_median_mm,
             )
             written["lamellae"] = write_lamellae(lams, out_dir / "lamellae", patient_id=f"phantom{seed:03d}")
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from breastseg.errors import InputError
-from breastseg.image import Grid, Image, bounding_box
+from breastseg.image import Grid, Image, bounding_box, median_filter
 from breastseg.io import write_image
 from breastseg.io.atomic import atomic_path
 from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
@@ -63,6 +63,9 @@ PHANTOM_VERSIONS = (1, 2)
 TUMOUR_PLACEMENTS = ("clipped", "translated")
 #: lamella label map values (the specimen study's classes)
 LAMELLA_LABELS = {"benign": 0, "malignant": 1, "unknown": 2}
+#: the PET median filter the lamellae carry by default, mm: the specimen pipeline's (its ``median_kernel_mm``), so
+#: a network trains on the PET it will see at inference
+LAMELLA_PET_MEDIAN_MM = 2.0
 
 POSITIVE_MARGIN_MM = 0.1
 
@@ -489,6 +492,7 @@ def make_lamellae(
     cut_edge: bool = True,
     unknown_band_mm: float = 0.3,
     span: Literal["tumour", "specimen"] = "tumour",
+    pet_median_mm: float = LAMELLA_PET_MEDIAN_MM,
 ) -> list[Lamella]:
     """Cut ``n`` lamella slices through the tumour, ``thickness_mm`` apart (the study's 2–3 mm lamellas).
 
@@ -497,7 +501,9 @@ def make_lamellae(
     slices through the tumour's ends are among them; slices whose tissue covers less than a tenth of the largest
     slice's (the rounded ends of the specimen) are left out.
 
-    The PET is resampled onto the CT grid with third-order interpolation, as the study's preprocessing does.
+    The PET is median-filtered in 3D with a ``pet_median_mm`` kernel (0: none, as lamellae were before) and
+    resampled onto the CT grid with third-order interpolation, as the study's preprocessing does before a specimen
+    is read.
     About ``unknown_fraction`` of each slice's tissue is labelled unknown (the study had ~11 %), in smooth
     patches, as where histopathology could not be registered, plus a band of ``unknown_band_mm`` around the
     tumour boundary (co-registration uncertainty). With ``cut_edge`` a straight cut removes the outer part
@@ -522,7 +528,9 @@ def make_lamellae(
         centre = (rows[0] + rows[-1]) / 2.0
         picks = [round(centre + (i - (n - 1) / 2.0) * step) for i in range(n)]
         picks = [int(np.clip(k, rows[0], rows[-1])) for k in picks]
-    pet_on_ct = phantom.images["pet"].resample_onto(ct, order=3)
+    pet = phantom.images["pet"]
+    pet = median_filter(pet, pet_median_mm) if pet_median_mm > 0 else pet
+    pet_on_ct = pet.resample_onto(ct, order=3)
     out = []
     for i, k in enumerate(picks):
         tissue = specimen[k].copy()

@@ -7,7 +7,7 @@ import pytest
 
 from breastseg.errors import InputError
 from breastseg.evaluation.metrics import dice
-from breastseg.image import Image
+from breastseg.image import Image, odd_kernel
 from breastseg.phantoms.base import Phantom
 from breastseg.phantoms.specimen import TISSUE_LABELS
 from breastseg.workflows.specimen import preprocess as P
@@ -48,8 +48,8 @@ def test_all_steps_recover_the_specimen(negative_phantom: Phantom) -> None:
 
 
 def test_median_kernel_is_2_mm() -> None:
-    assert P._odd_kernel(2.0, (0.4, 0.4, 0.4)) == (5, 5, 5)
-    assert P._odd_kernel(2.0, (0.5, 1.0, 2.0)) == (5, 3, 1)
+    assert odd_kernel(2.0, (0.4, 0.4, 0.4)) == (5, 5, 5)
+    assert odd_kernel(2.0, (0.5, 1.0, 2.0)) == (5, 3, 1)
     spike = np.zeros((9, 9, 9), np.float32)
     spike[4, 4, 4] = 100.0
     assert P.median_filter_pet(Image(spike, (0.4, 0.4, 0.4)), 2.0).array.max() == 0.0
@@ -61,7 +61,7 @@ def test_median_filter_equals_scipys_on_an_anisotropic_grid() -> None:
     values = np.random.default_rng(3).gamma(2.0, 1.0, size=(17, 23, 29)).astype(np.float32)
     spacing = (0.5, 0.4, 0.25)  # kernel (5, 5, 9): the axes must not be swapped
     got = P.median_filter_pet(Image(values, spacing), 2.0).array
-    expected = ndimage.median_filter(values, size=P._odd_kernel(2.0, spacing), mode="nearest")
+    expected = ndimage.median_filter(values, size=odd_kernel(2.0, spacing), mode="nearest")
     np.testing.assert_array_equal(got, expected)
 
 
