@@ -98,6 +98,10 @@ def test_packaged_demo_bundle() -> None:
     assert "not for clinical use" in bundle.card["data"] and "make demo-model" in bundle.card["data"]
     card = path.with_suffix(".card.md").read_text()
     assert "| member | validation patients | best validation Dice |" in card
+    # the recipe of `make demo-model`, in the bundle and on its card
+    train = bundle.card["training"]["train"]
+    assert (train["loss"], train["patch"]["positive_bias"], train["epochs"]) == ("dice_ce", 0.1, 40)
+    assert "* **Recipe**: dice_ce loss, 40 epochs at most, 5 folds, 96 px patches (10 % centred on tumour)" in card
     # every member validated on patients it never trained on
     for m in bundle.members:
         assert not set(m.training_patients) & set(m.validation_patients)

@@ -201,7 +201,17 @@ def render_card(bundle: ModelBundle) -> str:
     """Markdown model card: inputs, normalisation limits, training data, validation scores, intended use."""
     card = bundle.card
     norm = bundle.normalisation
-    low, high = card.get("training", {}).get("ct_percentiles", (5.0, 95.0))
+    training = card.get("training", {})
+    low, high = training.get("ct_percentiles", (5.0, 95.0))
+    train = training.get("train", {})
+    patch = train.get("patch", {})
+    recipe = (
+        f"* **Recipe**: {train.get('loss', '?')} loss, {train.get('epochs', '?')} epochs at most, "
+        f"{training.get('folds', '?')} folds, {patch.get('size', '?')} px patches "
+        f"({100 * patch.get('positive_bias', 0.0):.0f} % centred on tumour), seed {training.get('seed', '?')}"
+        if train
+        else None
+    )
     lines = [
         f"# Model card: {card.get('model', 'Residual U-Net bundle')}",
         "",
@@ -216,6 +226,7 @@ def render_card(bundle: ModelBundle) -> str:
         f"{card.get('n_slices', '?')} slices, tumour types {', '.join(card.get('tumour_types', []))}",
         f"* **Pixel spacing**: {bundle.pixel_spacing_mm if bundle.pixel_spacing_mm else 'not recorded'} mm "
         "(3D inference resamples to it)",
+        *([recipe] if recipe else []),
         f"* **Fine-tuned from**: {card.get('fine_tuned_from') or '—'}",
         f"* **Intended use**: {card.get('intended_use', 'research')}",
         "",

@@ -61,6 +61,10 @@ MALIGNANT_LABELS = ("tumour", "dcis", "necrotic_core")
 PHANTOM_VERSIONS = (1, 2)
 #: how a tumour with a negative margin comes to it (see the module docstring)
 TUMOUR_PLACEMENTS = ("clipped", "translated")
+#: a translated tumour counts as whole when it keeps this share of its blob; else up to this many placements are
+#: tried and the most whole one kept
+TRANSLATED_WHOLE = 0.99
+TRANSLATED_ATTEMPTS = 6
 #: lamella label map values (the specimen study's classes)
 LAMELLA_LABELS = {"benign": 0, "malignant": 1, "unknown": 2}
 #: the PET median filter the lamellae carry by default, mm: the specimen pipeline's (its ``median_kernel_mm``), so
@@ -162,7 +166,8 @@ def _place_tumour(
     radii = cfg.tumour_diameter_mm / 2.0 * rng.uniform(0.85, 1.15, size=3)
     r_eff = float(np.mean(radii))
     margin = cfg.margin_mm or 0.0
-    # the centre sits where the blob protrudes past the margin shell, which then clips it flat
+    # the centre sits where the blob protrudes past the margin shell, which then clips it flat (translated: where
+    # the blob starts before it moves inward)
     target = margin + 0.7 * r_eff if margin > 0 else 0.6 * r_eff
     tolerance = grid.spacing[0]
     best: tuple[float, np.ndarray] | None = None  # translated: the most whole of the tumours cut at the margin
@@ -192,12 +197,6 @@ def _place_tumour(
             return tumour
         tolerance *= 1.5
     raise InputError("could not place a tumour of a reasonable size; try another seed")
-
-
-#: a translated tumour counts as whole when it keeps this share of its blob; else up to this many placements are
-#: tried and the most whole one kept
-TRANSLATED_WHOLE = 0.99
-TRANSLATED_ATTEMPTS = 6
 
 
 def _translated_to_margin(blob: np.ndarray, gap: np.ndarray, centre: np.ndarray, margin_mm: float) -> np.ndarray:

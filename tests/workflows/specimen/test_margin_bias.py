@@ -1,8 +1,9 @@
-"""Regression guard on the packaged ResU-Net's margin bias: on two held-out phantoms (seeds 403 and 405 of
-``benchmarks/specimen_margin_accuracy.py``: 1.0 and 2.0 mm) the read margin stays within the bound measured for it
-(docs/results/specimen_surface_errors.md: −0.80 and −0.97 mm on the 2-core AVX2 EPYC). A change that widens or
-shifts the network's tumour — preprocessing, normalisation, resampling to the bundle's pixel size, tri-planar
-averaging, post-processing — moves it out; a retrained bundle that removes the bias moves the bound with it."""
+"""Regression guard on the packaged ResU-Net's margin bias: on two held-out phantoms whose tumour meets its margin
+at a point (``placement="translated"``, seeds 404 and 415 of ``benchmarks/specimen_margin_accuracy.py``: 1.52 and
+2.00 mm) the read margin stays within the bound measured for it (docs/results/specimen_surface_errors.md: −0.05
+and +0.04 mm on the 2-core AVX2 EPYC). A change that widens or shifts the network's tumour — preprocessing,
+normalisation, resampling to the bundle's pixel size, tri-planar averaging, post-processing, the training recipe
+of ``make demo-model`` (the bundle before it read −0.44 and −0.03 mm) — moves it out."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from breastseg.suv import pet_info_from_mapping
 from breastseg.workflows.specimen.pipeline import AssessConfig, assess_specimen
 
 #: the bound on the mean signed error (mm; negative: read too close to the surface), and on either case's error
-MEAN_ERROR_MM = (-1.3, -0.4)
-WORST_CASE_MM = 1.5
+MEAN_ERROR_MM = (-0.2, 0.2)
+WORST_CASE_MM = 0.3
 
 
 def test_the_packaged_bundle_reads_held_out_margins_within_its_measured_bias() -> None:
     errors = []
-    for seed, margin in ((403, 1.0), (405, 2.0)):
-        ph = make_specimen_phantom(SpecimenPhantomConfig(seed=seed, margin_mm=margin))
+    for seed, margin in ((404, 1.5), (415, 2.0)):
+        ph = make_specimen_phantom(SpecimenPhantomConfig(seed=seed, margin_mm=margin, placement="translated"))
         info = pet_info_from_mapping(ph.truth["pet"], f"phantom {seed}")
         result = assess_specimen(ph.images["ct"], ph.images["pet"], info, AssessConfig(method="resunet")).result
         assert result["margin_status"] == "negative" and result["min_margin_mm"] is not None
