@@ -1,11 +1,11 @@
 """Intraoperative speed of ``breastseg specimen assess --method resunet``: the fast default against the reference.
 
 The reference is the study's full method: every member of the ensemble, every slice along each of the three axes,
-float32 (``breastseg.predict.volume.REFERENCE``). The fast path is the command's default (every second slice
-interpolated, bfloat16 where the CPU has it natively, the model loaded while the images are preprocessed). Both
-run the networks at the bundle's training pixel size. Both run as the real command (a fresh process each: imports,
-reading, preprocessing, inference, margin, masks, figures and report.html), on the same phantoms of the
-300 × 250 × 200-voxel geometry (CT 0.1 mm, PET 0.4 mm), one margin each of positive, 0.5, 1, 2 mm.
+float32 (``breastseg.workflows.specimen.inference.REFERENCE``). The fast path is the command's default (every second
+slice interpolated, bfloat16 where the CPU has it natively, the model loaded while the images are preprocessed).
+Both run the networks at the bundle's training pixel size. Both run as the real command (a fresh process each:
+imports, reading, preprocessing, inference, margin, masks, figures and report.html), on the same phantoms of the 300
+× 250 × 200-voxel geometry (CT 0.1 mm, PET 0.4 mm), one margin each of positive, 0.5, 1, 2 mm.
 
 Printed per phantom: wall time of each path, speed-up, Dice between the two tumour masks, both margin statuses and
 minimum margins, and peak resident memory of each process; then a summary row.
@@ -31,7 +31,7 @@ from breastseg.evaluation.metrics import dice
 from breastseg.io import read_image
 from breastseg.phantoms import write_phantom
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
-from breastseg.predict.volume import REFERENCE, VolumeInference
+from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = ROOT / "build" / "bench-model" / "ensemble25.pt"
@@ -90,7 +90,7 @@ def run_assess(case: Path, model: Path, inference: VolumeInference, out: Path) -
 def ct_grid_context(case: Path, model: Path) -> None:
     """Context, in-process: the reference inference on the CT's own 0.1 mm grid (the bundle's pixel size ignored),
     the cost this benchmark's reference already avoids, against the reference at the bundle's pixel size."""
-    from breastseg.predict.volume import predict_volume
+    from breastseg.workflows.specimen.inference import predict_volume
     from breastseg.workflows.specimen.pipeline import AssessConfig, load_resunet, load_specimen
     from breastseg.workflows.specimen.preprocess import preprocess
 

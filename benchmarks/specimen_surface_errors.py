@@ -26,12 +26,11 @@ import time
 
 import numpy as np
 
-from breastseg.learn.bundle import ModelBundle
 from breastseg.machine import cpu_description
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
-from breastseg.predict.volume import VolumeInference, predict_volume
 from breastseg.suv import pet_info_from_mapping
+from breastseg.workflows.specimen.bundle import ModelBundle
 from breastseg.workflows.specimen.diagnostics import (
     DEPTH_BINS_MM,
     OBLIQUITY_BINS,
@@ -42,6 +41,7 @@ from breastseg.workflows.specimen.diagnostics import (
     false_positives_by_tumour_obliquity,
     surface_normals,
 )
+from breastseg.workflows.specimen.inference import VolumeInference, predict_volume
 from breastseg.workflows.specimen.margin import mask_margin_mm
 from breastseg.workflows.specimen.pipeline import default_model_path
 from breastseg.workflows.specimen.preprocess import preprocess

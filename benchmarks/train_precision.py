@@ -3,7 +3,7 @@
 One optimiser step (forward, Dice + cross-entropy, backward, AdamW) on a batch of 16 random 192 × 192 one-channel
 images — the ultrasound workflow's setting — repeated; prints the median seconds per step and the speed-up of
 bfloat16 over float32 (the peer, measured in the same run). bfloat16 pays only where the CPU computes it
-natively (AVX-512 BF16 / AMX; ``breastseg.predict.slices.native_bfloat16``); elsewhere it is emulated and slower.
+natively (AVX-512 BF16 / AMX; ``breastseg.predict.device.native_bfloat16``); elsewhere it is emulated and slower.
 
 Run: ``.venv/bin/python benchmarks/train_precision.py``
 """
@@ -17,7 +17,7 @@ import torch
 
 from breastseg.learn.losses import dice_ce_loss
 from breastseg.nets import NetConfig, ResUNetConfig, TorchvisionSegConfig
-from breastseg.predict.slices import native_bfloat16
+from breastseg.predict.device import native_bfloat16
 
 NETS: dict[str, NetConfig] = {
     "resunet d5 c16": ResUNetConfig(in_channels=1, depth=5, first_channels=16),

@@ -18,3 +18,23 @@ class InputError(BreastsegError):
 
 class ModelError(BreastsegError):
     """A trained model file is missing, corrupt or does not fit the input."""
+
+
+#: the optional dependency groups of ``pyproject.toml`` and what each serves
+EXTRAS = {
+    "search": "the hyper-parameter search (specimen search, specimen study)",
+    "batch": "cohort runs and training on a Dask cluster (--scheduler)",
+    "service": "the DICOM listener, workers, job store on PostgreSQL and web viewer (serve, jobs)",
+}
+
+
+class MissingExtra(InputError):
+    """An optional part of breastseg was used without its dependencies: the message says what to install."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"{EXTRAS[extra]} needs breastseg's optional '{extra}' dependencies ({module} is not installed): "
+            f"pip install 'breastseg[{extra}]'"
+        )
+        self.extra = extra
+        self.module = module

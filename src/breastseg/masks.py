@@ -1,4 +1,4 @@
-"""Binary-mask building blocks shared by every workflow: connected components and hole filling.
+"""Binary-mask building blocks shared by every workflow: connected components, hole filling, field of view.
 
 Masks are boolean NumPy arrays in array order ``(z, y, x)`` or ``(y, x)``. Connected components use
 ``connected-components-3d`` (about 3x faster than ``scipy.ndimage.label`` with identical components).
@@ -14,13 +14,23 @@ import edt
 import numpy as np
 from scipy import ndimage
 
-from breastseg.image import bounding_box
+from breastseg.image import Grid, Image, bounding_box
 
 Connectivity = Literal[4, 8, 6, 18, 26]
 
 
 def _default_connectivity(ndim: int) -> int:
     return 26 if ndim == 3 else 8
+
+
+def outside_voxels(mask: Image, grid: Grid) -> int:
+    """How many of ``mask``'s foreground voxels (``> 0``) have their centre outside ``grid``'s field of view
+    (beyond the outer voxels' half-width): what a nearest-neighbour resampling onto ``grid`` would lose."""
+    foreground = np.argwhere(np.asarray(mask.array) > 0)
+    if not len(foreground):
+        return 0
+    index = grid.world_to_index(mask.grid.index_to_world(foreground.astype(float)))
+    return int(np.any((index < -0.5) | (index > np.asarray(grid.shape) - 0.5), axis=1).sum())
 
 
 def label_components(mask: np.ndarray, connectivity: int | None = None) -> tuple[np.ndarray, int]:

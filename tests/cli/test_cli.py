@@ -54,7 +54,7 @@ def test_bread_loafing_lamellae_and_training_options_reach_the_bundle(
 ) -> None:
     import csv
 
-    from breastseg.learn.bundle import ModelBundle
+    from breastseg.workflows.specimen.bundle import ModelBundle
 
     args = ["phantom", "specimen", *SMALL_PHANTOM_ARGS]
     assert main([*args, "--out", str(tmp_path / "both"), "--lamellae", "2", "--bread-loaf"]) == 2

@@ -78,10 +78,27 @@ def test_png_lamella_with_unknown_label(tmp_path: Path, capsys: pytest.CaptureFi
     assert out["reference_area_cm2"] == pytest.approx(100 * 0.01 / 100)
 
 
-def test_different_grids_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    write_image(Image(_box((4, 5, 6), (slice(1, 2),) * 3), (1.0, 1.0, 1.0)), tmp_path / "a.nii.gz")
-    write_image(Image(_box((4, 5, 6), (slice(1, 2),) * 3), (1.0, 1.0, 2.0)), tmp_path / "b.nii.gz")
-    rc = main(["evaluate", "seg", "--pred", str(tmp_path / "a.nii.gz"), "--ref", str(tmp_path / "b.nii.gz")])
+def test_a_prediction_on_another_grid_is_scored_on_the_reference_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The reference-grid rule: the prediction is moved onto the reference (nearest neighbour), never the reverse;
+    one reaching outside the reference's field of view is refused, naming the voxels it would lose."""
+    ref = Image(_box((4, 6, 6), (slice(1, 3), slice(2, 4), slice(2, 4))), (2.0, 1.0, 1.0))  # 2 x 2 x 2 voxels
+    # reference voxels at z = 2 and 4 mm (centres); the prediction on a 1 mm grid at z = 3, 4, 5 mm
+    fine = np.zeros((8, 6, 6), np.uint8)
+    fine[3:6, 2:4, 2:4] = 1
+    write_image(ref, tmp_path / "ref.nii.gz")
+    write_image(Image(fine, (1.0, 1.0, 1.0)), tmp_path / "pred.nii.gz")
+    rc = main(["evaluate", "seg", "--pred", str(tmp_path / "pred.nii.gz"), "--ref", str(tmp_path / "ref.nii.gz")])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    # nearest neighbour at the reference's centres z = 2 and 4 mm: fine slice 2 (empty) and 4 (set) -> 1 of 2 slices
+    assert out["prediction_resampled"] is True and out["spacing_mm"] == [2.0, 1.0, 1.0]
+    assert out["dice"] == pytest.approx(2 * 4 / (4 + 8))
+    outside = np.zeros((10, 6, 6), np.uint8)
+    outside[9, 2:4, 2:4] = 1  # z = 9 mm, beyond the reference's last voxel (centre 6 mm, edge 7 mm)
+    write_image(Image(outside, (1.0, 1.0, 1.0)), tmp_path / "outside.nii.gz")
+    rc = main(["evaluate", "seg", "--pred", str(tmp_path / "outside.nii.gz"), "--ref", str(tmp_path / "ref.nii.gz")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "a.nii.gz and" in err and "b.nii.gz are not on the same voxel grid" in err and "spacing" in err
+    assert "4 of its 4 foreground voxels lie outside the field of view" in err and "spacing" in err

@@ -142,7 +142,7 @@ def test_a_crash_while_writing_keeps_the_earlier_outputs(
     def crash(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk unplugged")
 
-    monkeypatch.setattr("breastseg.report.specimen_html.specimen_report", crash)
+    monkeypatch.setattr("breastseg.workflows.specimen.report_html.specimen_report", crash)
     with pytest.raises(RuntimeError, match="disk unplugged"):
         main(assess_argv(case_copy, out))
     assert tree_digest(out) == before
@@ -166,7 +166,7 @@ def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path:
 def test_a_killed_assessment_leaves_nothing_a_later_run_keeps(case_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "a"
     script = (
-        "import os, signal, breastseg.report.specimen_html as h\n"
+        "import os, signal, breastseg.workflows.specimen.report_html as h\n"
         "h.specimen_report = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "from breastseg.cli.main import main\n"
         f"main({assess_argv(case_copy, out)!r})\n"

@@ -19,7 +19,8 @@ from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from breastseg.cli.main import main
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom, write_specimen_dicom
 from breastseg.service.jobstore import JobStore
-from breastseg.service.receiver import DATA_SET_MISMATCH, ListenerConfig, Receiver, study_folder
+from breastseg.service.layout import study_folder
+from breastseg.service.receiver import DATA_SET_MISMATCH, ListenerConfig, Receiver
 from breastseg.service.web import create_app
 from breastseg.service.worker import Worker, WorkerConfig
 from tests.servers import free_port

@@ -18,7 +18,8 @@ import pytest
 from breastseg.cli.main import main
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom, write_specimen_dicom
 from breastseg.service.jobstore import JobStore
-from breastseg.service.receiver import ListenerConfig, Receiver, study_folder
+from breastseg.service.layout import study_folder
+from breastseg.service.receiver import ListenerConfig, Receiver
 from breastseg.service.worker import Worker, WorkerConfig
 from tests.servers import dcmtk_tool, free_port, postgres_server
 

@@ -22,7 +22,7 @@ from skimage.segmentation import find_boundaries
 from breastseg.io import read_image
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom, write_specimen_dicom
 from breastseg.service.jobstore import JobStore
-from breastseg.service.receiver import study_folder
+from breastseg.service.layout import study_folder
 from breastseg.service.web import create_app
 from breastseg.service.worker import Worker, WorkerConfig
 from tests.servers import apt_install, free_port

@@ -16,8 +16,6 @@ another worker; writes are atomic, so a case is never half-written or recorded t
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import multiprocessing as mp
 import os
@@ -32,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from breastseg.batch.manifest import Case, content_hash
-from breastseg.errors import BreastsegError, InputError
-from breastseg.io.atomic import atomic_path, write_json, write_marker
+from breastseg.errors import BreastsegError, InputError, MissingExtra
+from breastseg.io.atomic import write_json, write_marker
 from breastseg.io.outputs import check_apart_from_inputs, expected_output_bytes, prepare_output_folder
-from breastseg.io.tables import csv_cell
+from breastseg.io.tables import write_csv_rows
 from breastseg.sanity import NotAssessable
 
 CASE_RECORD = "case.json"
@@ -218,8 +216,8 @@ def _run_dask(tasks: Sequence[CaseTask], scheduler: str, done: Callable[[dict[st
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed
-    except ImportError as exc:  # pragma: no cover - distributed is a dependency
-        raise InputError("--scheduler needs dask distributed (pip install 'dask[distributed]')") from exc
+    except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+        raise MissingExtra("batch", "dask distributed") from exc
     try:
         client = Client(scheduler, timeout=30)
     except OSError as exc:
@@ -249,15 +247,4 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
 def write_cohort_table(records: Sequence[dict[str, Any]], path: Path) -> Path:
     """One row per case: case_id, status, error, seconds, the read-outs, the manifest's cells (``ref_…``); text that
     a spreadsheet would run as a formula is escaped (:func:`breastseg.io.tables.csv_cell`)."""
-    rows = [_row(r) for r in records]
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: csv_cell(v) for k, v in row.items()})
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
+    return write_csv_rows([_row(r) for r in records], path)

@@ -123,37 +123,23 @@ class PetctRunner:
         return None
 
     def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
-        import numpy as np
+        from breastseg.workflows.petct.scan import load_scan
 
-        from breastseg.workflows.petct.biomarkers import compute_biomarkers
-        from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
-
-        suv, sul = load_pet_suv(case.inputs["pet"], case.inputs.get("pet_info"))
-        organs = {
-            k: read_mask_on(case.inputs[k], suv, k.replace("_", " "), whole=False)
-            for k in ("bone_mask", "liver_mask")
-            if k in case.inputs
-        }
-
-        def measure(mask: np.ndarray) -> Any:
-            return compute_biomarkers(
-                suv.array,
-                sul.array,
-                mask,
-                suv.spacing,
-                organs.get("bone_mask"),
-                organs.get("liver_mask"),
-                self.peak_definition,  # type: ignore[arg-type]
-            )
-
-        lesions = read_mask_on(case.inputs["mask"], suv, "lesion mask")
-        result = measure(lesions)
+        inputs = case.inputs
+        scan = load_scan(
+            inputs["pet"],
+            inputs.get("pet_info"),
+            bone_mask=inputs.get("bone_mask"),
+            liver_mask=inputs.get("liver_mask"),
+        )
         with atomic_path(out_dir, producer="petct biomarkers") as tmp:
-            write_biomarkers(result, suv, tmp, {k: str(v) for k, v in case.inputs.items()}, lesions)
-        values = result.to_dict()
+            measured = scan.measure_to(
+                inputs["mask"], tmp, self.peak_definition, provenance={k: str(v) for k, v in inputs.items()}
+            )
+        values = measured.biomarkers.to_dict()
         out = {k: values[k] for k in (*self.readouts, "pet_bone_index", "pet_liver_index")}
-        if "manual_mask" in case.inputs:
-            manual = measure(read_mask_on(case.inputs["manual_mask"], suv, "manual mask")).to_dict()
+        if "manual_mask" in inputs:
+            manual = scan.measure(inputs["manual_mask"], self.peak_definition, "manual mask")[0].to_dict()
             out.update({f"{k}_manual": manual[k] for k in self.readouts})
         return out
 
@@ -202,7 +188,7 @@ class ResponseRunner:
 
         baseline = read_scan(case.inputs["baseline"], self.mask_name)
         followup = read_scan(case.inputs["followup"], self.mask_name)
-        result, warped = assess_response(baseline, followup, self.peak_definition, self.tolerance_mm)  # type: ignore[arg-type]
+        result, warped = assess_response(baseline, followup, self.peak_definition, self.tolerance_mm)
         write_response(result, warped, baseline, followup, out_dir)
         if not result["assessable"]:  # recorded as such, and kept out of the cohort's response analysis
             from breastseg.sanity import NotAssessable
@@ -249,7 +235,8 @@ def _median_iqr(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str
 @dataclass(frozen=True)
 class MriRunner:
     """``mri segment`` per exam. Columns: ``exam`` (an exam folder as `mri segment --exam` reads it, required) and
-    ``reference`` (a tumour mask, any grid), which adds the Dice of the segmentation to the table."""
+    ``reference`` (a tumour mask, on any grid that covers the segmentation; scored on its grid), which adds the
+    Dice of the segmentation to the table."""
 
     model: str = ""
     fraction: float = 0.6
@@ -271,6 +258,7 @@ class MriRunner:
         return MriModel.load(self.model)
 
     def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
+        from breastseg.evaluation.compare import prediction_on_reference
         from breastseg.evaluation.metrics import dice
         from breastseg.io import read_image
         from breastseg.workflows.mri.inputs import read_exam_folder
@@ -284,10 +272,8 @@ class MriRunner:
         out = {k: t.get(k) for k in ("volume_ml", "longest_diameter_mm", "curve_type", "late_change_percent")}
         out["functional_volume_ml"] = t.get("functional_volume_ml")
         if "reference" in case.inputs:
-            predicted = read_image(out_dir / "tumour.nii.gz")
             reference = read_image(case.inputs["reference"])
-            if not reference.grid.same_as(predicted.grid):
-                reference = reference.resample_onto(predicted, order=0)
+            predicted, _ = prediction_on_reference(read_image(out_dir / "tumour.nii.gz"), reference, "the segmentation")
             out["dice"] = dice(predicted.array > 0, reference.array > 0)
         return out
 

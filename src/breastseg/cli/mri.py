@@ -261,12 +261,13 @@ def evaluate_cmd(
     """Segment every exam of a table and compare with its reference mask.
 
     Writes OUT/<case>/ (the segment outputs), OUT/cases.csv (Dice, HD95 mm, volumes ml, volume error %,
-    curve type) and OUT/evaluation.json (mean and median Dice).
+    curve type) and OUT/evaluation.json (mean and median Dice). Scores are computed on the reference's grid
+    (a segmentation on another grid is moved onto it; see docs/reference/evaluation.md).
     """
-    from breastseg.evaluation.compare import check_same_grid, compare_masks
+    from breastseg.evaluation.compare import compare_masks
     from breastseg.io import read_image
     from breastseg.io.atomic import write_json
-    from breastseg.report.specimen_study import write_csv
+    from breastseg.io.tables import write_csv_rows
     from breastseg.workflows.mri.inputs import read_exam_folder
     from breastseg.workflows.mri.network import MriModel
     from breastseg.workflows.mri.pipeline import read_cases_csv, segment_to_folder
@@ -290,9 +291,8 @@ def evaluate_cmd(
             pred = read_image(out_dir / case.case_id / "tumour.nii.gz")
             ref_path = case.exam_dir / case.tumour_name
             ref = read_image(ref_path)
-            check_same_grid(pred, ref, "the segmentation (first T1c grid)", str(ref_path))
             ref = ref.with_array((np.asarray(ref.array) > 0).astype(np.uint8), units="label")
-            m = compare_masks(pred, ref, ref_name=str(ref_path))
+            m = compare_masks(pred, ref, pred_name="the segmentation (first T1c grid)", ref_name=str(ref_path))
             ref_ml, pred_ml = m["reference_volume_ml"], m["prediction_volume_ml"]
             rows.append(
                 {
@@ -305,7 +305,7 @@ def evaluate_cmd(
                     "curve_type": result["tumour"]["curve_type"],
                 }
             )
-    write_csv(rows, out_dir / "cases.csv")
+    write_csv_rows(rows, out_dir / "cases.csv")
     dices = [r["dice"] for r in rows]
     summary = {
         "cases": len(rows),

@@ -10,6 +10,7 @@ import numpy as np
 from rich.console import Console
 
 from breastseg.cli.options import device_option, dicom_out_option, existing_folder, existing_path, peak_option
+from breastseg.io.tables import write_csv_rows
 
 _mask_name_option = click.option(
     "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
@@ -92,10 +93,8 @@ def biomarkers_cmd(
     Example:
       breastseg petct biomarkers --pet pet_dicom/ --mask lesions.nii.gz --liver-mask liver.nii.gz --out bio/
     """
-    from breastseg.io import image_format, read_image
-    from breastseg.workflows.petct.biomarkers import compute_biomarkers
-    from breastseg.workflows.petct.readout import bone_from_ct as ct_bone
-    from breastseg.workflows.petct.readout import load_pet_suv, read_mask_on, write_biomarkers
+    from breastseg.io import image_format
+    from breastseg.workflows.petct.scan import measure_scan
 
     if bone_mask is not None and bone_from_ct:
         raise click.UsageError("give --bone-mask or --bone-from-ct, not both")
@@ -103,36 +102,19 @@ def biomarkers_cmd(
         raise click.UsageError("--bone-from-ct needs --ct")
     if dicom_out is not None and image_format(pet_path) != "dicom":
         raise click.UsageError(f"--dicom-out needs the PET as DICOM (the series the SEG references); got {pet_path}")
-    suv, sul = load_pet_suv(pet_path, pet_info)
-    lesions = read_mask_on(mask_path, suv, "lesion mask")
-    bone = None
-    bone_source = None
-    if bone_mask is not None:
-        bone, bone_source = read_mask_on(bone_mask, suv, "bone mask", whole=False), str(bone_mask)
-    elif bone_from_ct and ct_path is not None:
-        bone, bone_source = ct_bone(read_image(ct_path, modality="CT"), suv), f"CT threshold ({ct_path})"
-    liver = read_mask_on(liver_mask, suv, "liver mask", whole=False) if liver_mask is not None else None
-    result = compute_biomarkers(
-        suv.array,
-        sul.array,
-        lesions,
-        suv.spacing,
-        bone,
-        liver,
-        peak_definition,  # type: ignore[arg-type]
+    measured = measure_scan(
+        pet_path,
+        mask_path,
+        out_dir,
+        pet_info=pet_info,
+        bone_mask=bone_mask,
+        liver_mask=liver_mask,
+        ct=ct_path,
+        bone_from_ct_threshold=bone_from_ct,
+        peak_definition=peak_definition,
+        dicom_out=dicom_out,
     )
-    provenance = {
-        "pet": str(pet_path),
-        "mask": str(mask_path),
-        "bone_mask": bone_source,
-        "liver_mask": str(liver_mask) if liver_mask else None,
-    }
-    written = write_biomarkers(result, suv, out_dir, provenance, lesions)
-    if dicom_out is not None:
-        from breastseg.io.dicom import read_dicom_series
-        from breastseg.workflows.petct.dicom_export import write_petct_dicom_outputs
-
-        write_petct_dicom_outputs(result, lesions, read_dicom_series(pet_path, modality="PT"), dicom_out)
+    result, written = measured.biomarkers, measured.written
     console = Console()
     peak = f"{result.sul_peak:.2f}" if result.sul_peak is not None else "—"
     console.print(
@@ -203,7 +185,7 @@ def response_cmd(
         result, warped = assess_response(
             baseline,
             followup,
-            peak_definition,  # type: ignore[arg-type]
+            peak_definition,
             new_lesion_tolerance_mm,
             check_pairing=not allow_pair_mismatch,
         )
@@ -251,13 +233,13 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
       breastseg petct cohort --table cohort.csv --biomarker sul_peak --biomarker tlg --out cohort/
     """
     from breastseg.io.atomic import write_json
-    from breastseg.report.response_figures import agreement_figure, roc_figure, trajectories_figure
     from breastseg.workflows.petct.cohort import (
         agreement_analysis,
         biomarkers_with_changes,
         read_cohort,
         response_analysis,
     )
+    from breastseg.workflows.petct.figures import agreement_figure, roc_figure, trajectories_figure
     from breastseg.workflows.petct.response import RESPONDERS
 
     rows = read_cohort(table_path)
@@ -298,12 +280,17 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
     type=click.Path(file_okay=False, path_type=Path),
     help="The dataset folder, e.g. $nnUNet_raw/Dataset501_PetctBaseline.",
 )
-def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Path) -> None:
+@click.option(
+    "--folds", type=click.IntRange(2), default=5, show_default=True, help="splits_final.json folds (as petct train)."
+)
+@click.option("--seed", default=0, show_default=True, help="Fold seed (petct train's: the same held-out patients).")
+def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Path, folds: int, seed: int) -> None:
     """Write scan folders as an nnU-Net v2 raw dataset (channels _0000.._0003 on the PET grid).
 
     PET channels are SUVbw clipped to [0, 5] and declared "noNorm", CT is declared "CT", so nnU-Net normalises
-    each as intended; dataset.json records each case's patient, and splits_final.json holds patient-grouped
-    folds (copy it to nnUNet_preprocessed/<dataset>/ before training).
+    each as intended; dataset.json records each case's patient, and splits_final.json holds the folds
+    `petct train` uses with the same --folds and --seed (patients grouped, balanced by site; copy it to
+    nnUNet_preprocessed/<dataset>/ before training).
 
     \b
     Example:
@@ -316,7 +303,7 @@ def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Pa
 
     patients = read_patients_csv(patients_csv)
     with Console(stderr=True).status(f"exporting {len(patients)} patients…"):
-        root = export_dataset(patients, out_dir, kind, mask_name)
+        root = export_dataset(patients, out_dir, kind, mask_name, folds, seed)
     Console().print(f"written {root} ({len(patients)} cases, {kind})")
 
 
@@ -364,11 +351,9 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
     Example:
       breastseg petct evaluate --patients patients.csv --pred-name lesions_nnunet.nii.gz --out eval/
     """
-    import csv
-    import io
 
     from breastseg.io import read_image
-    from breastseg.io.atomic import atomic_path, write_json
+    from breastseg.io.atomic import write_json
     from breastseg.workflows.petct.evaluate import compare_segmentations, score_scan, summarise_scans
     from breastseg.workflows.petct.longitudinal import read_patients_csv
     from breastseg.workflows.petct.readout import read_mask_on
@@ -389,13 +374,7 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
             prediction = read_mask_on(folder / name, reference, "prediction")
             per_scan[case] = score_scan(case, prediction, reference.array > 0, reference.spacing)
         scores[name] = per_scan
-        buffer = io.StringIO()
-        rows = [s.row() for s in per_scan.values()]
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_path(out_dir / f"scans_{name.split('.')[0]}.csv") as tmp:
-            tmp.write_text(buffer.getvalue(), encoding="utf-8")
+        write_csv_rows([s.row() for s in per_scan.values()], out_dir / f"scans_{name.split('.')[0]}.csv")
     summaries = {name: summarise_scans(list(s.values())) for name, s in scores.items()}
     comparisons = {
         f"{a} vs {b}": compare_segmentations(scores[a], scores[b])

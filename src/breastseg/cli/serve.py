@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from breastseg.errors import MissingExtra
 from breastseg.service.jobstore import JOB_STATES, Job, open_job_store
 
 _store_option = click.option(
@@ -189,9 +190,12 @@ def serve_web(host: str, port: int, token: str | None, store: Path, db: str | No
     Example:
       breastseg serve web --store /data/breastseg          # then open http://127.0.0.1:8080
     """
-    import uvicorn
+    from breastseg.service.web import create_app  # first: it names the missing extra
 
-    from breastseg.service.web import create_app
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+        raise MissingExtra("service", "uvicorn") from exc
 
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise click.UsageError(f"serving on {host} exposes patient data: give --token (or $BREASTSEG_TOKEN)")

@@ -15,12 +15,12 @@ from rich.table import Table
 
 from breastseg.cli.options import dicom_out_option, existing_folder, existing_path, scheduler_option
 from breastseg.errors import InputError
-from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import nested_folds
-from breastseg.predict.volume import VolumeInference
+from breastseg.workflows.specimen.inference import VolumeInference
 from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
 from breastseg.workflows.specimen.margin import describe_interval
+from breastseg.workflows.specimen.normalisation import fit_normalisation
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 from breastseg.workflows.specimen.preprocess import PreprocessConfig
 from breastseg.workflows.specimen.threshold import fit_threshold_model
@@ -424,9 +424,9 @@ def train_cmd(
       breastseg specimen train --manifest lamellae/manifest.csv --input petct --epochs 40 --out resunet.pt
       breastseg specimen assess --ct CT --pet PET --method resunet --model resunet.pt --out result
     """
-    from breastseg.learn.bundle import ModelBundle
     from breastseg.learn.trainer import TrainConfig
     from breastseg.nets.resunet import ResUNetConfig
+    from breastseg.workflows.specimen.bundle import ModelBundle
     from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
 
     slices = read_lamellae(manifests, tumour_types)
@@ -475,7 +475,7 @@ def combine(bundles: tuple[Path, ...], out_path: Path, description: str | None) 
     Example:
       breastseg specimen combine fold0.pt fold1.pt fold2.pt fold3.pt fold4.pt --out ensemble25.pt
     """
-    from breastseg.learn.bundle import ModelBundle, combine_bundles
+    from breastseg.workflows.specimen.bundle import ModelBundle, combine_bundles
 
     loaded = [ModelBundle.load(p) for p in bundles]
     card = {
@@ -554,7 +554,7 @@ def search(
     (one trial per task; the study in a --storage every worker reaches: PostgreSQL, or an absolute SQLite path
     on a shared file system).
     """
-    from breastseg.learn.search import SearchSpace, run_search, summarise
+    from breastseg.workflows.specimen.search import SearchSpace, run_search, summarise
     from breastseg.workflows.specimen.train import to_train_images
 
     slices = read_lamellae(manifests, tumour_types)
@@ -569,7 +569,7 @@ def search(
     chosen = SearchSpace.small() if space == "small" else SearchSpace.study()
     images = to_train_images(pool, norm)
     if scheduler:
-        from breastseg.learn.cluster import run_search_on_dask
+        from breastseg.workflows.specimen.cluster import run_search_on_dask
 
         study = run_search_on_dask(
             scheduler, images, fold.inner, storage=storage, study_name=name, n_trials=trials, epochs=epochs,
@@ -663,9 +663,9 @@ def study(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from breastseg.report.specimen_study import write_study
     from breastseg.workflows.specimen.cohort import read_specimen_manifest
     from breastseg.workflows.specimen.study import StudyConfig, run_study, steps
+    from breastseg.workflows.specimen.study_report import write_study
 
     lamellae = data_dir / "lamellae" / "manifest.csv"
     if not lamellae.is_file():

@@ -290,7 +290,7 @@ def train_cmd(
     import torch
 
     from breastseg.learn.trainer import TrainConfig
-    from breastseg.predict.volume import resolve_precision
+    from breastseg.predict.device import resolve_precision
     from breastseg.workflows.ultrasound.crossval import cross_validate, summarise_cv
     from breastseg.workflows.ultrasound.model import ultrasound_patches
 

@@ -1,6 +1,13 @@
-"""Compare a predicted mask with a reference mask on the same grid: every segmentation metric at once.
+"""Compare a predicted mask with a reference mask: every segmentation metric at once.
 
-This is what ``breastseg evaluate seg`` prints; the Python function mirrors it.
+This is what ``breastseg evaluate seg`` prints; the Python function mirrors it, and every workflow's evaluation
+(``mri evaluate``, ``petct evaluate``, the batch runners) scores a prediction by the same rule:
+
+**A reference on another grid.** Scores are computed on the reference's grid, and the reference stays as it was
+drawn. A prediction on another grid is moved onto it by nearest neighbour through the physical geometry (label
+values kept), provided none of its foreground lies outside the reference's field of view; a prediction that
+reaches beyond it is refused, naming how many voxels would be lost, because dropping them would hide false
+positives. The result says ``prediction_resampled``.
 """
 
 from __future__ import annotations
@@ -12,15 +19,45 @@ import numpy as np
 from breastseg.errors import InputError
 from breastseg.evaluation import metrics as M
 from breastseg.image import Image
+from breastseg.masks import outside_voxels
 
 SCHEMA_VERSION = 1
 
 
 def check_same_grid(pred: Image, ref: Image, pred_name: str = "prediction", ref_name: str = "reference") -> None:
     """Raise :class:`InputError` saying how two images' grids differ (shape, spacing, origin, direction)."""
-    a, b = pred.grid, ref.grid
-    if a.same_as(b):
-        return
+    if not pred.grid.same_as(ref.grid):
+        raise InputError(
+            f"{pred_name} and {ref_name} are not on the same voxel grid ({_grid_difference(pred, ref)}); "
+            "resample one onto the other first"
+        )
+
+
+def prediction_on_reference(
+    pred: Image, ref: Image, pred_name: str = "prediction", ref_name: str = "reference"
+) -> tuple[Image, bool]:
+    """``pred`` on ``ref``'s grid by the module's rule, and whether it had to be resampled.
+
+    Raises:
+        InputError: the two differ in dimension, or foreground of ``pred`` lies outside ``ref``'s field of view.
+    """
+    if pred.grid.same_as(ref.grid):
+        return pred, False
+    if pred.ndim != ref.ndim:
+        raise InputError(f"{pred_name} is {pred.ndim}D and {ref_name} is {ref.ndim}D; compare masks of one image")
+    lost = outside_voxels(pred, ref.grid)
+    if lost:
+        had = int(np.count_nonzero(np.asarray(pred.array) > 0))
+        raise InputError(
+            f"{pred_name}: {lost} of its {had} foreground voxels lie outside the field of view of {ref_name} "
+            f"(another grid: {_grid_difference(pred, ref)}); scoring it there would drop them: check that both "
+            "belong to the same image"
+        )
+    return pred.resample_onto(ref, order=0), True
+
+
+def _grid_difference(a_image: Image, b_image: Image) -> str:
+    a, b = a_image.grid, b_image.grid
     problems = []
     if a.shape != b.shape:
         problems.append(f"shape {a.shape} vs {b.shape}")
@@ -32,10 +69,7 @@ def check_same_grid(pred: Image, ref: Image, pred_name: str = "prediction", ref_
         problems.append(f"origin {tuple(round(s, 3) for s in a.origin)} vs {tuple(round(s, 3) for s in b.origin)} mm")
     if not np.allclose(a.direction, b.direction, atol=1e-6):
         problems.append("direction differs")
-    raise InputError(
-        f"{pred_name} and {ref_name} are not on the same voxel grid ({'; '.join(problems)}); "
-        "resample the prediction onto the reference first"
-    )
+    return "; ".join(problems)
 
 
 def _values(array: np.ndarray, most: int = 8) -> str:
@@ -54,7 +88,8 @@ def compare_masks(
     pred_name: str = "prediction",
     ref_name: str = "reference",
 ) -> dict[str, Any]:
-    """All segmentation metrics of ``pred`` against ``ref`` (same grid), as a JSON-ready dict.
+    """All segmentation metrics of ``pred`` against ``ref`` (on ``ref``'s grid, by the module's rule), as a
+    JSON-ready dict.
 
     Args:
         tolerance_mm: surface Dice tolerance.
@@ -66,7 +101,7 @@ def compare_masks(
         Dice, precision, recall, pixel accuracy, HD95 (mm), ASSD (mm), surface Dice, volumes (ml, or cm² for
         2D), and for 3D the lesion-wise detection counts. Every number's unit is in its key.
     """
-    check_same_grid(pred, ref, pred_name, ref_name)
+    pred, resampled = prediction_on_reference(pred, ref, pred_name, ref_name)
     ref_values = np.asarray(ref.array)
     ignore = ref_values == ignore_label if ignore_label is not None else None
     p = pred.array == label if label is not None else pred.array != 0
@@ -87,6 +122,7 @@ def compare_masks(
         "prediction": pred_name,
         "reference": ref_name,
         "spacing_mm": list(ref.spacing),
+        "prediction_resampled": resampled,
         "dice": M.dice(p, r, ignore),
         "precision": M.precision(p, r, ignore),
         "recall": M.recall(p, r, ignore),

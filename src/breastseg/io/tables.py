@@ -1,4 +1,4 @@
-"""CSV tables with required columns (manifests): rows as dicts, errors that name the file; cells written safely.
+"""CSV tables: read with required columns (manifests), errors that name the file; written atomically, cells safely.
 
 Manifests saved by spreadsheet programs often begin with a UTF-8 byte-order mark; it is dropped on reading.
 Text written into a CSV that begins like a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) is prefixed
@@ -8,12 +8,14 @@ with an apostrophe, so that a spreadsheet shows it instead of running it (CSV in
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from breastseg.errors import InputError
+from breastseg.io.atomic import atomic_path
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -47,3 +49,22 @@ def read_csv_rows(path: str | Path, required: Sequence[str], what: str = "table"
     if not rows:
         raise InputError(f"{path}: the {what} has no rows")
     return rows
+
+
+def write_csv_rows(rows: Sequence[dict[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` to ``path`` as UTF-8 CSV, atomically (a crash leaves the earlier file, or none).
+
+    Columns: ``columns`` when given (keys outside them are left out, missing cells are empty), else the union of
+    the rows' keys in first-seen order. Every cell goes through :func:`csv_cell`.
+    """
+    names = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    if names:
+        writer = csv.DictWriter(buffer, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return path

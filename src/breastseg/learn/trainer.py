@@ -71,6 +71,34 @@ class TrainConfig:
     schedule: Literal["plateau", "poly"] = "plateau"
     precision: Literal["float32", "bfloat16"] = "float32"
 
+    @classmethod
+    def fixed_schedule(
+        cls,
+        *,
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        patch: PatchConfig,
+        seed: int = 0,
+        weight_decay: float = 1e-5,
+        loss: Literal["dice", "dice_ce", "generalised_dice", "generalised_dice_ce"] = "dice_ce",
+        precision: Literal["float32", "bfloat16"] = "float32",
+    ) -> TrainConfig:
+        """The nnU-Net-style recipe the PET/CT and MRI networks share: Adam, poly decay over exactly ``epochs``
+        epochs, the last epoch kept (validation only watched), Dice + cross-entropy unless told otherwise."""
+        return cls(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            patch=patch,
+            seed=seed,
+            optimiser="adam",
+            loss=loss,
+            schedule="poly",
+            precision=precision,
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class TrainImage:

@@ -20,7 +20,6 @@ minimum over the tumour. A tumour voxel adjacent to the outside has margin 0 mm.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ from scipy import ndimage
 from breastseg.errors import InputError
 from breastseg.image import Grid, Image, bounding_box, median_filter
 from breastseg.io import write_image
-from breastseg.io.atomic import atomic_path
+from breastseg.io.tables import write_csv_rows
 from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
 from breastseg.phantoms.base import Phantom, phantom_patient, write_pet_ct_dicom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
@@ -585,8 +584,4 @@ def write_lamellae(lamellae: list[Lamella], out_dir: str | Path, patient_id: str
             }
         )
     manifest = out / "manifest.csv"
-    with atomic_path(manifest) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+    return write_csv_rows(rows, manifest)

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from breastseg._version import __version__
 from breastseg.errors import InputError
-from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.atomic import write_json
+from breastseg.io.tables import write_csv_rows
 from breastseg.phantoms.base import Phantom, write_phantom
 from breastseg.phantoms.specimen import (
     TUMOUR_TYPE_PRESETS,
@@ -145,14 +146,6 @@ def _patients(cohort: CohortConfig) -> list[tuple[str, str, int]]:
     return out
 
 
-def _write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def write_cohort(
     out_dir: str | Path, cohort: CohortConfig | None = None, progress: Callable[[str], None] | None = None
 ) -> dict[str, Path]:
@@ -175,7 +168,7 @@ def write_cohort(
                 slice_rows.append({**row, **{k: f"{pid}/{row[k]}" for k in ("ct", "pet", "label")}})
         if tumour_type == "NST" and len(shared) < cohort.shared_specimens:
             shared[pid] = ph
-    lam_manifest = _write_csv(slice_rows, lam_dir / "manifest.csv", list(slice_rows[0]))
+    lam_manifest = write_csv_rows(slice_rows, lam_dir / "manifest.csv", list(slice_rows[0]))
 
     specimen_rows = []
     shared_ids = list(shared)
@@ -202,7 +195,7 @@ def write_cohort(
                 "margin_status": ph.truth["margin_status"],
             }
         )
-    spec_manifest = _write_csv(specimen_rows, spec_dir / "manifest.csv", SPECIMEN_COLUMNS)
+    spec_manifest = write_csv_rows(specimen_rows, spec_dir / "manifest.csv", SPECIMEN_COLUMNS)
     doc = {
         "kind": "breastseg.specimen.cohort",
         "breastseg_version": __version__,

@@ -11,26 +11,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from breastseg.nets.resunet import pad_multiple
-
-Precision = Literal["float32", "bfloat16"]
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 natively (CUDA: Ampere or newer; CPU: oneDNN's AVX-512 BF16 / AMX
-    check). Emulated bfloat16 is slower than float32, so ``precision="auto"`` uses it only where this holds."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
+from breastseg.predict.device import Precision
 
 
 @torch.no_grad()

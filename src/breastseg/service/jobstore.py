@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from breastseg.errors import InputError
+from breastseg.errors import InputError, MissingExtra
 
 JOB_STATES = ("queued", "running", "done", "failed", "not assessable", "rejected")
 #: the end states of a job that ran but gave no read-out: a bug or bad input ("failed"), or inputs that hold no
@@ -149,8 +149,10 @@ class JobStore:
     # -- connections -------------------------------------------------------------------------------------------
     def _connect(self) -> Any:
         if self.postgres:
-            import psycopg
-
+            try:
+                import psycopg
+            except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+                raise MissingExtra("service", "psycopg") from exc
             try:
                 return psycopg.connect(self.url, autocommit=False, connect_timeout=10)
             except psycopg.OperationalError as exc:

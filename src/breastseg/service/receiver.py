@@ -22,10 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-
+from breastseg.errors import MissingExtra
 from breastseg.service.jobstore import JobStore
+from breastseg.service.layout import study_folder
+
+try:
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+    raise MissingExtra("service", "pynetdicom") from exc
 
 LOG = logging.getLogger("breastseg.service")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -44,11 +49,6 @@ class ListenerConfig:
     port: int = 11112
     allowed_aes: Sequence[str] = field(default_factory=tuple)
     allowed_ips: Sequence[str] = field(default_factory=tuple)
-
-
-def study_folder(store: Path, study_uid: str) -> Path:
-    """Where a study's files are filed."""
-    return Path(store) / "studies" / study_uid
 
 
 def _valid_uid(value: Any) -> bool:

@@ -7,14 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
-from pynetdicom import AE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Comprehensive3DSRStorage,
     SecondaryCaptureImageStorage,
     SegmentationStorage,
 )
 
-from breastseg.errors import BreastsegError, InputError
+from breastseg.errors import BreastsegError, InputError, MissingExtra
+
+try:
+    from pynetdicom import AE
+except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+    raise MissingExtra("service", "pynetdicom") from exc
 
 
 class SendError(BreastsegError):

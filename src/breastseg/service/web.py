@@ -22,17 +22,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from breastseg.errors import BreastsegError
+from breastseg.errors import BreastsegError, MissingExtra
 from breastseg.image import Grid
 from breastseg.io import read_image
 from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
 from breastseg.service.jobstore import Job, open_job_store
-from breastseg.service.receiver import study_folder
+from breastseg.service.layout import assessment_folder, result_folder, study_folder
+
+try:
+    from fastapi import Depends, FastAPI, HTTPException, Request, Response
+    from fastapi import Path as PathParam
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+    raise MissingExtra("service", "fastapi") from exc
 
 LOG = logging.getLogger("breastseg.service.web")
 
@@ -123,13 +127,13 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         return job
 
     def result_of(job: Job) -> dict[str, Any] | None:
-        path = store / "results" / str(job.id) / "assessment" / "result.json"
+        path = assessment_folder(store, job.id) / "result.json"
         return json.loads(path.read_text(encoding="utf-8")) if job.state == "done" and path.is_file() else None
 
     @lru_cache(maxsize=4)
     def volumes(job_id: int) -> Volumes:
         job = job_or_404(job_id)
-        folder = store / "results" / str(job_id) / "assessment"
+        folder = assessment_folder(store, job_id)
         ct = read_image(study_folder(store, job.study_uid), modality="CT")
         tumour = read_image(folder / "tumour_mask.nii.gz").array > 0
         specimen = read_image(folder / "specimen_mask.nii.gz").array > 0
@@ -198,7 +202,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         downloads = " · ".join(
             f"<a href='/jobs/{job.id}/files/{name}'>{_e(name.split('/')[-1])}</a>"
             for name in FILES
-            if (store / "results" / str(job.id) / name).is_file()
+            if (result_folder(store, job.id) / name).is_file()
         )
         script = (
             "<script>for (const s of document.querySelectorAll('input[type=range]')) {"
@@ -238,7 +242,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
     @app.get("/jobs/{job_id}/files/{name:path}", dependencies=[Depends(authorised)])
     def job_file(job_id: JobId, name: str) -> FileResponse:
         job_or_404(job_id)
-        path = store / "results" / str(job_id) / name
+        path = result_folder(store, job_id) / name
         if name not in FILES or not path.is_file():
             raise HTTPException(status_code=404, detail="no such file")
         return FileResponse(path, media_type=FILES[name], filename=path.name)

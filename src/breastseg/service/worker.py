@@ -21,7 +21,7 @@ from breastseg.errors import BreastsegError
 from breastseg.io.dicom import list_dicom_series
 from breastseg.sanity import NotAssessable
 from breastseg.service.jobstore import Job, JobStore, Study, worker_id
-from breastseg.service.receiver import study_folder
+from breastseg.service.layout import ASSESSMENT, DICOM, result_folder, study_folder
 from breastseg.service.sender import Destination, send_files
 from breastseg.workflows.specimen.dicom_export import SC_NAME, SEG_NAME, SR_NAME
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
@@ -101,11 +101,9 @@ class Worker:
         folder = study_folder(cfg.store, job.study_uid)
         if not folder.is_dir():  # the watcher examined the series; the reader names any problem left
             raise BreastsegError(f"{folder}: no files received")
-        out = Path(cfg.store) / "results" / str(job.id)
+        out = result_folder(cfg.store, job.id)
         t0 = time.time()
-        result = run_assessment(
-            folder, folder, out / "assessment", cfg.assess, progress=progress, dicom_out=out / "dicom"
-        )
+        result = run_assessment(folder, folder, out / ASSESSMENT, cfg.assess, progress=progress, dicom_out=out / DICOM)
         t1 = time.time()
         summary: dict[str, Any] = {
             "margin_status": result["margin_status"],
@@ -116,7 +114,7 @@ class Worker:
             "destination": str(cfg.destination) if cfg.destination else None,
         }
         if cfg.destination is not None:
-            files = [out / "dicom" / name for name in (SEG_NAME, SR_NAME, SC_NAME)]
+            files = [out / DICOM / name for name in (SEG_NAME, SR_NAME, SC_NAME)]
             send_files(files, cfg.destination, cfg.calling_ae)
             sent = time.time()
             summary["send_s"] = round(sent - t1, 3)
@@ -128,7 +126,7 @@ class Worker:
     def _send_not_assessable(self, job: Job) -> None:
         """Send the "not assessable" SR the assessment wrote, so that the PACS shows it (best effort: the job's
         state is what counts)."""
-        sr = Path(self.config.store) / "results" / str(job.id) / "dicom" / SR_NAME
+        sr = result_folder(self.config.store, job.id) / DICOM / SR_NAME
         if self.config.destination is None or not sr.is_file():
             return
         try:
@@ -145,7 +143,7 @@ class Worker:
         done = threading.Event()
         keeper = threading.Thread(target=self._keep_lease, args=(job, done), daemon=True)
         keeper.start()
-        result_dir = str(Path(self.config.store) / "results" / str(job.id))
+        result_dir = str(result_folder(self.config.store, job.id))
         try:
             summary = self.process(job)
         except NotAssessable as exc:  # readable inputs without usable signal: a state of its own, never "negative"

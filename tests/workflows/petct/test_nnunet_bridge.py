@@ -65,3 +65,22 @@ def test_baseline_export_and_prediction_import(cohort: Path, tmp_path: Path, cap
     (preds / "p0_baseline.nii.gz").unlink()
     assert main(["petct", "nnunet-import", "--predictions", str(preds), "--dataset", str(out)]) == 2
     assert "no prediction p0_baseline.nii.gz" in capsys.readouterr().err
+
+
+def test_splits_hold_out_the_patients_petct_train_holds_out() -> None:
+    """splits_final.json = petct train's folds: patients grouped, balanced by site, following the seed."""
+    from breastseg.learn.splits import stratified_group_folds
+    from breastseg.workflows.petct.longitudinal import PatientScans
+    from breastseg.workflows.petct.nnunet import nnunet_splits
+
+    patients = [PatientScans(f"p{i}", Path(f"p{i}/b"), None, "A" if i < 5 else "B") for i in range(10)]
+    cases = {f"p{i}_baseline": f"p{i}" for i in range(10)}
+    site = {p.patient_id: p.site for p in patients}
+    for seed in (0, 1):
+        splits = nnunet_splits(patients, cases, 5, seed)
+        held_out = stratified_group_folds(site, 5, seed)  # what petct train holds out
+        assert [sorted(cases[c] for c in s["val"]) for s in splits] == [sorted(h) for h in held_out]
+        for s in splits:
+            assert sorted(s["train"] + s["val"]) == sorted(cases) and not set(s["train"]) & set(s["val"])
+            assert sorted(site[cases[c]] for c in s["val"]) == ["A", "B"]  # one patient of each site
+    assert nnunet_splits(patients, cases, 5, 0) != nnunet_splits(patients, cases, 5, 1)

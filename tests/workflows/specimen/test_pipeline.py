@@ -124,7 +124,7 @@ def test_failed_run_leaves_no_half_written_folder(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("breastseg.report.specimen_html.specimen_report", crash)
+    monkeypatch.setattr("breastseg.workflows.specimen.report_html.specimen_report", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         run_assessment(
             tmp_path / "case/ct.nii.gz",

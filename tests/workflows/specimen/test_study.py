@@ -19,8 +19,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from breastseg.cli.main import main
-from breastseg.learn.bundle import ModelBundle
 from breastseg.phantoms.specimen_cohort import CohortConfig, write_cohort
+from breastseg.workflows.specimen.bundle import ModelBundle
 from breastseg.workflows.specimen.lamellae import read_lamellae
 from breastseg.workflows.specimen.study import StudyConfig, run_study
 

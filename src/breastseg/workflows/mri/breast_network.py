@@ -32,8 +32,8 @@ from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
 from breastseg.masks import largest_component
 from breastseg.nets import MonaiUNetConfig, load_network, net_config_from_dict, net_config_to_dict
+from breastseg.predict.device import resolve_device
 from breastseg.predict.sliding import predict_sliding
-from breastseg.predict.volume import resolve_device
 
 MODEL_KIND = "breastseg.mri.breast"
 
@@ -69,15 +69,12 @@ class BreastNetRecipe:
             in_plane_rotation=True,
         )
         patch = PatchConfig(size=self.patch_size, per_image=self.patches_per_scan, positive_bias=0.5, volume=rotation)
-        return TrainConfig(
+        return TrainConfig.fixed_schedule(
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             patch=patch,
             seed=self.seed,
-            optimiser="adam",
-            loss="dice_ce",
-            schedule="poly",
         )
 
 

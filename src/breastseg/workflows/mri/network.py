@@ -45,8 +45,8 @@ from breastseg.nets import (
     net_config_from_dict,
     net_config_to_dict,
 )
+from breastseg.predict.device import resolve_device
 from breastseg.predict.valid_tiles import predict_whole_volume
-from breastseg.predict.volume import resolve_device
 from breastseg.workflows.mri.inputs import BREAST_CHANNEL, CHANNELS, MriPreprocessing, PreparedExam
 from breastseg.workflows.mri.postprocess import postprocess
 from breastseg.workflows.mri.readouts import TumourReadout, tumour_readout
@@ -111,16 +111,14 @@ class MriRecipe:
             mask_channels=(BREAST_CHANNEL,),
             focus_bias=self.enhancing_fraction,
         )
-        return TrainConfig(
+        return TrainConfig.fixed_schedule(
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             patch=patch,
             seed=self.seed,
-            optimiser="adam",
             loss=self.loss,
-            schedule="poly",
             precision=self.precision,
         )
 

@@ -24,8 +24,8 @@ from breastseg.image import Image
 from breastseg.io import write_image
 from breastseg.io.atomic import write_json
 from breastseg.io.tables import read_csv_rows
-from breastseg.report.mri_figures import dce_report_figure
 from breastseg.workflows.mri.exam import DceExam
+from breastseg.workflows.mri.figures import dce_report_figure
 from breastseg.workflows.mri.inputs import (
     MriPreprocessing,
     PreparedExam,

@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -40,7 +41,14 @@ from breastseg.errors import InputError
 from breastseg.image import bounding_box
 from breastseg.masks import label_components
 
-PeakDefinition = Literal["study", "ibsi-global", "ibsi-local"]
+
+class PeakDefinition(StrEnum):
+    """How SULpeak is measured (``--peak``): the study's 1.2 cm sphere, or IBSI's 1 cm³ global or local peak."""
+
+    STUDY = "study"
+    IBSI_GLOBAL = "ibsi-global"
+    IBSI_LOCAL = "ibsi-local"
+
 
 #: 1 cm³ = 4/3 π r³ → diameter 2 × (3 / 4π)^(1/3) cm
 IBSI_PEAK_DIAMETER_MM = 20.0 * (3.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
@@ -137,7 +145,10 @@ class Peak:
 
 
 def peak(
-    image: np.ndarray, roi: np.ndarray, spacing: Sequence[float], definition: PeakDefinition = "study"
+    image: np.ndarray,
+    roi: np.ndarray,
+    spacing: Sequence[float],
+    definition: PeakDefinition | str = PeakDefinition.STUDY,
 ) -> Peak | None:
     """The peak of ``image`` in ``roi`` by ``definition`` (see the module docstring); ``None`` for an empty ROI."""
     if definition not in PEAK_DEFINITIONS:
@@ -230,7 +241,7 @@ def compute_biomarkers(
     spacing: Sequence[float],
     bone: np.ndarray | None = None,
     liver: np.ndarray | None = None,
-    peak_definition: PeakDefinition = "study",
+    peak_definition: PeakDefinition | str = PeakDefinition.STUDY,
 ) -> Biomarkers:
     """Biomarkers of a lesion mask on a PET (SUVbw ``suv`` and SUL ``sul`` on the same grid, ``(z, y, x)``,
     ``spacing`` mm). Bone and liver masks (on the PET grid) give the PET Bone and Liver Indices; without one,

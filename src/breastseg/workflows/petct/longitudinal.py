@@ -15,6 +15,7 @@ residual misregistration) of a warped baseline lesion.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +84,15 @@ class PatientScans:
                 raise InputError(f"patient {self.patient_id}: no follow-up scan in the patients table")
             return self.followup
         return self.baseline
+
+
+def patient_folds(patients: Sequence[PatientScans], n_folds: int, seed: int = 0) -> list[list[str]]:
+    """The held-out patient ids of each cross-validation fold: patients grouped (a patient's scans stay
+    together), folds balanced by site. ``petct train`` and the nnU-Net export's ``splits_final.json`` both use
+    these, so the native and the nnU-Net ensembles hold out the same patients."""
+    from breastseg.learn.splits import stratified_group_folds
+
+    return stratified_group_folds({p.patient_id: p.site or "all" for p in patients}, n_folds, seed)
 
 
 def read_patients_csv(path: str | Path) -> list[PatientScans]:
@@ -187,7 +197,7 @@ def registration_quality(fixed: Image, moving: Image, registration: Registration
     return {"correlation": round(r, 4), "overlap": round(overlap, 4)}
 
 
-def scan_biomarkers(scan: Scan, peak_definition: PeakDefinition = "study") -> Biomarkers:
+def scan_biomarkers(scan: Scan, peak_definition: PeakDefinition | str = PeakDefinition.STUDY) -> Biomarkers:
     return compute_biomarkers(
         scan.suv.array, scan.sul.array, scan.lesions, scan.suv.spacing, scan.bone, scan.liver, peak_definition
     )
@@ -220,7 +230,7 @@ def _for_change(markers: dict[str, Any]) -> dict[str, float | None]:
 def assess_response(
     baseline: Scan,
     followup: Scan,
-    peak_definition: PeakDefinition = "study",
+    peak_definition: PeakDefinition | str = PeakDefinition.STUDY,
     tolerance_mm: float = 10.0,
     check_pairing: bool = True,
 ) -> tuple[dict[str, Any], Image]:
@@ -303,7 +313,7 @@ def write_response(
     lesions on the follow-up grid and the two scans' maximum-intensity projections (mip.png)."""
     from breastseg.io import write_image
     from breastseg.io.atomic import atomic_path, write_json
-    from breastseg.report.response_figures import mip_figure
+    from breastseg.workflows.petct.figures import mip_figure
 
     out_dir = Path(out_dir)
     with atomic_path(out_dir, producer="petct response") as tmp:

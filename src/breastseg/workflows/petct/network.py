@@ -9,7 +9,7 @@ mirror and gamma augmentation (:mod:`breastseg.learn.volume_patches`); Dice + cr
 3e-4 with nnU-Net's poly decay for a fixed number of epochs, the last epoch kept (the held-out fold is only
 watched). Fold k's network never sees fold k's patients, so the K members together are the ensemble for new
 patients, and any one scan of a training patient is predicted only by the members that did not train on that
-patient (:func:`breastseg.learn.bundle.independent_members`): the baseline network can be evaluated on the same
+patient (:func:`breastseg.learn.ensemble.independent_members`): the baseline network can be evaluated on the same
 patients' follow-up scans without leakage.
 
 Inference: the channels resampled to the model grid, Gaussian-weighted sliding windows (overlap 0.5) per member,
@@ -34,15 +34,14 @@ import torch
 from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
-from breastseg.learn.bundle import Member, independent_members
+from breastseg.learn.ensemble import Member, independent_members
 from breastseg.learn.model_file import card_bullets, read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
-from breastseg.learn.splits import stratified_group_folds
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
 from breastseg.nets import DynUNetConfig, load_network, net_config_from_dict, net_config_to_dict, plan_dynunet
+from breastseg.predict.device import resolve_device, resolve_precision
 from breastseg.predict.sliding import predict_sliding
-from breastseg.predict.volume import resolve_device, resolve_precision
 from breastseg.workflows.petct.inputs import (
     CT_NAMES,
     Kind,
@@ -51,7 +50,7 @@ from breastseg.workflows.petct.inputs import (
     fit_preprocessing,
     read_channels,
 )
-from breastseg.workflows.petct.longitudinal import SCAN_INPUT_NAMES, PatientScans
+from breastseg.workflows.petct.longitudinal import SCAN_INPUT_NAMES, PatientScans, patient_folds
 from breastseg.workflows.petct.postprocess import (
     ComponentContrast,
     ContrastCase,
@@ -92,16 +91,13 @@ class Recipe:
             mask_channels=mask_channels,
             focus_bias=self.baseline_focus_fraction if mask_channels else 0.0,
         )
-        return TrainConfig(
+        return TrainConfig.fixed_schedule(
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             patch=patch,
             seed=self.seed,
-            optimiser="adam",
-            loss="dice_ce",
-            schedule="poly",
             precision=self.precision,
         )
 
@@ -258,7 +254,7 @@ def cross_validate(
     images = [training_image(p.patient_id, preprocessing, s) for p, s in zip(patients, scans, strict=True)]
     channels = len(preprocessing.channels)
     net = plan_dynunet(recipe.patch_size, preprocessing.spacing_mm, channels, recipe.base_filters, recipe.max_filters)
-    folds = stratified_group_folds({p.patient_id: p.site or "all" for p in patients}, recipe.folds, recipe.seed)
+    folds = patient_folds(patients, recipe.folds, recipe.seed)
     config = recipe.train_config(preprocessing.mask_channels)
     run_on = resolve_device(device)
     members = []

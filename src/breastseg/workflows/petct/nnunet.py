@@ -14,8 +14,10 @@ and the mask are ``"noNorm"``. Naming the SUV channel ``"CT"`` — a known pitfa
 percentiles; naming it anything else would z-score it per image and lose the SUV scale the clipping keeps.
 
 ``dataset.json["breastseg"]`` records each case's patient (nnU-Net has no such field; folds must keep a
-patient's scans together) and source folder; ``splits_final.json`` (patient-grouped 5 folds) is written beside
-it, to copy into ``nnUNet_preprocessed/DatasetXXX_Name/`` before training.
+patient's scans together) and source folder; ``splits_final.json`` is written beside it, to copy into
+``nnUNet_preprocessed/DatasetXXX_Name/`` before training: the folds of ``petct train`` with the same ``--folds`` and
+``--seed`` (patient-grouped, balanced by site), so nnU-Net's and breastseg's ensembles hold out the same patients
+and ``petct evaluate`` compares them on equal terms.
 """
 
 from __future__ import annotations
@@ -29,19 +31,21 @@ import numpy as np
 from breastseg.errors import InputError
 from breastseg.io import read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
-from breastseg.learn.nnunet import read_dataset_json
+from breastseg.io.nnunet import read_dataset_json
 from breastseg.workflows.petct.inputs import CHANNELS, DESCRIPTIONS, read_channels
-from breastseg.workflows.petct.longitudinal import PatientScans
+from breastseg.workflows.petct.longitudinal import PatientScans, patient_folds
 
 PREDICTION_NAME = "lesions_nnunet.nii.gz"
 
 
-def _grouped_folds(patients: Sequence[str], cases: dict[str, str], folds: int) -> list[dict[str, list[str]]]:
-    order = sorted(set(patients))
-    fold_of = {p: i % folds for i, p in enumerate(order)}
+def nnunet_splits(
+    patients: Sequence[PatientScans], cases: dict[str, str], folds: int, seed: int
+) -> list[dict[str, list[str]]]:
+    """``splits_final.json``: for each of :func:`patient_folds`' folds, the cases of its held-out patients as
+    ``val`` and every other case as ``train`` (case → patient in ``cases``)."""
     out = []
-    for k in range(folds):
-        val = sorted(c for c, p in cases.items() if fold_of[p] == k)
+    for held_out in patient_folds(patients, folds, seed):
+        val = sorted(c for c, p in cases.items() if p in held_out)
         out.append({"train": sorted(c for c in cases if c not in val), "val": val})
     return out
 
@@ -52,9 +56,10 @@ def export_dataset(
     kind: str = "baseline",
     mask_name: str = "lesions.nii.gz",
     folds: int = 5,
+    seed: int = 0,
 ) -> Path:
     """Write the baseline (2 channels) or follow-up (4 channels) nnU-Net raw dataset (see the module docstring);
-    returns the dataset folder."""
+    returns the dataset folder. ``folds`` and ``seed`` are ``petct train``'s (same values, same held-out patients)."""
     if kind not in ("baseline", "followup"):
         raise InputError(f"dataset kind must be baseline or followup, got {kind!r}")
     if not patients:
@@ -89,7 +94,7 @@ def export_dataset(
     }
     write_json(doc, root / "dataset.json")
     if len(set(cases.values())) >= folds:
-        write_json(_grouped_folds(list(cases.values()), cases, folds), root / "splits_final.json")
+        write_json(nnunet_splits(patients, cases, folds, seed), root / "splits_final.json")
     return root
 
 

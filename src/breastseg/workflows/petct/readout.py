@@ -7,8 +7,6 @@ through their physical geometry; a mask that does not overlap the PET at all is 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,10 +19,12 @@ from scipy import ndimage
 from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io import read_image
-from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.atomic import write_json
 from breastseg.io.dicom import SeriesIdentity
 from breastseg.io.dicom_meta import PetInfo
 from breastseg.io.pet import read_pet_series
+from breastseg.io.tables import write_csv_rows
+from breastseg.masks import outside_voxels
 from breastseg.sanity import check_finite, check_pet_values, check_suv_range
 from breastseg.suv import scan_datetime, to_suv
 from breastseg.workflows.petct.biomarkers import Biomarkers
@@ -103,15 +103,13 @@ def mask_on_grid(mask: Image, target: Image, name: str, whole: bool = True) -> n
             )
     if mask.grid.same_as(target.grid):
         return np.asarray(values > 0)
-    foreground = np.argwhere(values > 0)
-    had = len(foreground)
+    had = int(np.count_nonzero(values > 0))
     if whole and had:
-        index = target.grid.world_to_index(mask.grid.index_to_world(foreground.astype(float)))
-        outside = np.any((index < -0.5) | (index > np.asarray(target.shape) - 0.5), axis=1)
-        if outside.any():
-            lost_ml = float(outside.sum()) * mask.voxel_volume_ml
+        outside = outside_voxels(mask, target.grid)
+        if outside:
+            lost_ml = outside * mask.voxel_volume_ml
             raise InputError(
-                f"{name}: {int(outside.sum())} of its {had} voxels ({lost_ml:.2f} ml) lie outside the PET's field of "
+                f"{name}: {outside} of its {had} voxels ({lost_ml:.2f} ml) lie outside the PET's field of "
                 "view; their lesions would be cut or lost: check the mask's geometry (it must be of this patient's "
                 "scan)"
             )
@@ -175,13 +173,7 @@ def write_biomarkers(
         x, y, z = pet.grid.index_to_world(lesion.centroid_voxel)  # array order (z, y, x) in, LPS out
         row = {k: v for k, v in asdict(lesion).items() if k in LESION_COLUMNS}
         rows.append({**row, "centroid_x_mm": round(x, 2), "centroid_y_mm": round(y, 2), "centroid_z_mm": round(z, 2)})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LESION_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path = out / "lesions.csv"
-    with atomic_path(csv_path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    csv_path = write_csv_rows(rows, out / "lesions.csv", LESION_COLUMNS)
     doc = {
         "units": {
             "suv": "SUVbw (g/ml)",
@@ -195,7 +187,7 @@ def write_biomarkers(
     }
     written = {"json": write_json(doc, out / "biomarkers.json"), "csv": csv_path}
     if lesions is not None:
-        from breastseg.report.response_figures import mip_figure
+        from breastseg.workflows.petct.figures import mip_figure
 
         label = f"{result.lesion_count} lesions"
         written["mip"] = mip_figure([(label, pet.array, lesions, pet.spacing)], out / "mip.png")

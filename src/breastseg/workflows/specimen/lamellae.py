@@ -1,7 +1,7 @@
 """2D lamella training data: a manifest of slices, preprocessed the way the study preprocesses them.
 
 A manifest is a CSV with one row per slice (or an nnU-Net v2 raw dataset folder, see
-:mod:`breastseg.learn.nnunet`): ``patient_id``, ``slice_id``, ``tumour_type`` (NST / ILC / DCIS) and
+:mod:`breastseg.workflows.specimen.nnunet`): ``patient_id``, ``slice_id``, ``tumour_type`` (NST / ILC / DCIS) and
 the paths (relative to the CSV) of ``ct`` (HU), ``pet`` (on the CT grid) and ``label`` (0 benign, 1 malignant,
 2 unknown). ``breastseg phantom specimen --lamellae N`` writes one.
 """
@@ -17,8 +17,8 @@ import numpy as np
 from breastseg.errors import InputError
 from breastseg.io import read_image
 from breastseg.io.tables import read_csv_rows
-from breastseg.learn.nnunet import nnunet_rows
 from breastseg.masks import fill_holes
+from breastseg.workflows.specimen.nnunet import nnunet_rows
 from breastseg.workflows.specimen.preprocess import remove_background, remove_container, tissue_mask
 from breastseg.workflows.specimen.threshold import ThresholdCase
 

@@ -34,8 +34,8 @@ from breastseg.io.dicom_meta import PetInfo
 from breastseg.io.outputs import prepare_output_folder
 from breastseg.io.pet import read_pet_series
 from breastseg.masks import binarize, depth_below_surface_mm
-from breastseg.predict.volume import VolumeInference, predict_volume
 from breastseg.sanity import NotAssessable, check_same_acquisition
+from breastseg.workflows.specimen.inference import VolumeInference, predict_volume
 from breastseg.workflows.specimen.margin import (
     INTERVAL_PROBABILITIES,
     POSITIVE_MARGIN_MM,
@@ -54,7 +54,7 @@ from breastseg.workflows.specimen.preprocess import (
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
 
 if TYPE_CHECKING:
-    from breastseg.learn.bundle import EnsembleNet, ModelBundle
+    from breastseg.workflows.specimen.bundle import EnsembleNet, ModelBundle
 
 RESULT_SCHEMA_VERSION = 1
 Method = Literal["threshold", "resunet"]
@@ -129,7 +129,7 @@ class LoadedBundle:
 
 def load_resunet(cfg: AssessConfig) -> LoadedBundle:
     """Read the configured (or packaged) ResU-Net bundle; imports torch and MONAI on first use."""
-    from breastseg.learn.bundle import ModelBundle
+    from breastseg.workflows.specimen.bundle import ModelBundle
 
     path = Path(cfg.model) if cfg.model else default_model_path("resunet")
     bundle = ModelBundle.load(path)
@@ -335,7 +335,7 @@ def _full_grid(pair: SpecimenPair, mask: np.ndarray, original_ct: Image) -> Imag
 def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir: str | Path) -> dict[str, Path]:
     """Write result.json, the masks on the CT's grid, the figure and report.html into ``out_dir`` atomically."""
     from breastseg.report.figures import orthogonal_slices
-    from breastseg.report.specimen_html import specimen_report
+    from breastseg.workflows.specimen.report_html import specimen_report
 
     out_dir = Path(out_dir)
     a = assessment

@@ -27,23 +27,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 
 from breastseg._version import __version__
-from breastseg.errors import InputError
+from breastseg.errors import InputError, MissingExtra
 from breastseg.evaluation.metrics import SliceCase, margin_confusion, patient_metrics, pr_auc
 from breastseg.evaluation.stats import holm, mcnemar_exact, wilcoxon
 from breastseg.io import read_image
-from breastseg.learn.bundle import Member, ModelBundle, combine_bundles
-from breastseg.learn.normalisation import CHANNEL_SETS, fit_normalisation
-from breastseg.learn.search import SearchSpace, best_configuration, run_search, storage_url, train_inner_fold
 from breastseg.learn.splits import OuterFold, nested_folds
 from breastseg.learn.trainer import TrainResult
 from breastseg.nets.resunet import ResUNetConfig
 from breastseg.predict.slices import predict_slice
+from breastseg.workflows.specimen.bundle import BundleMember, ModelBundle, combine_bundles
 from breastseg.workflows.specimen.cohort import SpecimenCase
 from breastseg.workflows.specimen.lamellae import LamellaSlice, cases_from_slices
+from breastseg.workflows.specimen.normalisation import CHANNEL_SETS, fit_normalisation
 from breastseg.workflows.specimen.pipeline import AssessConfig, assess_specimen, load_specimen
+from breastseg.workflows.specimen.search import (
+    SearchSpace,
+    best_configuration,
+    run_search,
+    storage_url,
+    train_inner_fold,
+)
 from breastseg.workflows.specimen.threshold import (
     FittedThreshold,
     ThresholdInput,
@@ -52,6 +57,11 @@ from breastseg.workflows.specimen.threshold import (
     fit_threshold,
 )
 from breastseg.workflows.specimen.train import to_train_images, training_pixel_spacing
+
+try:
+    import optuna
+except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+    raise MissingExtra("search", "optuna") from exc
 
 METHODS = ("threshold", "resunet")
 METRICS = ("dice", "pr_auc", "hd95_mm", "surface_dice")
@@ -140,7 +150,7 @@ def _fold_bundle(
                 models[j] = (net, train_inner_fold(net, images, inner, train_cfg))
     net_cfg = models[0][0]
     members = [
-        Member(
+        BundleMember(
             models[j][1].state_dict,
             tuple(inner.train),
             tuple(inner.validation),

@@ -19,12 +19,12 @@ import numpy as np
 
 from breastseg._version import __version__
 from breastseg.errors import InputError
-from breastseg.learn.bundle import Member, ModelBundle
-from breastseg.learn.normalisation import CHANNEL_SETS, Normalisation, fit_normalisation, pet_maximum
 from breastseg.learn.splits import stratified_group_folds
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.nets.resunet import ResUNetConfig
+from breastseg.workflows.specimen.bundle import BundleMember, ModelBundle
 from breastseg.workflows.specimen.lamellae import LamellaSlice
+from breastseg.workflows.specimen.normalisation import CHANNEL_SETS, Normalisation, fit_normalisation, pet_maximum
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def training_pixel_spacing(slices: Sequence[LamellaSlice], tolerance: float = 0.
     return round(float(np.median(sizes)), 6)
 
 
-def train_member(shared: tuple[ResUNetConfig, Sequence[TrainImage]], job: dict[str, Any]) -> Member:
+def train_member(shared: tuple[ResUNetConfig, Sequence[TrainImage]], job: dict[str, Any]) -> BundleMember:
     """One member: trains on the patients outside ``job["validation"]`` and early-stops on them (a function of
     its arguments only, so that it can run in another process or on a Dask worker)."""
     net_cfg, images = shared
@@ -84,7 +84,7 @@ def train_member(shared: tuple[ResUNetConfig, Sequence[TrainImage]], job: dict[s
         show_progress=job["show_progress"],
         description=f"member {job['k'] + 1}/{job['n']}",
     )
-    return Member(
+    return BundleMember(
         result.state_dict, job["train_patients"], job["validation"], f"fold{job['k']}", result.best_validation_dice
     )
 
@@ -137,7 +137,7 @@ def train_bundle(
     if scheduler is None:
         members = [train_member((net_cfg, images), job) for job in jobs]
     else:
-        from breastseg.learn.cluster import map_on_dask
+        from breastseg.workflows.specimen.cluster import map_on_dask
 
         members = map_on_dask(scheduler, train_member, (net_cfg, images), jobs, f"breastseg-member-{spec.seed}")
     card = {

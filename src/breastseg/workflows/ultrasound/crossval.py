@@ -12,7 +12,6 @@ false-positive area.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ import numpy as np
 
 from breastseg.errors import InputError
 from breastseg.evaluation.metrics import Confusion, confusion
-from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.atomic import write_json
+from breastseg.io.tables import write_csv_rows
 from breastseg.learn.trainer import TrainConfig
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
@@ -78,13 +78,7 @@ def fold_cases(
 
 
 def write_scores(scores: Sequence[ImageScore], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=IMAGE_COLUMNS)
-    writer.writeheader()
-    for s in scores:
-        writer.writerow({k: ("" if v is None else v) for k, v in s.row().items()})
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    write_csv_rows([s.row() for s in scores], path, IMAGE_COLUMNS)
 
 
 def read_scores(path: Path) -> list[ImageScore]:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from breastseg.errors import InputError
+from breastseg.io.nnunet import read_dataset_json
 from breastseg.io.raster import read_label_pixels, read_pixels
-from breastseg.learn.nnunet import read_dataset_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 BUSI_CLASSES = ("benign", "malignant", "normal")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from breastseg.learn.normalisation import Normalisation, fit_normalisation, pet_maximum
+from breastseg.workflows.specimen.normalisation import Normalisation, fit_normalisation, pet_maximum
 
 
 def test_ct_limits_are_pooled_foreground_percentiles() -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from breastseg.errors import ModelError
-from breastseg.learn.bundle import Member, ModelBundle, combine_bundles
-from breastseg.learn.normalisation import Normalisation
 from breastseg.nets.resunet import ResUNetConfig, build_resunet
+from breastseg.workflows.specimen.bundle import BundleMember, ModelBundle, combine_bundles
+from breastseg.workflows.specimen.normalisation import Normalisation
 from breastseg.workflows.specimen.pipeline import default_model_path
 
 
@@ -21,7 +21,9 @@ def _bundle(depth: int, channels: int, ct_low: float, patients: list[str], seed:
     for k, held_out in enumerate(patients):
         torch.manual_seed(seed + k)
         members.append(
-            Member(build_resunet(cfg).state_dict(), tuple(p for p in patients if p != held_out), (held_out,), f"f{k}")
+            BundleMember(
+                build_resunet(cfg).state_dict(), tuple(p for p in patients if p != held_out), (held_out,), f"f{k}"
+            )
         )
     return ModelBundle(cfg, Normalisation(("ct", "pet"), ct_low, ct_low + 100.0), members, {})
 

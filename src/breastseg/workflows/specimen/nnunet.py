@@ -1,4 +1,4 @@
-"""nnU-Net v2 raw dataset layout for 2D lamella data: read it as a manifest, and write a manifest as one.
+"""nnU-Net v2 raw dataset layout for 2D specimen lamellae: read it as a lamella manifest, and write a manifest as one.
 
 Layout (``DatasetXXX_Name/``): ``imagesTr/<case>_0000.nii.gz`` (CT), ``imagesTr/<case>_0001.nii.gz`` (PET),
 ``labelsTr/<case>.nii.gz`` and ``dataset.json`` with ``channel_names`` (``{"0": "CT", "1": "PET"}``), ``labels``
@@ -9,37 +9,14 @@ nnU-Net has no patient or tumour type fields; breastseg keeps them under ``datas
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io import read_image, write_image
 from breastseg.io.atomic import write_json
-
-UNKNOWN_LABEL_NAMES = ("unknown", "ignore")
-
-
-def read_dataset_json(root: Path) -> dict[str, Any]:
-    path = root / "dataset.json"
-    try:
-        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{root}: no dataset.json; not an nnU-Net raw dataset") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    return doc
-
-
-def unknown_label(doc: dict[str, Any]) -> int | None:
-    """The label value declared as unknown/ignore in ``dataset.json`` (``None`` when there is none)."""
-    labels = doc.get("labels", {})
-    for name in UNKNOWN_LABEL_NAMES:
-        if name in labels:
-            return int(labels[name])
-    return None
+from breastseg.io.nnunet import read_dataset_json, unknown_label
 
 
 def nnunet_rows(root: str | Path) -> list[dict[str, str]]:

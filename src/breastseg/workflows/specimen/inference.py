@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from breastseg.errors import InputError
 from breastseg.image import Grid, Image
-from breastseg.learn.normalisation import Normalisation
+from breastseg.predict.device import resolve_device, resolve_precision
+from breastseg.workflows.specimen.normalisation import Normalisation
 
 if TYPE_CHECKING:
-    import torch
-
-    from breastseg.learn.bundle import EnsembleNet
+    from breastseg.workflows.specimen.bundle import EnsembleNet
 
 SPACING_TOLERANCE = 0.02  # relative: closer than this to the bundle's pixel size, the image grid is used as it is
 
@@ -84,32 +82,6 @@ def model_grid(grid: Grid, pixel_spacing_mm: float | None) -> Grid:
     return grid.with_spacing(pixel_spacing_mm)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the first CUDA device when one is present, else the CPU; other names as torch reads them."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(f"device {device!r}: not a torch device name (auto, cpu, cuda, cuda:N)") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r}: this machine has no CUDA GPU; use --device cpu or auto")
-    return resolved
-
-
-def resolve_precision(precision: str, device: torch.device) -> Literal["float32", "bfloat16"]:
-    """``auto`` → bfloat16 where ``device`` computes it natively, else float32."""
-    from breastseg.predict.slices import native_bfloat16
-
-    if precision == "auto":
-        return "bfloat16" if native_bfloat16(device) else "float32"
-    if precision not in ("float32", "bfloat16"):
-        raise InputError(f"precision {precision!r}: use auto, float32 or bfloat16")
-    return "bfloat16" if precision == "bfloat16" else "float32"
-
-
 def _resampled(array: np.ndarray, src: Grid, dst: Grid, fill: float) -> np.ndarray:
     image = Image(np.asarray(array, np.float32), src.spacing, src.origin, src.direction)
     return image.resample_onto(dst, order=1, fill=fill).array
@@ -127,7 +99,7 @@ def predict_volume(
     """Tri-planar ensemble prediction of a preprocessed specimen.
 
     Args:
-        ensemble: the loaded members (:meth:`~breastseg.learn.bundle.ModelBundle.ensemble`).
+        ensemble: the loaded members (:meth:`~breastseg.workflows.specimen.bundle.ModelBundle.ensemble`).
         ct, pet: CT (HU) and PET (SUL) on one grid, axis order (z, y, x).
         tissue: the specimen mask on that grid; the PET is normalised to its maximum inside it.
         pixel_spacing_mm: the bundle's training pixel size (``None``: run on the input grid).

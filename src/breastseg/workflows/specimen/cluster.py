@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import optuna
-
-from breastseg.errors import InputError
-from breastseg.learn.search import SearchSpace, open_study, run_search, storage_url
+from breastseg.errors import InputError, MissingExtra
 from breastseg.learn.splits import InnerFold
 from breastseg.learn.trainer import TrainImage
+
+if TYPE_CHECKING:
+    import optuna
+
+    from breastseg.workflows.specimen.search import SearchSpace
 
 T = TypeVar("T")
 
@@ -27,8 +29,8 @@ def dask_client(scheduler: str) -> Any:
     """A Dask distributed client connected to ``scheduler`` (``tcp://host:8786``), or a clear error."""
     try:
         from distributed import Client
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise InputError("a Dask scheduler needs dask distributed (pip install 'dask[distributed]')") from exc
+    except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+        raise MissingExtra("batch", "dask distributed") from exc
     try:
         return Client(scheduler, timeout=30)
     except OSError as exc:
@@ -48,6 +50,8 @@ def map_on_dask(scheduler: str, function: Callable[..., T], shared: Any, items: 
 
 
 def _one_trial(shared: tuple[Sequence[TrainImage], Sequence[InnerFold]], job: dict[str, Any]) -> int:
+    from breastseg.workflows.specimen.search import run_search
+
     images, inner = shared
     study = run_search(
         images,
@@ -76,7 +80,11 @@ def run_search_on_dask(
     seed: int = 0,
 ) -> optuna.Study:
     """Run ``n_trials`` trials of one study as ``n_trials`` tasks on the cluster (each with its own sampler seed;
-    training seeds as in :func:`breastseg.learn.search.run_search`); returns the study from its storage."""
+    training seeds as in :func:`breastseg.workflows.specimen.search.run_search`); returns the study from its storage."""
+    import optuna
+
+    from breastseg.workflows.specimen.search import SearchSpace, open_study, storage_url
+
     if not images:
         raise InputError("no training images for the search")
     url = storage_url(storage)

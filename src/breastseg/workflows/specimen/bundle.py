@@ -1,29 +1,28 @@
-"""A model bundle: the ensemble's weights, the architecture, the normalisation and the model card, in one file.
+"""The specimen ResU-Net's model bundle: the ensemble's weights, architecture, normalisation and model card in one file.
 
-Saved with ``torch.save`` as plain tensors and JSON strings and loaded with ``weights_only=True`` (no code is
-unpickled). Every member records the patients it was trained on, so inference can leave out the members that
-saw the patient being predicted (the study's leakage guard). A member may carry its own architecture and
-normalisation: the study's 25-model ensemble joins five test folds whose searches chose different networks
-(:func:`combine_bundles`).
+Stored in the model-file format every workflow shares (:mod:`breastseg.learn.model_file`: a JSON header and plain
+tensors, loaded with ``weights_only=True``, so no code is unpickled). Every member records the patients it was
+trained on, so inference can leave out the members that saw the patient being predicted (the study's leakage guard).
+A member may carry its own architecture and normalisation: the study's 25-model ensemble joins five test folds whose
+searches chose different networks (:func:`combine_bundles`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from breastseg._version import __version__
 from breastseg.errors import ModelError
-from breastseg.io.atomic import atomic_path
-from breastseg.learn.normalisation import Normalisation
+from breastseg.learn.ensemble import Member, independent_members
+from breastseg.learn.model_file import read_model_file, write_model_file
 from breastseg.nets.resunet import ResUNetConfig, build_resunet
+from breastseg.workflows.specimen.normalisation import Normalisation
 
 BUNDLE_KIND = "breastseg.specimen.resunet"
 BUNDLE_SCHEMA_VERSION = 2
@@ -31,38 +30,12 @@ READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 @dataclass(eq=False)
-class Member:
-    """One trained network of the ensemble."""
+class BundleMember(Member):
+    """One trained network of the specimen ensemble, with the architecture and normalisation its search chose
+    (``None``: the bundle's own)."""
 
-    state_dict: dict[str, torch.Tensor]
-    training_patients: tuple[str, ...]
-    validation_patients: tuple[str, ...] = ()
-    fold: str = ""
-    best_validation_dice: float | None = None
     net: ResUNetConfig | None = None
     normalisation: Normalisation | None = None
-
-
-def independent_members(
-    members: Sequence[Member], exclude_patient: str | None, validation_counts: bool = True
-) -> list[Member]:
-    """The members that neither trained nor validated on ``exclude_patient`` (all of them for ``None``).
-
-    ``validation_counts=False``: a member is independent of its validation patients — right when validation only
-    watched training (a fixed schedule, the last epoch kept) and chose nothing, as in nnU-Net-style K-fold CV,
-    where the validation fold *is* the held-out fold.
-
-    Raises:
-        ModelError: every member saw that patient (nothing independent is left to predict with).
-    """
-
-    def saw(m: Member) -> tuple[str, ...]:
-        return (*m.training_patients, *m.validation_patients) if validation_counts else m.training_patients
-
-    chosen = [m for m in members if exclude_patient is None or exclude_patient not in saw(m)]
-    if not chosen:
-        raise ModelError(f"every member of the model was trained on patient {exclude_patient!r}")
-    return chosen
 
 
 @dataclass(eq=False)
@@ -78,16 +51,16 @@ class EnsembleNet:
 class ModelBundle:
     net: ResUNetConfig
     normalisation: Normalisation
-    members: list[Member]
+    members: list[BundleMember]
     card: dict[str, Any] = field(default_factory=dict)
     pixel_spacing_mm: float | None = None
     """In-plane pixel size of the training slices, mm: 3D inference runs at this isotropic spacing (a CNN is not
     scale invariant). ``None`` (bundles written before it was recorded): the image's own grid."""
 
-    def member_net(self, member: Member) -> ResUNetConfig:
+    def member_net(self, member: BundleMember) -> ResUNetConfig:
         return member.net or self.net
 
-    def member_normalisation(self, member: Member) -> Normalisation:
+    def member_normalisation(self, member: BundleMember) -> Normalisation:
         return member.normalisation or self.normalisation
 
     def ensemble(self, exclude_patient: str | None = None) -> list[EnsembleNet]:
@@ -130,32 +103,18 @@ class ModelBundle:
                 for m in self.members
             ],
         }
-        payload = {"header": json.dumps(header), "weights": [m.state_dict for m in self.members]}
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-        with atomic_path(path.with_suffix(".card.md")) as tmp:
-            tmp.write_text(render_card(self), encoding="utf-8")
-        return path
+        return write_model_file(path, header, [m.state_dict for m in self.members], render_card(self))
 
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
-        path = Path(path)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            header = json.loads(payload["header"])
-        except FileNotFoundError as exc:
-            raise ModelError(f"{path}: no such model bundle") from exc
-        except Exception as exc:  # torch raises several types for foreign or corrupt files
-            raise ModelError(f"{path}: not a readable breastseg model bundle ({exc})") from exc
-        if header.get("kind") != BUNDLE_KIND:
-            raise ModelError(f"{path}: not a specimen Residual U-Net bundle (kind {header.get('kind')!r})")
+        header, weights = read_model_file(path, BUNDLE_KIND, "model bundle (specimen Residual U-Net)")
         if header.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             raise ModelError(
                 f"{path}: bundle schema version {header.get('schema_version')!r} is newer than this breastseg "
                 f"({__version__}) reads; update breastseg"
             )
         members = [
-            Member(
+            BundleMember(
                 w,
                 tuple(m["training_patients"]),
                 tuple(m.get("validation_patients", ())),
@@ -164,7 +123,7 @@ class ModelBundle:
                 ResUNetConfig(**m["net"]) if "net" in m else None,
                 Normalisation.from_json(m["normalisation"]) if "normalisation" in m else None,
             )
-            for w, m in zip(payload["weights"], header["members"], strict=True)
+            for w, m in zip(weights, header["members"], strict=True)
         ]
         return cls(
             ResUNetConfig(**header["net"]),

@@ -11,13 +11,13 @@ import numpy as np
 import optuna
 import pytest
 
-from breastseg.learn.cluster import run_search_on_dask
-from breastseg.learn.normalisation import fit_normalisation
 from breastseg.learn.patches import PatchConfig
-from breastseg.learn.search import SearchSpace
 from breastseg.learn.splits import InnerFold, stratified_group_folds
 from breastseg.learn.trainer import TrainConfig
 from breastseg.nets.resunet import ResUNetConfig
+from breastseg.workflows.specimen.cluster import run_search_on_dask
+from breastseg.workflows.specimen.normalisation import fit_normalisation
+from breastseg.workflows.specimen.search import SearchSpace
 from breastseg.workflows.specimen.train import ResUNetTraining, to_train_images, train_bundle
 from tests.servers import dask_cluster, postgres_server
 

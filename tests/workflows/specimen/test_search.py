@@ -8,9 +8,9 @@ from pathlib import Path
 
 import optuna
 
-from breastseg.learn.normalisation import fit_normalisation
-from breastseg.learn.search import SearchSpace, best_configuration, run_search, storage_url
 from breastseg.learn.splits import stratified_group_folds
+from breastseg.workflows.specimen.normalisation import fit_normalisation
+from breastseg.workflows.specimen.search import SearchSpace, best_configuration, run_search, storage_url
 from breastseg.workflows.specimen.train import to_train_images
 from tests.conftest import SMALL_PHANTOM_ARGS
 from tests.servers import postgres_server

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from breastseg.errors import InputError
-from breastseg.learn.nnunet import nnunet_from_manifest, unknown_label
+from breastseg.io.nnunet import unknown_label
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_lamellae, make_specimen_phantom, write_lamellae
 from breastseg.workflows.specimen.lamellae import read_lamellae, read_manifest
+from breastseg.workflows.specimen.nnunet import nnunet_from_manifest
 
 
 def test_round_trip_through_nnunet_raw(tmp_path: Path) -> None:

@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
-from sqlalchemy.exc import SQLAlchemyError
 
-from breastseg.errors import InputError
+from breastseg.errors import InputError, MissingExtra
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import InnerFold
 from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
 from breastseg.nets.resunet import Norm, ResUNetConfig
+
+try:
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
+    raise MissingExtra("search", "optuna") from exc
 
 #: called with (trial number, inner fold index, network configuration, training result)
 ModelHook = Callable[[int, int, ResUNetConfig, TrainResult], None]

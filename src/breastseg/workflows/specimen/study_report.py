@@ -7,8 +7,6 @@ plots of the per-patient metrics per input and method).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.tables import write_csv_rows
 from breastseg.workflows.specimen.study import METHODS, METRICS, StudyResult, study_document
 
 INPUT_NAMES = {"ct": "micro-CT", "pet": "micro-PET", "petct": "micro-PET-CT"}
@@ -32,16 +31,6 @@ def _text(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Rows as CSV (columns: the union of keys, in first-seen order)."""
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return _text(path, buffer.getvalue())
 
 
 def _mean_sd(mean: float | None, sd: float | None) -> str:
@@ -182,16 +171,16 @@ def write_study(result: StudyResult, out_dir: str | Path) -> dict[str, Path]:
     n_patients = len({r["patient_id"] for r in result.patient_rows})
     parts = []
     if result.patient_rows:
-        written["per_patient"] = write_csv(result.patient_rows, out / "per_patient.csv")
-        written["table2_csv"] = write_csv(result.table2, out / "table2.csv")
+        written["per_patient"] = write_csv_rows(result.patient_rows, out / "per_patient.csv")
+        written["table2_csv"] = write_csv_rows(result.table2, out / "table2.csv")
         md = table2_markdown(result.table2, n_patients, cfg.tumour_types)
         written["table2"] = _text(out / "table2.md", md)
         written["fig3"] = fig3_boxplot(result.patient_rows, out / "fig3_boxplot.png")
         parts.append(md)
     if result.specimen_rows:
-        written["specimens"] = write_csv(result.specimen_rows, out / "specimens.csv")
-        written["table3_csv"] = write_csv(result.table3, out / "table3.csv")
-        written["table4_csv"] = write_csv(result.table4, out / "table4.csv")
+        written["specimens"] = write_csv_rows(result.specimen_rows, out / "specimens.csv")
+        written["table3_csv"] = write_csv_rows(result.table3, out / "table3.csv")
+        written["table4_csv"] = write_csv_rows(result.table4, out / "table4.csv")
         parts.append(table3_markdown(result.table3))
         parts.append(table4_markdown(result.table4))
         written["table3"] = _text(out / "table3.md", parts[-2])

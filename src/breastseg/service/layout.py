@@ -1,0 +1,27 @@
+"""Where the service keeps things in its store folder, spelt once for the listener, the workers and the viewer.
+
+``STORE/studies/<StudyInstanceUID>/``: the received instances of a study. ``STORE/results/<job id>/``: a job's
+outputs — ``assessment/`` (result.json, masks, report.html, figures) and ``dicom/`` (SEG, SR, secondary capture).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSESSMENT = "assessment"
+DICOM = "dicom"
+
+
+def study_folder(store: str | Path, study_uid: str) -> Path:
+    """Where a study's files are filed."""
+    return Path(store) / "studies" / study_uid
+
+
+def result_folder(store: str | Path, job_id: int) -> Path:
+    """Where a job's outputs go (``assessment/`` and ``dicom/`` inside)."""
+    return Path(store) / "results" / str(job_id)
+
+
+def assessment_folder(store: str | Path, job_id: int) -> Path:
+    """A job's assessment: result.json, the masks, report.html and figures."""
+    return result_folder(store, job_id) / ASSESSMENT
