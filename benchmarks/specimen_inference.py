@@ -39,7 +39,7 @@ MARGINS_MM: tuple[float | None, ...] = (None, 0.5, 1.0, 2.0)  # None: tumour on 
 
 
 def phantom_config(seed: int, margin_mm: float | None) -> SpecimenPhantomConfig:
-    """The issue's geometry: 300 × 250 × 200 CT voxels of 0.1 mm (x, y, z), PET at 0.4 mm."""
+    """The target geometry: 300 × 250 × 200 CT voxels of 0.1 mm (x, y, z), PET at 0.4 mm."""
     return SpecimenPhantomConfig(
         seed=seed,
         ct_spacing_mm=0.1,

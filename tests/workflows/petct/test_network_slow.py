@@ -1,4 +1,4 @@
-"""The issue's end-to-end check, trained for real on the CPU (slow-marked, ≈ 35 min on 2 cores; `make test-slow`):
+"""The PET/CT networks end to end, trained for real on the CPU (slow-marked, ≈ 35 min on 2 cores; `make test-slow`):
 a 12-patient phantom cohort (PMR, SMD, PMD, CMR × 3) → the baseline network (3-fold CV, PET + CT) → the follow-up
 network (+ the baseline PET and the baseline network's mask, registered), each with the post-processing its
 out-of-fold predictions chose → every scan predicted by the fold that never trained on its patient → biomarkers,

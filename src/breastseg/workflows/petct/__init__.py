@@ -1,1 +1,1 @@
-"""Whole-body FDG PET/CT: metastatic lesions, SUV biomarkers and treatment response (issue #8)."""
+"""Whole-body FDG PET/CT: metastatic lesions, SUV biomarkers and treatment response."""
