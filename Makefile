@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck install clean models demo-model demo-lamellae bench-model \
+.PHONY: demo test test-slow lint typecheck docs install clean models demo-model demo-lamellae bench-model \
 	ultrasound-cv ultrasound-model
 
 install: $(STAMP)
@@ -33,7 +33,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# the documentation site (build/site/), with the Python API generated from the docstrings; warnings fail it
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck docs
 	$(BIN)/pytest -m "not slow"
 
 test-slow: $(STAMP)

@@ -11,15 +11,17 @@ CPU by default, or a CUDA GPU.
 
 from __future__ import annotations
 
+import math
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from breastseg.evaluation.metrics import dice
@@ -170,6 +172,229 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)  # noqa: NPY002 - libraries that still use the global generator
 
 
+@dataclass
+class TrainState:
+    """Where a run stands: what a checkpoint saves and a resumed run continues from."""
+
+    epoch: int = 0
+    best: float = -1.0
+    best_epoch: int = -1
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    stale: int = 0  # epochs since the validation Dice last improved (plateau schedule)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One finished epoch, as a progress callback receives it (``validation_dice`` NaN without validation)."""
+
+    description: str
+    epoch: int
+    epochs: int
+    loss: float
+    validation_dice: float
+    best: float
+    learning_rate: float
+    seconds: float
+
+
+EpochCallback = Callable[[EpochReport], None]
+
+
+def make_loss(cfg: TrainConfig) -> nn.Module:
+    """The loss ``cfg.loss`` names (unknown-label pixels left out; see :mod:`breastseg.learn.losses`)."""
+    losses = {
+        "dice": specimen_dice_loss,
+        "dice_ce": dice_ce_loss,
+        "generalised_dice": generalised_dice_loss,
+        "generalised_dice_ce": generalised_dice_ce_loss,
+    }
+    return losses[cfg.loss]()
+
+
+def make_optimiser(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum, Adam or AdamW, with ``cfg.weight_decay`` as the L2 penalty."""
+    if cfg.optimiser == "adamw":
+        return torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimiser == "adam":
+        return torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        net.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+
+
+@dataclass(eq=False)
+class _Run:
+    """Everything one training run holds between its steps."""
+
+    cfg: TrainConfig
+    net_config: NetConfig
+    net: nn.Module
+    device: torch.device
+    loss_fn: nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    rng: np.random.Generator
+    train_images: Sequence[TrainImage]
+    validation_images: Sequence[TrainImage]
+    state: TrainState = field(default_factory=TrainState)
+
+    @property
+    def poly(self) -> bool:
+        return self.cfg.schedule == "poly"
+
+    def keep_going(self) -> bool:
+        """Epochs left, and (plateau schedule) the validation Dice improved within the patience."""
+        if self.state.epoch >= self.cfg.epochs:
+            return False
+        return self.poly or self.state.stale < self.cfg.early_stopping_patience
+
+    def set_learning_rate(self) -> None:
+        """Poly: lr × (1 − epoch / epochs)^0.9; plateau: the scheduler's own (stepped in :meth:`validate`)."""
+        if self.poly:
+            for group in self.optimiser.param_groups:
+                group["lr"] = self.cfg.learning_rate * (1.0 - self.state.epoch / self.cfg.epochs) ** 0.9
+
+    def train_epoch(self) -> float:
+        """One epoch of fresh random patches; returns the mean batch loss."""
+        cfg, net = self.cfg, self.net
+        images = [t.channels for t in self.train_images]
+        x_all, y_all = sample_epoch(
+            images,
+            [t.label for t in self.train_images],
+            [t.tissue for t in self.train_images],
+            cfg.patch,
+            self.rng,
+            focuses=[t.focus for t in self.train_images],
+        )
+        net.train()
+        losses = []
+        for start in range(0, len(x_all), cfg.batch_size):
+            x = torch.from_numpy(x_all[start : start + cfg.batch_size]).to(self.device)
+            y = torch.from_numpy(y_all[start : start + cfg.batch_size])[:, None].to(self.device)
+            self.optimiser.zero_grad()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+                logits = net(x)
+            loss = self.loss_fn(logits.float(), centre_crop(y, logits.shape[2:]))
+            loss.backward()
+            self.optimiser.step()
+            losses.append(float(loss.detach()))
+        self.state.epoch += 1
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def validate(self) -> float:
+        """Score the epoch and keep the model it chooses; returns the validation Dice (NaN without validation).
+
+        Poly: validation is only watched and the last epoch is the model; plateau: the best epoch is kept and the
+        scheduler steps on the Dice; no validation images (a final model on all data): the last epoch is kept."""
+        state = self.state
+        if not self.validation_images:
+            state.best_epoch, state.best_state = state.epoch, _cpu_copy(self.net)
+            return float("nan")
+        window = self.cfg.patch.shape(self.train_images[0].channels.ndim - 1) if self.train_images else None
+        val = validation_dice(
+            [self.net], self.validation_images, self.net_config.size_multiple, window, self.net_config
+        )
+        if self.poly:
+            state.best, state.best_epoch, state.best_state = val, state.epoch, _cpu_copy(self.net)
+            return val
+        self.scheduler.step(val)
+        if val > state.best:
+            state.best, state.best_epoch, state.best_state, state.stale = val, state.epoch, _cpu_copy(self.net), 0
+        else:
+            state.stale += 1
+        return val
+
+    def record(self, loss: float, val: float, seconds: float, description: str) -> EpochReport:
+        """Add the epoch to the history; returns its report."""
+        self.state.seconds += seconds
+        lr = float(self.optimiser.param_groups[0]["lr"])
+        self.state.history.append(
+            {"epoch": self.state.epoch, "loss": loss, "validation_dice": val, "learning_rate": lr}
+        )
+        return EpochReport(
+            description, self.state.epoch, self.cfg.epochs, loss, val, self.state.best, lr, self.state.seconds
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"config": asdict(self.cfg), "net_config": net_config_to_dict(self.net_config)}
+
+    def save(self, path: Path) -> None:
+        """The whole run (weights, optimiser, scheduler, both random generators, state), written atomically."""
+        payload = {
+            **self.fingerprint(),
+            "net": self.net.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "state": asdict(self.state),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def resume(self, path: Path) -> None:
+        """Continue from ``path`` when it holds a run of the same configuration and network (else start afresh)."""
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if {k: saved.get(k) for k in ("config", "net_config")} != self.fingerprint():
+            return
+        self.net.load_state_dict(saved["net"])
+        self.optimiser.load_state_dict(saved["optimiser"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        self.state = TrainState(**saved["state"])
+
+    def result(self) -> TrainResult:
+        state = self.state
+        best_state = state.best_state if state.best_state is not None else _cpu_copy(self.net)
+        best = float(state.best) if self.validation_images else float("nan")
+        return TrainResult(best_state, best, int(state.best_epoch), state.history, state.seconds)
+
+
+@contextmanager
+def console_progress(description: str, total: int, completed: int, enabled: bool = True) -> Iterator[EpochCallback]:
+    """A progress callback for :func:`train`: a bar on a terminal; in a log or pipe, one line per epoch at most
+    every 30 s (and the last), on stderr — so that a long job run in the background shows that it moves."""
+    if not enabled:
+        yield lambda _report: None
+        return
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task(description, total=total, completed=completed, info="")
+
+            def update(r: EpochReport) -> None:
+                info = f"loss {r.loss:.3f}  val Dice {r.validation_dice:.3f}  best {r.best:.3f}"
+                bar.update(task, completed=r.epoch, info=info)
+
+            yield update
+        return
+    last = [-math.inf]
+
+    def log(r: EpochReport) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 30.0 or r.epoch == r.epochs:
+            last[0] = now
+            print(
+                f"{r.description}: epoch {r.epoch}/{r.epochs}, loss {r.loss:.3f}, validation Dice "
+                f"{r.validation_dice:.3f}, {r.seconds:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    yield log
+
+
 def train(
     net_config: NetConfig,
     train_images: Sequence[TrainImage],
@@ -180,6 +405,7 @@ def train(
     show_progress: bool = True,
     description: str = "training",
     device: str | torch.device = "cpu",
+    progress: EpochCallback | None = None,
 ) -> TrainResult:
     """Train one network; returns the best validation epoch's weights (with no validation images: the last
     epoch's, after ``config.epochs`` epochs — a final model trained on all data with the epoch count that
@@ -190,127 +416,31 @@ def train(
         init_state: start from these weights (transfer learning) instead of Kaiming initialisation.
         checkpoint: a file to save every epoch to and to resume from if it exists.
         device: where the network runs (patches are drawn on the CPU); the returned weights are on the CPU.
+        progress: called after every epoch with its :class:`EpochReport` (default: :func:`console_progress`
+            when ``show_progress``).
     """
     cfg = config or TrainConfig()
     _seed_everything(cfg.seed)
-    device = torch.device(device)
+    run_on = torch.device(device)
     net = net_config.build()
     if init_state is not None:
         net.load_state_dict(init_state)
-    net.to(device)
-    loss_fn = {
-        "dice": specimen_dice_loss,
-        "dice_ce": dice_ce_loss,
-        "generalised_dice": generalised_dice_loss,
-        "generalised_dice_ce": generalised_dice_ce_loss,
-    }[cfg.loss]()
-    optimiser: torch.optim.Optimizer
-    if cfg.optimiser == "adamw":
-        optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    elif cfg.optimiser == "adam":
-        optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    else:
-        optimiser = torch.optim.SGD(
-            net.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
-        )
+    net.to(run_on)
+    optimiser = make_optimiser(net, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="max", factor=0.5, patience=cfg.lr_patience)
     rng = np.random.default_rng(cfg.seed)
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "best": -1.0,
-        "best_epoch": -1,
-        "best_state": None,
-        "history": [],
-        "stale": 0,
-        "seconds": 0.0,
-    }
+    run = _Run(cfg, net_config, net, run_on, make_loss(cfg), optimiser, scheduler, rng, train_images, validation_images)
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if saved.get("config") == asdict(cfg) and saved.get("net_config") == net_config_to_dict(net_config):
-            net.load_state_dict(saved["net"])
-            optimiser.load_state_dict(saved["optimiser"])
-            scheduler.load_state_dict(saved["scheduler"])
-            rng.bit_generator.state = saved["rng"]
-            torch.set_rng_state(saved["torch_rng"])
-            state = saved["state"]
-    images = [t.channels for t in train_images]
-    labels = [t.label for t in train_images]
-    tissues = [t.tissue for t in train_images]
-    focuses = [t.focus for t in train_images]
-    multiple = net_config.size_multiple
-    window = cfg.patch.shape(images[0].ndim - 1) if images else None
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, disable=not show_progress, transient=True) as progress:
-        task = progress.add_task(description, total=cfg.epochs, completed=state["epoch"], info="")
-        poly = cfg.schedule == "poly"
-        while state["epoch"] < cfg.epochs and (poly or state["stale"] < cfg.early_stopping_patience):
+        run.resume(ckpt)
+    with console_progress(description, cfg.epochs, run.state.epoch, show_progress and progress is None) as bar:
+        report = progress or bar
+        while run.keep_going():
             t0 = time.perf_counter()
-            if poly:
-                for group in optimiser.param_groups:
-                    group["lr"] = cfg.learning_rate * (1.0 - state["epoch"] / cfg.epochs) ** 0.9
-            net.train()
-            x_all, y_all = sample_epoch(images, labels, tissues, cfg.patch, rng, focuses=focuses)
-            losses = []
-            for start in range(0, len(x_all), cfg.batch_size):
-                x = torch.from_numpy(x_all[start : start + cfg.batch_size]).to(device)
-                y = torch.from_numpy(y_all[start : start + cfg.batch_size])[:, None].to(device)
-                optimiser.zero_grad()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
-                    logits = net(x)
-                loss = loss_fn(logits.float(), centre_crop(y, logits.shape[2:]))
-                loss.backward()
-                optimiser.step()
-                losses.append(float(loss.detach()))
-            state["epoch"] += 1
-            if validation_images and poly:  # watched only: the last epoch is the model, and its Dice is reported
-                val = validation_dice([net], validation_images, multiple, window, net_config)
-                state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))
-            elif validation_images:
-                val = validation_dice([net], validation_images, multiple, window, net_config)
-                scheduler.step(val)
-                if val > state["best"]:
-                    state.update(best=val, best_epoch=state["epoch"], best_state=_cpu_copy(net))
-                    state["stale"] = 0
-                else:
-                    state["stale"] += 1
-            else:  # final model on all data: fixed epochs, constant learning rate, the last epoch kept
-                val = float("nan")
-                state.update(best_epoch=state["epoch"], best_state=_cpu_copy(net))
-            state["seconds"] += time.perf_counter() - t0
-            state["history"].append(
-                {
-                    "epoch": state["epoch"],
-                    "loss": float(np.mean(losses)),
-                    "validation_dice": val,
-                    "learning_rate": optimiser.param_groups[0]["lr"],
-                }
-            )
-            progress.update(
-                task,
-                completed=state["epoch"],
-                info=f"loss {np.mean(losses):.3f}  val Dice {val:.3f}  best {state['best']:.3f}",
-            )
+            run.set_learning_rate()
+            loss = run.train_epoch()
+            val = run.validate()
+            report(run.record(loss, val, time.perf_counter() - t0, description))
             if ckpt is not None:
-                payload = {
-                    "config": asdict(cfg),
-                    "net_config": net_config_to_dict(net_config),
-                    "net": net.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "state": state,
-                }
-                with atomic_path(ckpt) as tmp:
-                    torch.save(payload, tmp)
-    best_state = state["best_state"] if state["best_state"] is not None else _cpu_copy(net)
-    best = float(state["best"]) if validation_images else float("nan")
-    return TrainResult(best_state, best, int(state["best_epoch"]), state["history"], state["seconds"])
+                run.save(ckpt)
+    return run.result()
