@@ -184,12 +184,16 @@ class ResponseRunner:
         return None
 
     def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
-        from breastseg.workflows.petct.longitudinal import assess_response, read_scan, write_response
+        from breastseg.workflows.petct.longitudinal import measure_response
 
-        baseline = read_scan(case.inputs["baseline"], self.mask_name)
-        followup = read_scan(case.inputs["followup"], self.mask_name)
-        result, warped = assess_response(baseline, followup, self.peak_definition, self.tolerance_mm)
-        write_response(result, warped, baseline, followup, out_dir)
+        result = measure_response(
+            case.inputs["baseline"],
+            case.inputs["followup"],
+            out_dir,
+            mask_name=self.mask_name,
+            peak_definition=self.peak_definition,
+            tolerance_mm=self.tolerance_mm,
+        )
         if not result["assessable"]:  # recorded as such, and kept out of the cohort's response analysis
             from breastseg.sanity import NotAssessable
 

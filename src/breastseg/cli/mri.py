@@ -264,56 +264,17 @@ def evaluate_cmd(
     curve type) and OUT/evaluation.json (mean and median Dice). Scores are computed on the reference's grid
     (a segmentation on another grid is moved onto it; see docs/reference/evaluation.md).
     """
-    from breastseg.evaluation.compare import compare_masks
-    from breastseg.io import read_image
-    from breastseg.io.atomic import write_json
-    from breastseg.io.tables import write_csv_rows
-    from breastseg.workflows.mri.inputs import read_exam_folder
     from breastseg.workflows.mri.network import MriModel
-    from breastseg.workflows.mri.pipeline import read_cases_csv, segment_to_folder
+    from breastseg.workflows.mri.pipeline import evaluate_cases, read_cases_csv
 
     model = MriModel.load(model_path)
     cases = read_cases_csv(cases_csv)
-    rows = []
     breast = _breast_network(breast_model_path, device)
-    console = Console(stderr=True)
-    with console.status("evaluating…") as status:
-        for i, case in enumerate(cases):
-            status.update(f"{case.case_id} ({i + 1} of {len(cases)})")
-            result = segment_to_folder(
-                read_exam_folder(case.exam_dir),
-                model,
-                out_dir / case.case_id,
-                fraction,
-                device=device,
-                breast_network=breast,
-            )
-            pred = read_image(out_dir / case.case_id / "tumour.nii.gz")
-            ref_path = case.exam_dir / case.tumour_name
-            ref = read_image(ref_path)
-            ref = ref.with_array((np.asarray(ref.array) > 0).astype(np.uint8), units="label")
-            m = compare_masks(pred, ref, pred_name="the segmentation (first T1c grid)", ref_name=str(ref_path))
-            ref_ml, pred_ml = m["reference_volume_ml"], m["prediction_volume_ml"]
-            rows.append(
-                {
-                    "case_id": case.case_id,
-                    "dice": m["dice"],
-                    "hd95_mm": m["hd95_mm"],
-                    "reference_volume_ml": ref_ml,
-                    "predicted_volume_ml": pred_ml,
-                    "volume_error_percent": 100.0 * (pred_ml - ref_ml) / ref_ml if ref_ml else None,
-                    "curve_type": result["tumour"]["curve_type"],
-                }
-            )
-    write_csv_rows(rows, out_dir / "cases.csv")
-    dices = [r["dice"] for r in rows]
-    summary = {
-        "cases": len(rows),
-        "mean_dice": float(np.mean(dices)),
-        "median_dice": float(np.median(dices)),
-        "model": str(model_path),
-    }
-    write_json({"summary": summary, "cases": rows}, out_dir / "evaluation.json")
+    with Console(stderr=True).status("evaluating…") as status:
+        doc = evaluate_cases(
+            cases, model, out_dir, fraction, device, breast, progress=status.update, model_source=str(model_path)
+        )
+    rows, summary = doc["cases"], doc["summary"]
     table = Table(title=f"MRI evaluation, {len(rows)} exams")
     for col in ("case", "Dice", "HD95 (mm)", "volume ref / pred (ml)", "curve"):
         table.add_column(col)

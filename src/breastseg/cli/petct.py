@@ -10,7 +10,6 @@ import numpy as np
 from rich.console import Console
 
 from breastseg.cli.options import device_option, dicom_out_option, existing_folder, existing_path, peak_option
-from breastseg.io.tables import write_csv_rows
 
 _mask_name_option = click.option(
     "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
@@ -175,21 +174,20 @@ def response_cmd(
       breastseg phantom petct --out patient0 --response PMR
       breastseg petct response --baseline patient0/baseline --followup patient0/followup --out resp0
     """
-    from breastseg.workflows.petct.longitudinal import assess_response, read_scan, write_response
+    from breastseg.workflows.petct.longitudinal import measure_response
 
     console = Console(stderr=True)
-    with console.status("reading the scans…"):
-        baseline = read_scan(baseline_dir, mask_name)
-        followup = read_scan(followup_dir, mask_name)
-    with console.status("registering and measuring…"):
-        result, warped = assess_response(
-            baseline,
-            followup,
-            peak_definition,
-            new_lesion_tolerance_mm,
+    with console.status("reading the scans…") as status:
+        result = measure_response(
+            baseline_dir,
+            followup_dir,
+            out_dir,
+            mask_name=mask_name,
+            peak_definition=peak_definition,
+            tolerance_mm=new_lesion_tolerance_mm,
             check_pairing=not allow_pair_mismatch,
+            progress=lambda step: status.update(f"{step}…"),
         )
-    write_response(result, warped, baseline, followup, out_dir)
     p = result["percist"]
     if not result["assessable"]:
         Console().print(f"PERCIST: [bold red]NOT ASSESSABLE[/bold red] ({p['reason']})")
@@ -352,36 +350,11 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
       breastseg petct evaluate --patients patients.csv --pred-name lesions_nnunet.nii.gz --out eval/
     """
 
-    from breastseg.io import read_image
-    from breastseg.io.atomic import write_json
-    from breastseg.workflows.petct.evaluate import compare_segmentations, score_scan, summarise_scans
+    from breastseg.workflows.petct.evaluate import evaluate_patients
     from breastseg.workflows.petct.longitudinal import read_patients_csv
-    from breastseg.workflows.petct.readout import read_mask_on
 
-    patients = read_patients_csv(patients_csv)
-    scans = []
-    for p in patients:
-        if timepoint in ("baseline", "both"):
-            scans.append((f"{p.patient_id}_baseline", p.baseline))
-        if timepoint in ("followup", "both") and p.followup is not None:
-            scans.append((f"{p.patient_id}_followup", p.followup))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scores: dict[str, dict] = {}
-    for name in pred_names:
-        per_scan = {}
-        for case, folder in scans:
-            reference = read_image(folder / ref_name)
-            prediction = read_mask_on(folder / name, reference, "prediction")
-            per_scan[case] = score_scan(case, prediction, reference.array > 0, reference.spacing)
-        scores[name] = per_scan
-        write_csv_rows([s.row() for s in per_scan.values()], out_dir / f"scans_{name.split('.')[0]}.csv")
-    summaries = {name: summarise_scans(list(s.values())) for name, s in scores.items()}
-    comparisons = {
-        f"{a} vs {b}": compare_segmentations(scores[a], scores[b])
-        for i, a in enumerate(pred_names)
-        for b in pred_names[i + 1 :]
-    }
-    write_json({"reference": ref_name, "summaries": summaries, "comparisons": comparisons}, out_dir / "evaluation.json")
+    doc = evaluate_patients(read_patients_csv(patients_csv), pred_names, out_dir, ref_name, timepoint)
+    summaries = doc["summaries"]
     console = Console()
     for name, s in summaries.items():
         mean = f"{s['mean_dice']:.3f}" if s["mean_dice"] is not None else "—"

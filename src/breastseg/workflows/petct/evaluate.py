@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,11 @@ from breastseg.evaluation.metrics import (
     lesion_detection,
 )
 from breastseg.evaluation.stats import wilcoxon
+from breastseg.io import read_image
+from breastseg.io.atomic import write_json
+from breastseg.io.tables import write_csv_rows
+from breastseg.workflows.petct.longitudinal import PatientScans
+from breastseg.workflows.petct.readout import read_mask_on
 
 
 @dataclass(frozen=True)
@@ -101,3 +107,47 @@ def compare_segmentations(a: Mapping[str, ScanScore], b: Mapping[str, ScanScore]
         "mean_dice_b": float(np.mean(y)),
         "wilcoxon_p": wilcoxon(x, y).p_value,
     }
+
+
+def evaluate_patients(
+    patients: Sequence[PatientScans],
+    prediction_names: Sequence[str],
+    out_dir: str | Path,
+    reference_name: str = "lesions.nii.gz",
+    timepoint: str = "baseline",
+) -> dict[str, Any]:
+    """``petct evaluate``: score each prediction file (``prediction_names``, in every scan folder) against the
+    reference mask of the same folder, for the ``baseline``, ``followup`` or ``both`` scans; pairwise Wilcoxon
+    comparisons between predictions. Writes ``scans_<name>.csv`` per prediction and ``evaluation.json`` into
+    ``out_dir``; returns the evaluation document. Predictions on another grid are scored on the reference's
+    (:func:`~breastseg.workflows.petct.readout.read_mask_on`)."""
+    if timepoint not in ("baseline", "followup", "both"):
+        raise InputError(f"timepoint {timepoint!r}: use baseline, followup or both")
+    scans = []
+    for p in patients:
+        if timepoint in ("baseline", "both"):
+            scans.append((f"{p.patient_id}_baseline", p.baseline))
+        if timepoint in ("followup", "both") and p.followup is not None:
+            scans.append((f"{p.patient_id}_followup", p.followup))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scores: dict[str, dict[str, ScanScore]] = {}
+    for name in prediction_names:
+        per_scan = {}
+        for case, folder in scans:
+            reference = read_image(folder / reference_name)
+            prediction = read_mask_on(folder / name, reference, "prediction")
+            per_scan[case] = score_scan(case, prediction, reference.array > 0, reference.spacing)
+        scores[name] = per_scan
+        write_csv_rows([s.row() for s in per_scan.values()], out / f"scans_{name.split('.')[0]}.csv")
+    doc = {
+        "reference": reference_name,
+        "summaries": {name: summarise_scans(list(s.values())) for name, s in scores.items()},
+        "comparisons": {
+            f"{a} vs {b}": compare_segmentations(scores[a], scores[b])
+            for i, a in enumerate(prediction_names)
+            for b in prediction_names[i + 1 :]
+        },
+    }
+    write_json(doc, out / "evaluation.json")
+    return doc

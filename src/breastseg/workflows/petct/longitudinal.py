@@ -15,7 +15,7 @@ residual misregistration) of a warped baseline lesion.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -328,3 +328,28 @@ def write_response(
         )
         write_json(result, tmp / "response.json")
     return {name: out_dir / name for name in ("response.json", "baseline_lesions_on_followup.nii.gz", "mip.png")}
+
+
+def measure_response(
+    baseline_dir: str | Path,
+    followup_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    mask_name: str = "lesions.nii.gz",
+    peak_definition: PeakDefinition | str = PeakDefinition.STUDY,
+    tolerance_mm: float = 10.0,
+    check_pairing: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``petct response``: read both scan folders (:func:`read_scan`), assess the response
+    (:func:`assess_response`) and write ``out_dir`` (:func:`write_response`); returns the response document
+    (``assessable`` False, with its reason, after a failed registration — never a category then). The command,
+    the batch runner and the Python API call this."""
+    say = progress or (lambda _step: None)
+    say("reading the scans")
+    baseline = read_scan(baseline_dir, mask_name)
+    followup = read_scan(followup_dir, mask_name)
+    say("registering and measuring")
+    result, warped = assess_response(baseline, followup, peak_definition, tolerance_mm, check_pairing=check_pairing)
+    write_response(result, warped, baseline, followup, out_dir)
+    return result
