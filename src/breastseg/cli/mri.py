@@ -215,6 +215,7 @@ def train_cmd(
       printf 'case_id,exam\\ne0,e0\\ne1,e1\\ne2,e2\\ne3,e3\\ne4,e4\\n' > exams/cases.csv
       breastseg mri train --exams exams/cases.csv --out mri.pt --filters 16 --epochs 30
     """
+    from breastseg.learn.trainer import Loss
     from breastseg.workflows.mri.inputs import MriPreprocessing
     from breastseg.workflows.mri.network import MriRecipe, train_mri
     from breastseg.workflows.mri.pipeline import prepare_cases, read_cases_csv, validation_split
@@ -227,7 +228,7 @@ def train_cmd(
         patches_per_scan=patches_per_scan,
         batch_size=batch_size,
         learning_rate=learning_rate,
-        loss=loss,  # type: ignore[arg-type]
+        loss=Loss(loss),
         seed=seed,
     )
     recipe.net_config()  # a patch the network cannot take fails before any exam is read

@@ -426,6 +426,7 @@ def train_cmd(
       breastseg petct train --patients patients.csv --out baseline.pt --folds 3 --epochs 5 --patch 32 32 32 --filters 8
       breastseg petct predict --model baseline.pt --patients patients.csv --timepoint followup
     """
+    from breastseg.predict.device import Precision
     from breastseg.workflows.petct.longitudinal import read_patients_csv
     from breastseg.workflows.petct.network import Recipe, cross_validate
 
@@ -436,7 +437,7 @@ def train_cmd(
         patches_per_scan=patches_per_scan,
         batch_size=batch_size,
         learning_rate=learning_rate,
-        precision=precision,  # type: ignore[arg-type]
+        precision=Precision(precision),
         folds=folds,
         seed=seed,
     )

@@ -222,7 +222,7 @@ def assess(
         patient_id=patient_id,
         allow_pair_mismatch=allow_pair_mismatch,
         preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
-        inference=VolumeInference(slice_step=slice_step, precision=precision, device=device),  # type: ignore[arg-type]
+        inference=VolumeInference(slice_step=slice_step, precision=precision, device=device),
     )
     console = Console(stderr=True)
     with console.status("starting…") as status:
@@ -424,7 +424,7 @@ def train_cmd(
       breastseg specimen train --manifest lamellae/manifest.csv --input petct --epochs 40 --out resunet.pt
       breastseg specimen assess --ct CT --pet PET --method resunet --model resunet.pt --out result
     """
-    from breastseg.learn.trainer import TrainConfig
+    from breastseg.learn.trainer import Loss, TrainConfig
     from breastseg.nets.resunet import ResUNetConfig
     from breastseg.workflows.specimen.bundle import ModelBundle
     from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
@@ -436,7 +436,7 @@ def train_cmd(
         train=TrainConfig(
             epochs=epochs,
             learning_rate=learning_rate,
-            loss=loss,  # type: ignore[arg-type]
+            loss=Loss(loss),
             seed=seed,
             patch=PatchConfig(size=patch_size, per_image=patches_per_image, positive_bias=positive_bias),
         ),

@@ -289,7 +289,7 @@ def train_cmd(
     """
     import torch
 
-    from breastseg.learn.trainer import TrainConfig
+    from breastseg.learn.trainer import Loss, Optimiser, Schedule, TrainConfig
     from breastseg.predict.device import resolve_precision
     from breastseg.workflows.ultrasound.crossval import cross_validate, summarise_cv
     from breastseg.workflows.ultrasound.model import ultrasound_patches
@@ -300,12 +300,12 @@ def train_cmd(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
-        optimiser=optimiser,  # type: ignore[arg-type]
-        loss=loss,  # type: ignore[arg-type]
+        optimiser=Optimiser(optimiser),
+        loss=Loss(loss),
         early_stopping_patience=patience,
         patch=ultrasound_patches(input_size),
         seed=seed,
-        schedule=schedule,  # type: ignore[arg-type]
+        schedule=Schedule(schedule),
         precision=resolve_precision(precision, torch.device("cpu")),
     )
     network = _net_config(net, depth, first_channels, backbone_weights)

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,33 @@ from breastseg.learn.losses import (
 from breastseg.learn.patches import PatchConfig, sample_epoch
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.nets.valid_unet import centre_crop
+from breastseg.predict.device import Precision
 from breastseg.predict.slices import predict_slice
 from breastseg.predict.valid_tiles import predict_whole_volume
+
+
+class Optimiser(StrEnum):
+    """SGD with Nesterov momentum (the specimen study's), Adam (the PET/CT study's) or AdamW."""
+
+    SGD = "sgd"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+class Loss(StrEnum):
+    """The masked Dice loss, Dice + cross-entropy, the generalised Dice loss, or generalised Dice + cross-entropy."""
+
+    DICE = "dice"
+    DICE_CE = "dice_ce"
+    GENERALISED_DICE = "generalised_dice"
+    GENERALISED_DICE_CE = "generalised_dice_ce"
+
+
+class Schedule(StrEnum):
+    """``plateau``: halve on a stalled validation Dice, stop early, keep the best epoch; ``poly``: nnU-Net's."""
+
+    PLATEAU = "plateau"
+    POLY = "poly"
 
 
 @dataclass(frozen=True)
@@ -68,10 +94,10 @@ class TrainConfig:
     early_stopping_patience: int = 15
     patch: PatchConfig = field(default_factory=PatchConfig)
     seed: int = 0
-    optimiser: Literal["sgd", "adam", "adamw"] = "sgd"
-    loss: Literal["dice", "dice_ce", "generalised_dice", "generalised_dice_ce"] = "dice"
-    schedule: Literal["plateau", "poly"] = "plateau"
-    precision: Literal["float32", "bfloat16"] = "float32"
+    optimiser: Optimiser = Optimiser.SGD
+    loss: Loss = Loss.DICE
+    schedule: Schedule = Schedule.PLATEAU
+    precision: Precision = Precision.FLOAT32
 
     @classmethod
     def fixed_schedule(
@@ -83,8 +109,8 @@ class TrainConfig:
         patch: PatchConfig,
         seed: int = 0,
         weight_decay: float = 1e-5,
-        loss: Literal["dice", "dice_ce", "generalised_dice", "generalised_dice_ce"] = "dice_ce",
-        precision: Literal["float32", "bfloat16"] = "float32",
+        loss: Loss = Loss.DICE_CE,
+        precision: Precision = Precision.FLOAT32,
     ) -> TrainConfig:
         """The nnU-Net-style recipe the PET/CT and MRI networks share: Adam, poly decay over exactly ``epochs``
         epochs, the last epoch kept (validation only watched), Dice + cross-entropy unless told otherwise."""
@@ -95,9 +121,9 @@ class TrainConfig:
             weight_decay=weight_decay,
             patch=patch,
             seed=seed,
-            optimiser="adam",
+            optimiser=Optimiser.ADAM,
             loss=loss,
-            schedule="poly",
+            schedule=Schedule.POLY,
             precision=precision,
         )
 

@@ -6,14 +6,21 @@ function runs, so a command can read and preprocess its images while the network
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from breastseg.errors import InputError
 
 if TYPE_CHECKING:
     import torch
 
-Precision = Literal["float32", "bfloat16"]
+
+class Precision(StrEnum):
+    """The arithmetic networks run in (``--precision``): float32, or bfloat16 (autocast; native on AVX-512 BF16,
+    AMX and recent GPUs, emulated and slower elsewhere)."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
 
 
 def native_bfloat16(device: torch.device) -> bool:
@@ -47,7 +54,8 @@ def resolve_device(device: str) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> Precision:
     """``auto`` → bfloat16 where ``device`` computes it natively, else float32."""
     if precision == "auto":
-        return "bfloat16" if native_bfloat16(device) else "float32"
-    if precision not in ("float32", "bfloat16"):
-        raise InputError(f"precision {precision!r}: use auto, float32 or bfloat16")
-    return "bfloat16" if precision == "bfloat16" else "float32"
+        return Precision.BFLOAT16 if native_bfloat16(device) else Precision.FLOAT32
+    try:
+        return Precision(precision)
+    except ValueError:
+        raise InputError(f"precision {str(precision)!r}: use auto, float32 or bfloat16") from None

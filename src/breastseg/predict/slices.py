@@ -22,7 +22,7 @@ from breastseg.predict.device import Precision
 
 @torch.no_grad()
 def predict_batch(
-    nets: Sequence[nn.Module], x: np.ndarray, multiple: int, precision: Precision = "float32"
+    nets: Sequence[nn.Module], x: np.ndarray, multiple: int, precision: Precision = Precision.FLOAT32
 ) -> np.ndarray:
     """Mean tumour probability of ``nets`` on a batch ``x (N, C, H, W)`` → ``(N, H, W)``, float32 on the CPU."""
     n, c, h, w = x.shape
@@ -70,7 +70,7 @@ def predict_triplanar(
     batch_size: int = 16,
     within: np.ndarray | None = None,
     slice_step: int = 1,
-    precision: Precision = "float32",
+    precision: Precision = Precision.FLOAT32,
     axes: Sequence[int] = (0, 1, 2),
 ) -> np.ndarray:
     """Tri-planar prediction of a volume ``(C, Z, Y, X)``: slice-wise along each axis, averaged over the axes

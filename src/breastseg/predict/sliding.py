@@ -17,7 +17,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from breastseg.predict.slices import Precision
+from breastseg.predict.device import Precision
 
 
 @torch.no_grad()
@@ -27,7 +27,7 @@ def predict_sliding(
     window: Sequence[int],
     overlap: float = 0.5,
     batch_size: int = 2,
-    precision: Precision = "float32",
+    precision: Precision = Precision.FLOAT32,
     mirror: bool = False,
 ) -> np.ndarray:
     """Mean tumour probability of ``nets`` on ``channels (C, z, y, x)`` → ``(z, y, x)`` float32 in [0, 1]."""

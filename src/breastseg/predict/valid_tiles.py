@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from breastseg.errors import InputError
-from breastseg.predict.slices import Precision
+from breastseg.predict.device import Precision
 from breastseg.predict.sliding import predict_sliding
 
 
@@ -50,7 +50,7 @@ def predict_valid_tiles(
     max_factor: float = 2.0,
     pad_value: float = 0.0,
     batch_size: int = 4,
-    precision: Precision = "float32",
+    precision: Precision = Precision.FLOAT32,
 ) -> np.ndarray:
     """Mean tumour probability of ``nets`` on ``channels (C, z, y, x)`` → ``(z, y, x)`` float32 in [0, 1].
 
@@ -105,7 +105,7 @@ def predict_whole_volume(
     channels: np.ndarray,
     config: object,
     patch: Sequence[int],
-    precision: Precision = "float32",
+    precision: Precision = Precision.FLOAT32,
 ) -> np.ndarray:
     """Tumour probability of a 3D network over a whole volume: a valid-padding network (its ``config`` maps input
     to output sizes) by edge-to-edge output tiles, any other by Gaussian sliding windows of ``patch``."""

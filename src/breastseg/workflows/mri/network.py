@@ -35,7 +35,7 @@ from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
 from breastseg.learn.model_file import card_bullets, read_model_file, write_model_file
 from breastseg.learn.patches import PatchConfig
-from breastseg.learn.trainer import TrainConfig, TrainImage, train
+from breastseg.learn.trainer import Loss, TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
 from breastseg.nets import (
     MonaiUNetConfig,
@@ -45,7 +45,7 @@ from breastseg.nets import (
     net_config_from_dict,
     net_config_to_dict,
 )
-from breastseg.predict.device import resolve_device
+from breastseg.predict.device import Precision, resolve_device
 from breastseg.predict.valid_tiles import predict_whole_volume
 from breastseg.workflows.mri.inputs import BREAST_CHANNEL, CHANNELS, MriPreprocessing, PreparedExam
 from breastseg.workflows.mri.postprocess import postprocess
@@ -72,10 +72,10 @@ class MriRecipe:
     tumour_fraction: float = 0.2  # tumour : non-tumour = 1 : 4
     enhancing_fraction: float = 0.5  # of the non-tumour patches, centred on strongly enhancing tissue
     enhancing_percentile: float = 95.0  # "strongly enhancing": T1c above this percentile of the breast
-    loss: Literal["generalised_dice_ce", "generalised_dice", "dice_ce"] = "generalised_dice_ce"
+    loss: Loss = Loss.GENERALISED_DICE_CE
     rotation_probability: float = 0.5
     max_rotation_deg: float = 20.0
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Precision = Precision.FLOAT32
     seed: int = 0
 
     def patch(self) -> tuple[int, int, int]:
@@ -242,7 +242,7 @@ def train_mri(
 
 
 def tumour_probability(
-    model: MriModel, prepared: PreparedExam, device: str = "auto", precision: Literal["float32", "bfloat16"] = "float32"
+    model: MriModel, prepared: PreparedExam, device: str = "auto", precision: Precision = Precision.FLOAT32
 ) -> np.ndarray:
     """The network's tumour probability ``(z, y, x)`` on the prepared exam's grid."""
     net = model.network(resolve_device(device))

@@ -40,7 +40,7 @@ from breastseg.learn.patches import PatchConfig
 from breastseg.learn.trainer import TrainConfig, TrainImage, train
 from breastseg.learn.volume_patches import VolumeAugmentation
 from breastseg.nets import DynUNetConfig, load_network, net_config_from_dict, net_config_to_dict, plan_dynunet
-from breastseg.predict.device import resolve_device, resolve_precision
+from breastseg.predict.device import Precision, resolve_device, resolve_precision
 from breastseg.predict.sliding import predict_sliding
 from breastseg.workflows.petct.inputs import (
     CT_NAMES,
@@ -78,7 +78,7 @@ class Recipe:
     weight_decay: float = 3e-5
     foreground_fraction: float = 0.33
     baseline_focus_fraction: float = 0.5  # follow-up network: of the other patches, centred on baseline lesions
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Precision = Precision.FLOAT32
     folds: int = 5
     seed: int = 0
 

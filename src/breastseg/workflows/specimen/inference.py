@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class VolumeInference:
 
     slice_step: int = 2
     batch_size: int = 32
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    precision: str = "auto"
     device: str = "auto"
     axes: tuple[int, ...] = (0, 1, 2)
 
