@@ -97,7 +97,7 @@ def test_assess_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
             "--pet",
             str(tmp_path / "c/pet.nii.gz"),
             "--pet-units",
-            "SUL",
+            "sul",  # any letter case
             "--orientation",
             "+q=lateral",
             "--out",

@@ -427,6 +427,7 @@ def train_cmd(
       breastseg petct predict --model baseline.pt --patients patients.csv --timepoint followup
     """
     from breastseg.predict.device import Precision
+    from breastseg.workflows.petct.inputs import Kind
     from breastseg.workflows.petct.longitudinal import read_patients_csv
     from breastseg.workflows.petct.network import Recipe, cross_validate
 
@@ -445,7 +446,7 @@ def train_cmd(
     console = Console(stderr=True)
     model = cross_validate(
         patients,
-        kind,  # type: ignore[arg-type]
+        Kind(kind),
         recipe,
         mask_name,
         checkpoints,

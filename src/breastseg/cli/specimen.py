@@ -22,7 +22,7 @@ from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lam
 from breastseg.workflows.specimen.margin import describe_interval
 from breastseg.workflows.specimen.normalisation import fit_normalisation
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
-from breastseg.workflows.specimen.preprocess import PreprocessConfig
+from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig
 from breastseg.workflows.specimen.threshold import fit_threshold_model
 
 _FACES = ("+x", "-x", "+y", "-y", "+z", "-z")
@@ -111,9 +111,9 @@ def specimen() -> None:
 )
 @click.option(
     "--pet-units",
-    type=click.Choice(["BQML", "SUVbw", "SUL"]),
+    type=click.Choice(["BQML", "SUVbw", "SUL"], case_sensitive=False),
     default=None,
-    help="Units of a NIfTI/NRRD PET, which does not store them (DICOM says it itself).",
+    help="Units of a NIfTI/NRRD PET, which does not store them (DICOM says it itself); any letter case.",
 )
 @click.option(
     "--pet-info",
@@ -215,7 +215,7 @@ def assess(
     config = AssessConfig(
         method="resunet" if method == "resunet" else "threshold",
         model=model,
-        pet_units=pet_units,  # type: ignore[arg-type]
+        pet_units=PetUnits(pet_units) if pet_units else None,
         positive_margin_mm=positive_margin_mm,
         keep_largest_component=not keep_all_components,
         face_names=_face_names(orientation),

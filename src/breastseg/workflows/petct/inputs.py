@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,15 @@ from breastseg.registration import register_rigid
 from breastseg.workflows.petct.longitudinal import first_existing, read_scan_pet
 from breastseg.workflows.petct.readout import read_mask_on
 
-Kind = Literal["baseline", "followup"]
+
+class Kind(StrEnum):
+    """Which network a scan feeds (``--kind``): the baseline one (PET + CT) or the follow-up one (+ the registered
+    baseline PET and its lesion mask)."""
+
+    BASELINE = "baseline"
+    FOLLOWUP = "followup"
+
+
 SUV_CLIP = (0.0, 5.0)
 BODY_HU = -500.0
 CHANNELS: dict[str, tuple[str, ...]] = {
@@ -82,7 +91,7 @@ def _clipped_suv(folder: Path) -> tuple[Image, np.ndarray]:
 
 def read_channels(
     folder: str | Path,
-    kind: Kind = "baseline",
+    kind: Kind = Kind.BASELINE,
     mask_name: str | None = "lesions.nii.gz",
     baseline: str | Path | None = None,
     baseline_mask_name: str = "lesions.nii.gz",

@@ -32,7 +32,7 @@ from breastseg.errors import InputError
 from breastseg.io import read_image, write_image
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.nnunet import read_dataset_json
-from breastseg.workflows.petct.inputs import CHANNELS, DESCRIPTIONS, read_channels
+from breastseg.workflows.petct.inputs import CHANNELS, DESCRIPTIONS, Kind, read_channels
 from breastseg.workflows.petct.longitudinal import PatientScans, patient_folds
 
 PREDICTION_NAME = "lesions_nnunet.nii.gz"
@@ -73,7 +73,7 @@ def export_dataset(
     for p in patients:
         folder = p.scan(kind)
         case = f"{p.patient_id}_{kind}"
-        scan = read_channels(folder, kind, mask_name, p.baseline, mask_name)  # type: ignore[arg-type]
+        scan = read_channels(folder, Kind(kind), mask_name, p.baseline, mask_name)
         for c, image in enumerate(scan.images):
             write_image(image.with_array(image.array.astype(np.float32)), images / f"{case}_{c:04d}.nii.gz")
         assert scan.lesions is not None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from enum import StrEnum
+from typing import TypeVar
 
 import edt
 import numpy as np
@@ -33,7 +34,13 @@ from breastseg.suv import to_suv
 #: air in HU, the value the background is set to
 AIR_HU = -1000.0
 
-PetUnits = Literal["BQML", "SUVbw", "SUL"]
+
+class PetUnits(StrEnum):
+    """What a PET's values are (``--pet-units``): Bq/ml, SUVbw, or SUL (lean body mass)."""
+
+    BQML = "BQML"
+    SUVBW = "SUVbw"
+    SUL = "SUL"
 
 
 @dataclass(frozen=True)
