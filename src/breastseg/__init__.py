@@ -7,14 +7,41 @@ Conventions used everywhere in the package:
 * ``origin`` (the centre of voxel 0) and ``direction`` are physical and follow DICOM / ITK: patient LPS
   coordinates ``(x, y, z)`` in mm, and a direction matrix whose column ``i`` is the unit vector of ITK index
   axis ``i`` (``i = 0`` is the array's last axis, x).
+
+The commands' Python twins are importable from here (each loads its workflow, and torch, on first use)::
+
+    import breastseg
+    result = breastseg.run_assessment("ct/", "pet/", "out/")             # breastseg specimen assess
+    scan = breastseg.measure_scan("pet/", "lesions.nii.gz", "bio/")      # breastseg petct biomarkers
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from breastseg._version import __version__
 from breastseg.errors import BreastsegError, InputError, ModelError
 from breastseg.image import Grid, Image
 from breastseg.io import read_image, write_image
+
+if TYPE_CHECKING:
+    from breastseg.evaluation.compare import compare_masks
+    from breastseg.workflows.mri.pipeline import evaluate_cases
+    from breastseg.workflows.petct.evaluate import evaluate_patients
+    from breastseg.workflows.petct.longitudinal import measure_response
+    from breastseg.workflows.petct.scan import measure_scan
+    from breastseg.workflows.specimen.pipeline import run_assessment
+
+#: each command's library function → its module (imported on first use: ``import breastseg`` stays light)
+COMMANDS = {
+    "run_assessment": "breastseg.workflows.specimen.pipeline",  # specimen assess
+    "measure_scan": "breastseg.workflows.petct.scan",  # petct biomarkers
+    "measure_response": "breastseg.workflows.petct.longitudinal",  # petct response
+    "evaluate_patients": "breastseg.workflows.petct.evaluate",  # petct evaluate
+    "evaluate_cases": "breastseg.workflows.mri.pipeline",  # mri evaluate
+    "compare_masks": "breastseg.evaluation.compare",  # evaluate seg
+}
 
 __all__ = [
     "BreastsegError",
@@ -23,6 +50,18 @@ __all__ = [
     "InputError",
     "ModelError",
     "__version__",
+    "compare_masks",
+    "evaluate_cases",
+    "evaluate_patients",
+    "measure_response",
+    "measure_scan",
     "read_image",
+    "run_assessment",
     "write_image",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in COMMANDS:
+        return getattr(importlib.import_module(COMMANDS[name]), name)
+    raise AttributeError(f"module 'breastseg' has no attribute {name!r}")

@@ -103,3 +103,21 @@ def test_the_command_line_starts_without_the_network_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_python_api_names_each_command_function_and_stays_light() -> None:
+    """``breastseg.<command function>`` is the function the command calls; importing breastseg loads no torch."""
+    code = (
+        "import sys, breastseg; light = 'torch' not in sys.modules; "
+        "from breastseg.workflows.petct.scan import measure_scan; "
+        "print(light, breastseg.measure_scan is measure_scan, sorted(breastseg.COMMANDS) == sorted("
+        "n for n in breastseg.__all__ if n in breastseg.COMMANDS))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "True"]
+    import breastseg
+
+    for name, module in breastseg.COMMANDS.items():
+        assert getattr(breastseg, name).__module__ == module
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        breastseg.nope  # noqa: B018
