@@ -216,12 +216,13 @@ def train_cmd(
       breastseg mri train --exams exams/cases.csv --out mri.pt --filters 16 --epochs 30
     """
     from breastseg.learn.trainer import Loss
-    from breastseg.workflows.mri.inputs import MriPreprocessing
-    from breastseg.workflows.mri.network import MriRecipe, train_mri
+    from breastseg.workflows.mri.harmonise import Method
+    from breastseg.workflows.mri.inputs import BreastMode, MriPreprocessing
+    from breastseg.workflows.mri.network import MriRecipe, Network, train_mri
     from breastseg.workflows.mri.pipeline import prepare_cases, read_cases_csv, validation_split
 
     recipe = MriRecipe(
-        network=network,  # type: ignore[arg-type]
+        network=Network(network),
         patch_size=patch,
         first_channels=filters,
         epochs=epochs,
@@ -232,8 +233,8 @@ def train_cmd(
         seed=seed,
     )
     recipe.net_config()  # a patch the network cannot take fails before any exam is read
-    breast_mode = "threshold" if breast_model_path is None else "network"
-    pre = MriPreprocessing(upsample_above_mm, registration, breast_mode)  # type: ignore[arg-type]
+    breast_mode = BreastMode.THRESHOLD if breast_model_path is None else BreastMode.NETWORK
+    pre = MriPreprocessing(upsample_above_mm, Method(registration), breast_mode)
     cases = read_cases_csv(cases_csv)
     console = Console(stderr=True)
     with console.status("preparing exams…") as status:

@@ -585,6 +585,7 @@ def predict_cmd(
       breastseg petct predict --model followup.pt --patients patients.csv --timepoint followup \\
           --baseline-mask-name lesions_pred.nii.gz --out-name lesions_fu_pred.nii.gz
     """
+    from breastseg.workflows.petct.inputs import Kind
     from breastseg.workflows.petct.longitudinal import PatientScans, read_patients_csv
     from breastseg.workflows.petct.network import PetctModel, predict_patients
 
@@ -609,7 +610,7 @@ def predict_cmd(
         done = predict_patients(
             model,
             patients,
-            timepoint,  # type: ignore[arg-type]
+            Kind(timepoint),
             out_name,
             baseline_mask_name,
             device,

@@ -319,11 +319,11 @@ def petct_phantom(
           --mask patient0/baseline/lesions.nii.gz --liver-mask patient0/baseline/liver.nii.gz --out bio0
     """
     from breastseg.phantoms.base import write_pet_ct_dicom
-    from breastseg.phantoms.wholebody import WholeBodyPhantomConfig, make_wholebody_pair
+    from breastseg.phantoms.wholebody import Response, WholeBodyPhantomConfig, make_wholebody_pair
 
     cfg = WholeBodyPhantomConfig(
         seed=seed,
-        response=response,  # type: ignore[arg-type]
+        response=Response(response),
         lesions=lesions,
         ct_spacing_mm=(ct_spacing_mm,) * 3,
         pet_spacing_mm=(pet_spacing_mm,) * 3,

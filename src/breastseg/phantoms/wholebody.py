@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -34,7 +35,16 @@ from breastseg.errors import InputError
 from breastseg.image import Grid, Image
 from breastseg.phantoms.base import Phantom, phantom_patient
 
-Response = Literal["PMR", "SMD", "PMD", "CMR"]
+
+class Response(StrEnum):
+    """The phantom's simulated treatment response (PERCIST categories)."""
+
+    PMR = "PMR"
+    SMD = "SMD"
+    PMD = "PMD"
+    CMR = "CMR"
+
+
 Site = Literal["bone", "liver", "node"]
 
 #: lymph-node stations in the body frame (x, y, z) mm
@@ -72,7 +82,7 @@ class WholeBodyPhantomConfig:
     pet_relative_noise: float = 0.12
     ct_noise_hu: float = 15.0
     lesions: int = 6
-    response: Response = "PMR"
+    response: Response = Response.PMR
     rotation_deg: float = 2.0
     shift_mm: tuple[float, float, float] = (4.0, -3.0, 6.0)
     patient_weight_kg: float = 68.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 import numpy as np
@@ -27,7 +28,13 @@ from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.registration import register_bspline, register_rigid
 
-Method = Literal["bspline", "rigid", "none"]
+
+class Method(StrEnum):
+    """How the phases are registered onto the first T1c (``--registration``): B-spline, rigid, or not at all."""
+
+    BSPLINE = "bspline"
+    RIGID = "rigid"
+    NONE = "none"
 
 
 @dataclass(eq=False)
@@ -69,7 +76,7 @@ def harmonise(
     post: Sequence[Image],
     post_times_s: Sequence[float],
     breast: Callable[[Image], np.ndarray] | np.ndarray | None = None,
-    method: Method = "bspline",
+    method: Method = Method.BSPLINE,
     upsample_above_mm: float = 0.6,
     progress: Callable[[str], None] | None = None,
     t2: Image | None = None,

@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -34,13 +35,20 @@ BREAST_CHANNEL = 3
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
+class BreastMode(StrEnum):
+    """Where the breast mask comes from: the study's rule, or a breast network (given at each use)."""
+
+    THRESHOLD = "threshold"
+    NETWORK = "network"
+
+
 @dataclass(frozen=True)
 class MriPreprocessing:
     """How an exam is harmonised (stored in the model, so segmentation repeats training's steps)."""
 
     upsample_above_mm: float = 0.6
-    registration: Method = "bspline"
-    breast: Literal["threshold", "network"] = "threshold"  # the rule, or a breast network (given at each use)
+    registration: Method = Method.BSPLINE
+    breast: BreastMode = BreastMode.THRESHOLD  # the rule, or a breast network (given at each use)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,8 +24,9 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,15 @@ from breastseg.workflows.mri.readouts import TumourReadout, tumour_readout
 
 MODEL_KIND = "breastseg.mri.tumour"
 MODEL_SCHEMA_VERSION = 1
-Network = Literal["valid_unet", "monai_unet"]
+
+
+class Network(StrEnum):
+    """The tumour network (``--network``): the study's valid-padding 3D U-Net, or MONAI's 3D U-Net."""
+
+    VALID_UNET = "valid_unet"
+    MONAI_UNET = "monai_unet"
+
+
 DEFAULT_PATCH: dict[str, tuple[int, int, int]] = {"valid_unet": (19, 75, 75), "monai_unet": (16, 80, 80)}
 
 
@@ -61,7 +70,7 @@ DEFAULT_PATCH: dict[str, tuple[int, int, int]] = {"valid_unet": (19, 75, 75), "m
 class MriRecipe:
     """Training recipe (defaults: the study's network at its ≈ 3 M parameters; tests use a tiny one)."""
 
-    network: Network = "valid_unet"
+    network: Network = Network.VALID_UNET
     patch_size: tuple[int, int, int] | None = None  # None: DEFAULT_PATCH of the network
     first_channels: int = 52
     epochs: int = 60
