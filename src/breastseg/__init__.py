@@ -27,11 +27,12 @@ from breastseg.io import read_image, write_image
 
 if TYPE_CHECKING:
     from breastseg.evaluation.compare import compare_masks
-    from breastseg.workflows.mri.pipeline import evaluate_cases
+    from breastseg.workflows.mri.pipeline import evaluate_cases, segment_to_folder
     from breastseg.workflows.petct.evaluate import evaluate_patients
     from breastseg.workflows.petct.longitudinal import measure_response
     from breastseg.workflows.petct.scan import measure_scan
     from breastseg.workflows.specimen.pipeline import run_assessment
+    from breastseg.workflows.ultrasound.predict import predict_images
 
 #: each command's library function → its module (imported on first use: ``import breastseg`` stays light)
 COMMANDS = {
@@ -40,6 +41,8 @@ COMMANDS = {
     "measure_response": "breastseg.workflows.petct.longitudinal",  # petct response
     "evaluate_patients": "breastseg.workflows.petct.evaluate",  # petct evaluate
     "evaluate_cases": "breastseg.workflows.mri.pipeline",  # mri evaluate
+    "segment_to_folder": "breastseg.workflows.mri.pipeline",  # mri segment (an exam read, a model loaded)
+    "predict_images": "breastseg.workflows.ultrasound.predict",  # ultrasound predict (a model loaded)
     "compare_masks": "breastseg.evaluation.compare",  # evaluate seg
 }
 
@@ -55,8 +58,10 @@ __all__ = [
     "evaluate_patients",
     "measure_response",
     "measure_scan",
+    "predict_images",
     "read_image",
     "run_assessment",
+    "segment_to_folder",
     "write_image",
 ]
 
