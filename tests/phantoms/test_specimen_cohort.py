@@ -125,3 +125,16 @@ def test_a_version_2_cohort_bread_loafs_its_lamellae(tmp_path: Path) -> None:
     assert doc["config"]["phantom_version"] == 2
     truth = json.loads((tmp_path / "specimens" / "case000" / "truth.json").read_text())
     assert truth["phantom_version"] == 2 and "confounder_volumes_ml" in truth
+
+
+def test_the_command_reports_the_positives_the_truths_hold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Specimens of lamella patients keep that patient's margin, so the count asked for is not the count made: 4
+    specimens ask for (positive, positive, 0.5, 2.0 mm), but the first 3 are the lamella patients' (positive, 1, 3 mm)
+    — 1 positive, which the command must print (it printed the 2 asked for)."""
+    from breastseg.cli.main import main
+
+    args = ["phantom", "specimen-cohort", "--out", str(tmp_path), "--nst", "3", "--lamellae", "1"]
+    assert main([*args, "--specimens", "4", "--shared", "3", "--ct-spacing-mm", "0.5", "--pet-spacing-mm", "1.0"]) == 0
+    truths = [json.loads(p.read_text()) for p in sorted((tmp_path / "specimens").glob("case*/truth.json"))]
+    assert [t["margin_status"] for t in truths] == ["positive", "negative", "negative", "negative"]
+    assert "4 (1 positive, 3 from lamella patients)" in capsys.readouterr().out

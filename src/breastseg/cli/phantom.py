@@ -224,7 +224,8 @@ def specimen(
     type=click.IntRange(min=0),
     default=20,
     show_default=True,
-    help="3D specimens with a known margin (40 % positive, the rest 0.5–5 mm).",
+    help="3D specimens with a known margin (40 % drawn positive, the rest 0.5–5 mm; a --shared one keeps its "
+    "lamella patient's margin, so the printed count of positives is what the truths hold).",
 )
 @click.option(
     "--shared",
@@ -258,10 +259,10 @@ def specimen_cohort(
     Example:
       breastseg phantom specimen-cohort --out cohort --nst 15 --specimens 20
     """
+    from breastseg.io.tables import read_csv_rows
     from breastseg.phantoms.specimen_cohort import CohortConfig, specimen_margins, write_cohort
 
     margins = specimen_margins(specimens)
-    n_pos = sum(m is None for m in margins)
     cfg = CohortConfig(
         nst_patients=nst,
         ilc_patients=ilc,
@@ -278,6 +279,9 @@ def specimen_cohort(
     console = Console(stderr=True)
     with console.status("generating…") as status:
         written = write_cohort(out_dir, cfg, progress=lambda text: status.update(text))
+    # what the phantoms' truths say, not what was asked for: specimens of lamella patients keep that patient's margin
+    rows = read_csv_rows(written["specimens"], ("margin_status",), "specimen manifest") if specimens else []
+    n_pos = sum(r["margin_status"] == "positive" for r in rows)
     table = Table(title="specimen cohort", show_header=False)
     table.add_row("lamella patients", f"{nst} NST, {ilc} ILC, {dcis} DCIS × {lamellae} slices")
     table.add_row("3D specimens", f"{specimens} ({n_pos} positive, {min(shared, specimens)} from lamella patients)")
