@@ -4,6 +4,7 @@ analysis, evaluation and the nnU-Net bridge."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 import numpy as np
@@ -513,8 +514,10 @@ class _ContrastType(click.ParamType):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
         text = str(value).strip().lower()
-        if text in ("model", "off"):
-            return text
+        if text == "model":
+            return "model"
+        if text == "off":
+            return None
         try:
             ratio = float(text)
         except ValueError:
@@ -570,7 +573,7 @@ def predict_cmd(
     baseline_mask_name: str,
     out_name: str,
     mirror: bool,
-    min_contrast: str | float,
+    min_contrast: float | Literal["model"] | None,
     device: str,
 ) -> None:
     """Segment lesions with a trained PET/CT model; writes the mask (PET grid) into each scan folder.
@@ -616,7 +619,7 @@ def predict_cmd(
             device,
             mirror,
             progress=status.update,
-            min_contrast=None if min_contrast == "off" else min_contrast,  # type: ignore[arg-type]
+            min_contrast=min_contrast,
         )
     for pid, info in done.items():
         who = pid or "new patient"
