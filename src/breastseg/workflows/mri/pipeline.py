@@ -20,10 +20,11 @@ import numpy as np
 
 from breastseg._version import __version__
 from breastseg.errors import InputError
+from breastseg.evaluation.compare import compare_masks
 from breastseg.image import Image
-from breastseg.io import write_image
+from breastseg.io import read_image, write_image
 from breastseg.io.atomic import write_json
-from breastseg.io.tables import read_csv_rows
+from breastseg.io.tables import read_csv_rows, write_csv_rows
 from breastseg.workflows.mri.exam import DceExam
 from breastseg.workflows.mri.figures import dce_report_figure
 from breastseg.workflows.mri.inputs import (
@@ -153,11 +154,6 @@ def evaluate_cases(
     :mod:`breastseg.evaluation.compare`): Dice, HD95 (mm), volumes (ml), volume error (%), curve type. Writes
     ``cases.csv`` and ``evaluation.json``; returns ``{"summary": …, "cases": rows}`` (``model_source``, where the
     model came from, is recorded in the summary)."""
-    from breastseg.evaluation.compare import compare_masks
-    from breastseg.io import read_image
-    from breastseg.io.tables import write_csv_rows
-    from breastseg.workflows.mri.inputs import read_exam_folder
-
     out = Path(out_dir)
     rows = []
     for i, case in enumerate(cases):

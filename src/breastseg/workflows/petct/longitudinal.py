@@ -26,6 +26,7 @@ import numpy as np
 from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io.dicom import SeriesIdentity
+from breastseg.learn.splits import stratified_group_folds
 from breastseg.masks import label_components
 from breastseg.registration import Registration, register_rigid
 from breastseg.workflows.petct.biomarkers import Biomarkers, PeakDefinition, compute_biomarkers
@@ -90,8 +91,6 @@ def patient_folds(patients: Sequence[PatientScans], n_folds: int, seed: int = 0)
     """The held-out patient ids of each cross-validation fold: patients grouped (a patient's scans stay
     together), folds balanced by site. ``petct train`` and the nnU-Net export's ``splits_final.json`` both use
     these, so the native and the nnU-Net ensembles hold out the same patients."""
-    from breastseg.learn.splits import stratified_group_folds
-
     return stratified_group_folds({p.patient_id: p.site or "all" for p in patients}, n_folds, seed)
 
 
