@@ -47,10 +47,10 @@ def main() -> None:
             assessment = assess_specimen(ct, pet, info, run_cfg)
             t_write = time.perf_counter()
             write_assessment(assessment, ct, Path(tmp) / name.replace(" ", "_"))
-            timings = assessment.result["timings_s"]
+            timings = assessment.result.timings_s
             timings["write (masks, figure, report)"] = time.perf_counter() - t_write
             timings["assess + write"] = timings["total"] + timings["write (masks, figure, report)"]
-            results[name] = assessment.result
+            results[name] = assessment.result.to_json()
     steps = list(results["working 0.2 mm"]["timings_s"])
     print(f"{'step':<32}" + "".join(f"{name:>16}" for name in results))
     for step in steps:

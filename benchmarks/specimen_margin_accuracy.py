@@ -92,7 +92,7 @@ def main() -> None:
         for name, cfg in methods.items():
             t0 = time.perf_counter()
             model = loaded if name == "resunet" else None
-            r = assess_specimen(ph.images["ct"], ph.images["pet"], info, cfg, model=model).result
+            r = assess_specimen(ph.images["ct"], ph.images["pet"], info, cfg, model=model).result.to_json()
             margin = r["min_margin_mm"]
             error = None if margin is None else margin - truth
             interval = r["margin_interval_mm"]

@@ -101,7 +101,7 @@ def main() -> None:
             cells = []
             for name, cfg in methods.items():
                 a = assess_specimen(ph.images["ct"], ph.images["pet"], info, cfg)
-                r = a.result
+                r = a.result.to_json()
                 calls[name].append(r["margin_status"] == "positive")
                 true_tumour = ph.images["tumour"].array[a.pair.crop] > 0
                 aucs[name].append(pr_auc(a.probability[a.pair.tissue], true_tumour[a.pair.tissue]))

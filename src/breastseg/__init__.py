@@ -12,6 +12,7 @@ The commands' Python twins are importable from here (each loads its workflow, an
 
     import breastseg
     result = breastseg.run_assessment("ct/", "pet/", "out/")             # breastseg specimen assess
+    result.margin.status, result.margin.min_margin_mm                    # "negative", 1.42 (mm)
     scan = breastseg.measure_scan("pet/", "lesions.nii.gz", "bio/")      # breastseg petct biomarkers
 """
 

@@ -115,7 +115,7 @@ def specimen_outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
         SpecimenPhantomConfig(seed=2, ct_spacing_mm=0.4, pet_spacing_mm=0.8, tumour_diameter_mm=8, margin_mm=1.0)
     )
     folders = write_specimen_dicom(ph, root / "dicom")
-    result = run_assessment(folders["ct"], folders["pet"], root / "assessment", dicom_out=root / "pacs")
+    result = run_assessment(folders["ct"], folders["pet"], root / "assessment", dicom_out=root / "pacs").to_json()
     return root, result, folders["ct"], ph
 
 

@@ -62,17 +62,17 @@ class SpecimenRunner:
                 state = LoadedBundle(state.path, state.bundle, state.bundle.ensemble(exclude_patient=patient))
         ct, pet, info = load_specimen(case.inputs["ct"], case.inputs["pet"], case.inputs.get("pet_info"), cfg.pet_units)
         assessment = assess_specimen(ct, pet, info, cfg, model=state)
-        assessment.result["inputs"] = {k: str(v) for k, v in case.inputs.items()}
+        assessment.result = assessment.result.with_inputs({k: str(v) for k, v in case.inputs.items()})
         write_assessment(assessment, ct, out_dir)
         r = assessment.result
         return {
-            "margin_status": r["margin_status"],
-            "min_margin_mm": r["min_margin_mm"],
-            "closest_face": r["closest_face"],
-            "tumour_volume_ml": r["tumour_volume_ml"],
-            "specimen_volume_ml": r["specimen_volume_ml"],
-            "tumour_sul_max": r["tumour_sul_max"],
-            "ensemble_positive_fraction": r.get("ensemble_positive_fraction"),
+            "margin_status": r.margin.status,
+            "min_margin_mm": r.margin.min_margin_mm,
+            "closest_face": r.margin.closest_face,
+            "tumour_volume_ml": r.tumour_volume_ml,
+            "specimen_volume_ml": r.specimen_volume_ml,
+            "tumour_sul_max": r.tumour_sul_max,
+            "ensemble_positive_fraction": r.margin.ensemble_positive_fraction,
         }
 
     def summary(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -194,12 +194,12 @@ class ResponseRunner:
             peak_definition=self.peak_definition,
             tolerance_mm=self.tolerance_mm,
         )
-        if not result["assessable"]:  # recorded as such, and kept out of the cohort's response analysis
+        if not result.assessable:  # recorded as such, and kept out of the cohort's response analysis
             from breastseg.sanity import NotAssessable
 
-            raise NotAssessable("registration", f"{case.case_id}: {result['percist']['reason']}")
-        out: dict[str, Any] = {"percist": result["percist"]["category"], "new_lesions": result["new_lesions"]["count"]}
-        out.update({f"delta_{k}": v for k, v in result["change_percent"].items()})
+            raise NotAssessable("registration", f"{case.case_id}: {result.percist.reason}")
+        out: dict[str, Any] = {"percist": result.percist.category, "new_lesions": result.new_lesion_count}
+        out.update({f"delta_{k}": v for k, v in result.change_percent.items()})
         return out
 
     def summary(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -272,9 +272,7 @@ class MriRunner:
             result = segment_to_folder(
                 read_exam_folder(case.inputs["exam"]), state, tmp, self.fraction, device=self.device
             )
-        t = result["tumour"]
-        out = {k: t.get(k) for k in ("volume_ml", "longest_diameter_mm", "curve_type", "late_change_percent")}
-        out["functional_volume_ml"] = t.get("functional_volume_ml")
+        out: dict[str, Any] = result.tumour.to_json()
         if "reference" in case.inputs:
             reference = read_image(case.inputs["reference"])
             predicted, _ = prediction_on_reference(read_image(out_dir / "tumour.nii.gz"), reference, "the segmentation")
@@ -325,9 +323,13 @@ class UltrasoundRunner:
 
         with atomic_path(out_dir, producer="ultrasound predict") as tmp:
             (result,) = predict_images([case.inputs["image"]], state, tmp, self.threshold, flip=self.flip)
-        out = {k: result[k] for k in ("lesion_found", "area_px", "area_mm2")}
+        out: dict[str, Any] = {
+            "lesion_found": result.lesion_found,
+            "area_px": result.area_px,
+            "area_mm2": result.area_mm2,
+        }
         if "mask" in case.inputs:
-            predicted = np.asarray(PILImage.open(out_dir / result["mask"])) > 0
+            predicted = np.asarray(PILImage.open(out_dir / result.mask)) > 0
             with PILImage.open(case.inputs["mask"]) as im:
                 reference = np.asarray(im.convert("L")) > 0
             if reference.shape != predicted.shape:

@@ -88,7 +88,7 @@ def seg(
         ignore_label=ignore_label,
         pred_name=str(pred_path),
         ref_name=str(ref_path),
-    )
+    ).to_json()
     text = json.dumps(result, indent=2)
     if out_path is not None:
         from breastseg.io.atomic import write_json

@@ -117,23 +117,23 @@ def segment(
         if t2_path is not None:
             exam.t2 = read_image(t2_path, modality="MR")
     else:
-        if not t1c_paths or times is None:
+        if t1_path is None or not t1c_paths or times is None:
             raise InputError("--t1 needs at least one --t1c and the --times of the post-contrast phases")
-        given = times if Path(times).suffix == ".json" else [float(t) for t in times.split(",")]
-        exam = read_dce_files(t1_path, list(t1c_paths), given, t2_path)  # type: ignore[arg-type]
+        given: str | list[float] = times if Path(times).suffix == ".json" else [float(t) for t in times.split(",")]
+        exam = read_dce_files(t1_path, list(t1c_paths), given, t2_path)
     model = MriModel.load(model_path)
     console = Console(stderr=True)
     with console.status("segmenting…") as status:
         breast = _breast_network(breast_model_path, device)
         result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, status.update, breast)
-    t = result["tumour"]
+    t = result.tumour
     table = Table(title=f"breast DCE-MRI: {exam.source}", show_header=False)
-    table.add_row("tumour volume", f"{t['volume_ml']:.2f} ml")
-    table.add_row("longest diameter", f"{t['longest_diameter_mm']:.1f} mm")
-    curve = t["curve_type"] or "—"
-    change = "" if t["late_change_percent"] is None else f" (late change {t['late_change_percent']:+.0f} %)"
+    table.add_row("tumour volume", f"{t.volume_ml:.2f} ml")
+    table.add_row("longest diameter", f"{t.longest_diameter_mm:.1f} mm")
+    curve = t.curve_type or "—"
+    change = "" if t.late_change_percent is None else f" (late change {t.late_change_percent:+.0f} %)"
     table.add_row("kinetic curve", curve + change)
-    ftv = t["functional_volume_ml"]
+    ftv = t.functional_volume_ml
     table.add_row("functional tumour volume", "—" if ftv is None else f"{ftv:.2f} ml (PE ≥ 70 %)")
     table.add_row("written", str(out_dir))
     Console().print(table)
@@ -273,23 +273,24 @@ def evaluate_cmd(
     cases = read_cases_csv(cases_csv)
     breast = _breast_network(breast_model_path, device)
     with Console(stderr=True).status("evaluating…") as status:
-        doc = evaluate_cases(
+        evaluation = evaluate_cases(
             cases, model, out_dir, fraction, device, breast, progress=status.update, model_source=str(model_path)
         )
-    rows, summary = doc["cases"], doc["summary"]
-    table = Table(title=f"MRI evaluation, {len(rows)} exams")
+    table = Table(title=f"MRI evaluation, {len(evaluation.cases)} exams")
     for col in ("case", "Dice", "HD95 (mm)", "volume ref / pred (ml)", "curve"):
         table.add_column(col)
-    for r in rows:
+    for c in evaluation.cases:
         table.add_row(
-            r["case_id"],
-            f"{r['dice']:.3f}",
-            f"{r['hd95_mm']:.1f}",
-            f"{r['reference_volume_ml']:.2f} / {r['predicted_volume_ml']:.2f}",
-            str(r["curve_type"]),
+            c.case_id,
+            f"{c.dice:.3f}",
+            f"{c.hd95_mm:.1f}",
+            f"{c.reference_volume_ml:.2f} / {c.predicted_volume_ml:.2f}",
+            str(c.curve_type),
         )
     Console().print(table)
-    Console().print(f"mean Dice {summary['mean_dice']:.3f}, median {summary['median_dice']:.3f} → {out_dir}")
+    mean, median = evaluation.mean_dice, evaluation.median_dice
+    shown = "—" if mean is None or median is None else f"{mean:.3f}, median {median:.3f}"
+    Console().print(f"mean Dice {shown} → {out_dir}")
 
 
 @mri.command("train-breast")

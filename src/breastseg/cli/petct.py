@@ -189,16 +189,16 @@ def response_cmd(
             check_pairing=not allow_pair_mismatch,
             progress=lambda step: status.update(f"{step}…"),
         )
-    p = result["percist"]
-    if not result["assessable"]:
-        Console().print(f"PERCIST: [bold red]NOT ASSESSABLE[/bold red] ({p['reason']})")
+    p = result.percist
+    if not result.assessable:
+        Console().print(f"PERCIST: [bold red]NOT ASSESSABLE[/bold red] ({p.reason})")
         Console().print(f"written {out_dir / 'response.json'} (look at mip.png)")
         return
-    change = result["change_percent"].get("sul_peak")
+    change = result.change_percent.get("sul_peak")
     change_text = f"{change:+.0f} %" if change is not None else "n/a"
     Console().print(
-        f"PERCIST: [bold]{p['category']}[/bold] ({p['reason']}); SULpeak change {change_text}; "
-        f"new lesions {result['new_lesions']['count']}"
+        f"PERCIST: [bold]{p.category}[/bold] ({p.reason}); SULpeak change {change_text}; "
+        f"new lesions {result.new_lesion_count}"
     )
     Console().print(f"written {out_dir / 'response.json'}")
 
@@ -354,14 +354,14 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
     from breastseg.workflows.petct.evaluate import evaluate_patients
     from breastseg.workflows.petct.longitudinal import read_patients_csv
 
-    doc = evaluate_patients(read_patients_csv(patients_csv), pred_names, out_dir, ref_name, timepoint)
-    summaries = doc["summaries"]
+    evaluation = evaluate_patients(read_patients_csv(patients_csv), pred_names, out_dir, ref_name, timepoint)
     console = Console()
-    for name, s in summaries.items():
-        mean = f"{s['mean_dice']:.3f}" if s["mean_dice"] is not None else "—"
+    for name, s in evaluation.summaries.items():
+        mean = f"{s.mean_dice:.3f}" if s.mean_dice is not None else "—"
+        pooled = f"{s.global_dice:.3f}" if s.global_dice is not None else "—"
         console.print(
-            f"{name}: {s['scans']} scans, mean Dice {mean}, global Dice {s['global_dice']:.3f}, lesion recall "
-            f"{s['lesion_recall']}, precision {s['lesion_precision']}"
+            f"{name}: {s.scans} scans, mean Dice {mean}, global Dice {pooled}, lesion recall "
+            f"{s.lesion_recall}, precision {s.lesion_precision}"
         )
     console.print(f"written {out_dir / 'evaluation.json'}")
 

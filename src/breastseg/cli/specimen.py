@@ -236,24 +236,24 @@ def assess(
             dicom_out=dicom_out,
             overwrite=overwrite,
         )
-    margin = result["min_margin_mm"]
+    m = result.margin
     table = Table(title="specimen margin", show_header=False)
-    colour = "red" if result["margin_status"] == "positive" else "green"
-    table.add_row("status", f"[bold {colour}]{result['margin_status'].upper()}[/]")
-    table.add_row("minimum margin", "—" if margin is None else f"{margin:.2f} mm")
-    if (interval := describe_interval(result)) is not None:
+    colour = "red" if result.positive else "green"
+    table.add_row("status", f"[bold {colour}]{m.status.upper()}[/]")
+    table.add_row("minimum margin", "—" if m.min_margin_mm is None else f"{m.min_margin_mm:.2f} mm")
+    if (interval := describe_interval(m.as_dict())) is not None:
         table.add_row("margin interval", interval)
-    table.add_row("closest face", str(result["closest_face"]))
-    if result.get("ensemble_positive_fraction") is not None:
-        table.add_row("ensemble calling positive", f"{100 * result['ensemble_positive_fraction']:.0f} %")
-    table.add_row("tumour volume", f"{result['tumour_volume_ml']:.2f} ml")
-    table.add_row("time", f"{result['timings_s']['total']:.1f} s")
+    table.add_row("closest face", str(m.closest_face))
+    if m.ensemble_positive_fraction is not None:
+        table.add_row("ensemble calling positive", f"{100 * m.ensemble_positive_fraction:.0f} %")
+    table.add_row("tumour volume", f"{result.tumour_volume_ml:.2f} ml")
+    table.add_row("time", f"{result.timings_s['total']:.1f} s")
     table.add_row("report", str(out_dir / "report.html"))
     if dicom_out is not None:
         table.add_row("DICOM", f"{dicom_out} (seg.dcm, sr.dcm, report.dcm)")
-    if result.get("reason"):
-        table.add_row("note", result["reason"])
-    for warning in result.get("warnings") or []:
+    if m.reason:
+        table.add_row("note", m.reason)
+    for warning in result.warnings:
         table.add_row("[bold yellow]warning[/]", warning)
     Console().print(table)
 

@@ -402,8 +402,8 @@ def predict_cmd(image_path: Path, model: Path | None, threshold: float, flip: bo
         results = predict_images(
             paths, loaded, out_dir, threshold, lambda done, _n: bar.update(task, completed=done), flip
         )
-    write_json({"model": str(model or "packaged"), "images": results}, out_dir / "summary.json")
-    found = sum(r["lesion_found"] for r in results)
+    write_json({"model": str(model or "packaged"), "images": [r.to_json() for r in results]}, out_dir / "summary.json")
+    found = sum(r.lesion_found for r in results)
     Console().print(f"{len(results)} images, a lesion found in {found}; written to {out_dir}")
 
 

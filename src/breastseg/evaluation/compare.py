@@ -12,6 +12,7 @@ positives. The result says ``prediction_resampled``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,77 @@ def _values(array: np.ndarray, most: int = 8) -> str:
     return shown + (f" … ({len(found)} in all)" if len(found) > most else "")
 
 
+@dataclass(frozen=True)
+class MaskComparison:
+    """Every metric of one predicted mask against its reference (:func:`compare_masks`).
+
+    Attributes:
+        prediction, reference: the two masks' names (paths, as given).
+        spacing_mm: the reference grid's spacing, array order, mm.
+        prediction_resampled: the prediction was moved onto the reference's grid (the module's rule).
+        dice, precision, recall, pixel_accuracy: overlap metrics (1 where the denominator is 0).
+        hd95_mm, assd_mm: 95th-percentile Hausdorff and average symmetric surface distance, mm (the image
+            diagonal when ``hd95_defined`` is False: one mask empty).
+        surface_dice: surface Dice at ``tolerance_mm``.
+        prediction_size, reference_size: foreground volume in ml (3D) or area in cm² (2D); ``size_unit`` says.
+        confusion: pixel counts.
+        ignored_pixels: reference pixels labelled unknown and left out; ``None`` without an ignore label.
+        lesions: lesion-wise detection (3D only).
+    """
+
+    prediction: str
+    reference: str
+    spacing_mm: tuple[float, ...]
+    prediction_resampled: bool
+    dice: float
+    precision: float
+    recall: float
+    pixel_accuracy: float
+    hd95_mm: float
+    hd95_defined: bool
+    assd_mm: float
+    surface_dice: float
+    tolerance_mm: float
+    prediction_size: float
+    reference_size: float
+    size_unit: str
+    confusion: M.Confusion
+    ignored_pixels: int | None = None
+    lesions: M.LesionDetection | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``breastseg evaluate seg`` prints and writes; sizes keyed ``prediction_volume_ml`` (3D) or
+        ``prediction_area_cm2`` (2D)."""
+        key = "volume_ml" if self.size_unit == "ml" else "area_cm2"
+        c = self.confusion
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "prediction": self.prediction,
+            "reference": self.reference,
+            "spacing_mm": list(self.spacing_mm),
+            "prediction_resampled": self.prediction_resampled,
+            "dice": self.dice,
+            "precision": self.precision,
+            "recall": self.recall,
+            "pixel_accuracy": self.pixel_accuracy,
+            "hd95_mm": self.hd95_mm,
+            "hd95_defined": self.hd95_defined,
+            "assd_mm": self.assd_mm,
+            "surface_dice": self.surface_dice,
+            "tolerance_mm": self.tolerance_mm,
+            f"prediction_{key}": self.prediction_size,
+            f"reference_{key}": self.reference_size,
+            "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
+        }
+        if self.ignored_pixels is not None:
+            out["ignored_pixels"] = self.ignored_pixels
+        if (d := self.lesions) is not None:
+            out["lesions"] = {"tp": d.tp, "fn": d.fn, "fp": d.fp, "recall": d.recall, "precision": d.precision}
+        if not self.hd95_defined:
+            out["note"] = "one mask is empty: HD95 and ASSD are set to the image diagonal (the worst case)"
+        return out
+
+
 def compare_masks(
     pred: Image,
     ref: Image,
@@ -87,9 +159,9 @@ def compare_masks(
     ignore_label: int | None = None,
     pred_name: str = "prediction",
     ref_name: str = "reference",
-) -> dict[str, Any]:
-    """All segmentation metrics of ``pred`` against ``ref`` (on ``ref``'s grid, by the module's rule), as a
-    JSON-ready dict.
+) -> MaskComparison:
+    """All segmentation metrics of ``pred`` against ``ref`` (on ``ref``'s grid, by the module's rule)
+    (:meth:`MaskComparison.to_json` is what ``evaluate seg`` writes).
 
     Args:
         tolerance_mm: surface Dice tolerance.
@@ -99,7 +171,7 @@ def compare_masks(
 
     Returns:
         Dice, precision, recall, pixel accuracy, HD95 (mm), ASSD (mm), surface Dice, volumes (ml, or cm² for
-        2D), and for 3D the lesion-wise detection counts. Every number's unit is in its key.
+        2D), and for 3D the lesion-wise detection counts.
     """
     pred, resampled = prediction_on_reference(pred, ref, pred_name, ref_name)
     ref_values = np.asarray(ref.array)
@@ -116,31 +188,24 @@ def compare_masks(
     conf = M.confusion(p, r, ignore)
     surf = M.surface_metrics(np.where(ignore, False, p) if ignore is not None else p, r, ref.spacing, tolerance_mm)
     voxel = ref.voxel_volume_ml if ref.ndim == 3 else ref.pixel_area_cm2
-    size_key = "volume_ml" if ref.ndim == 3 else "area_cm2"
-    out: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "prediction": pred_name,
-        "reference": ref_name,
-        "spacing_mm": list(ref.spacing),
-        "prediction_resampled": resampled,
-        "dice": M.dice(p, r, ignore),
-        "precision": M.precision(p, r, ignore),
-        "recall": M.recall(p, r, ignore),
-        "pixel_accuracy": M.pixel_accuracy(p, r, ignore),
-        "hd95_mm": surf.hd95_mm,
-        "hd95_defined": surf.hd95_defined,
-        "assd_mm": surf.assd_mm,
-        "surface_dice": surf.surface_dice,
-        "tolerance_mm": tolerance_mm,
-        f"prediction_{size_key}": float(np.count_nonzero(p) * voxel),
-        f"reference_{size_key}": float(np.count_nonzero(r) * voxel),
-        "confusion": {"tp": conf.tp, "fp": conf.fp, "fn": conf.fn, "tn": conf.tn},
-    }
-    if ignore is not None:
-        out["ignored_pixels"] = int(np.count_nonzero(ignore))
-    if ref.ndim == 3:
-        det = M.lesion_detection(p, r, ref.spacing)
-        out["lesions"] = {"tp": det.tp, "fn": det.fn, "fp": det.fp, "recall": det.recall, "precision": det.precision}
-    if not surf.hd95_defined:
-        out["note"] = "one mask is empty: HD95 and ASSD are set to the image diagonal (the worst case)"
-    return out
+    return MaskComparison(
+        prediction=pred_name,
+        reference=ref_name,
+        spacing_mm=tuple(ref.spacing),
+        prediction_resampled=resampled,
+        dice=M.dice(p, r, ignore),
+        precision=M.precision(p, r, ignore),
+        recall=M.recall(p, r, ignore),
+        pixel_accuracy=M.pixel_accuracy(p, r, ignore),
+        hd95_mm=surf.hd95_mm,
+        hd95_defined=surf.hd95_defined,
+        assd_mm=surf.assd_mm,
+        surface_dice=surf.surface_dice,
+        tolerance_mm=tolerance_mm,
+        prediction_size=float(np.count_nonzero(p) * voxel),
+        reference_size=float(np.count_nonzero(r) * voxel),
+        size_unit="ml" if ref.ndim == 3 else "cm2",
+        confusion=conf,
+        ignored_pixels=int(np.count_nonzero(ignore)) if ignore is not None else None,
+        lesions=M.lesion_detection(p, r, ref.spacing) if ref.ndim == 3 else None,
+    )

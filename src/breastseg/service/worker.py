@@ -106,10 +106,10 @@ class Worker:
         result = run_assessment(folder, folder, out / ASSESSMENT, cfg.assess, progress=progress, dicom_out=out / DICOM)
         t1 = time.time()
         summary: dict[str, Any] = {
-            "margin_status": result["margin_status"],
-            "min_margin_mm": result["min_margin_mm"],
-            "closest_face": result["closest_face"],
-            "tumour_volume_ml": result["tumour_volume_ml"],
+            "margin_status": result.margin.status,
+            "min_margin_mm": result.margin.min_margin_mm,
+            "closest_face": result.margin.closest_face,
+            "tumour_volume_ml": result.tumour_volume_ml,
             "assessment_s": round(t1 - t0, 3),
             "destination": str(cfg.destination) if cfg.destination else None,
         }

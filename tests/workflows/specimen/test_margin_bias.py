@@ -24,7 +24,7 @@ def test_the_packaged_bundle_reads_held_out_margins_within_its_measured_bias() -
         ph = make_specimen_phantom(SpecimenPhantomConfig(seed=seed, margin_mm=margin, placement="translated"))
         info = pet_info_from_mapping(ph.truth["pet"], f"phantom {seed}")
         result = assess_specimen(ph.images["ct"], ph.images["pet"], info, AssessConfig(method="resunet")).result
-        assert result["margin_status"] == "negative" and result["min_margin_mm"] is not None
-        errors.append(result["min_margin_mm"] - ph.truth["margin_mm"])
+        assert result.margin.status == "negative" and result.margin.min_margin_mm is not None
+        errors.append(result.margin.min_margin_mm - ph.truth["margin_mm"])
     assert MEAN_ERROR_MM[0] <= float(np.mean(errors)) <= MEAN_ERROR_MM[1], errors
     assert max(abs(e) for e in errors) <= WORST_CASE_MM, errors

@@ -21,14 +21,14 @@ from tests.workflows.specimen.conftest import clean_phantom, phantom_pet_info
 def test_threshold_method_calls_clean_phantoms_right(seed: int, margin_mm: float | None) -> None:
     ph = clean_phantom(seed, margin_mm)
     result = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph)).result
-    assert result["margin_status"] == ph.truth["margin_status"]
+    assert result.margin.status == ph.truth["margin_status"]
     if margin_mm is None:
-        assert result["min_margin_mm"] == 0.0
+        assert result.margin.min_margin_mm == 0.0
     else:
         # the PET's ~1 mm blur widens the thresholded tumour: measured margins err on the safe side
-        assert 0.1 < result["min_margin_mm"] <= ph.truth["margin_mm"] + 0.2
-    assert result["tumour_volume_ml"] == pytest.approx(ph.truth["tumour_volume_ml"], rel=0.6)
-    assert result["specimen_volume_ml"] == pytest.approx(ph.truth["specimen_volume_ml"], rel=0.03)
+        assert 0.1 < result.margin.min_margin_mm <= ph.truth["margin_mm"] + 0.2
+    assert result.tumour_volume_ml == pytest.approx(ph.truth["tumour_volume_ml"], rel=0.6)
+    assert result.specimen_volume_ml == pytest.approx(ph.truth["specimen_volume_ml"], rel=0.03)
 
 
 def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Phantom) -> None:
@@ -84,9 +84,13 @@ def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Ph
 def test_dicom_inputs_read_suv_from_headers(tmp_path: Path, positive_phantom: Phantom) -> None:
     paths = write_specimen_dicom(positive_phantom, tmp_path / "dicom")
     result = run_assessment(paths["ct"], paths["pet"], tmp_path / "out")
-    assert result["margin_status"] == "positive"
+    assert result.margin.status == "positive"
+    # what the Python caller gets is what result.json holds (it adds only the list of files written)
+    on_disk = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert {k: v for k, v in on_disk.items() if k != "files"} == json.loads(json.dumps(result.to_json()))
+    assert on_disk["inputs"] == {"ct": str(paths["ct"]), "pet": str(paths["pet"])}
     sul_factor = positive_phantom.truth["pet"]["sul_per_bqml"] / positive_phantom.truth["pet"]["suvbw_per_bqml"]
-    assert result["tumour_sul_max"] == pytest.approx(4.0 * sul_factor, rel=0.35)
+    assert result.tumour_sul_max == pytest.approx(4.0 * sul_factor, rel=0.35)
 
 
 def test_the_margin_interval_must_bracket_the_probability_threshold() -> None:
@@ -109,8 +113,8 @@ def test_empty_prediction_is_an_explicit_negative(negative_phantom: Phantom, tmp
     (tmp_path / "never.json").write_text(json.dumps(model))
     cfg = AssessConfig(model=str(tmp_path / "never.json"))
     result = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), cfg).result
-    assert result["margin_status"] == "negative" and result["min_margin_mm"] is None
-    assert result["reason"] == "no tumour predicted in the specimen"
+    assert result.margin.status == "negative" and result.margin.min_margin_mm is None
+    assert result.margin.reason == "no tumour predicted in the specimen"
 
 
 def test_failed_run_leaves_no_half_written_folder(
@@ -176,9 +180,9 @@ def test_resunet_bundle_runs_triplanar(tmp_path: Path, tiny_bundle, phantom_lame
     a = assess_specimen(
         ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), cfg, model=pipeline.start_model_load(cfg)
     )
-    assert a.result["model"]["members_used"] == 3 and a.result["model"]["input"] == "ct+pet"
-    assert a.result["model"]["device"] == "cpu" and a.result["model"]["precision"] in ("float32", "bfloat16")
-    assert a.result["ensemble_positive_fraction"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert a.result.model["members_used"] == 3 and a.result.model["input"] == "ct+pet"
+    assert a.result.model["device"] == "cpu" and a.result.model["precision"] in ("float32", "bfloat16")
+    assert a.result.margin.ensemble_positive_fraction in (0.0, 1 / 3, 2 / 3, 1.0)
     truth = ph.images["tumour"].array[a.pair.crop] > 0
     assert dice(a.tumour, truth) > 0.5
     # the leakage guard: naming a patient every member saw is refused rather than silently used
@@ -210,7 +214,7 @@ def test_resunet_runs_at_the_bundle_pixel_size_on_a_finer_ct(tmp_path: Path, tin
         )
     )
     a = assess_specimen(ph.images["ct"], ph.images["pet"], phantom_pet_info(ph), AssessConfig("resunet", str(path)))
-    assert a.result["model"]["pixel_spacing_mm"] == pytest.approx([0.3, 0.3, 0.3], rel=0.02)
-    assert a.result["working_spacing_mm"] == pytest.approx([0.15, 0.15, 0.15])
+    assert a.result.model["pixel_spacing_mm"] == pytest.approx([0.3, 0.3, 0.3], rel=0.02)
+    assert a.result.working_spacing_mm == pytest.approx([0.15, 0.15, 0.15])
     assert a.tumour.shape == a.pair.tissue.shape
     assert dice(a.tumour, ph.images["tumour"].array[a.pair.crop] > 0) > 0.5

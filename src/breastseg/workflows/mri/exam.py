@@ -48,13 +48,13 @@ def read_dce_dicom(folder: str | Path, series_uid: str | None = None) -> DceExam
         raise InputError(
             f"{folder}: a DCE exam needs a pre-contrast and at least one post-contrast phase, found {len(phases)}"
         )
-    times = [p.seconds_from_first for p, _ in phases]
-    if any(t is None for t in times):
+    times = [float(t) for p, _ in phases if (t := p.seconds_from_first) is not None]
+    if len(times) != len(phases):
         raise InputError(f"{folder}: phase acquisition times are missing (AcquisitionDate/AcquisitionTime)")
     images = [s.image for _, s in phases]
     for k, image in enumerate(images):
         check_image(image, f"{folder}, phase {k}")
-    return DceExam(images[0], images[1:], [float(t) for t in times[1:]], str(folder))  # type: ignore[arg-type]
+    return DceExam(images[0], images[1:], times[1:], str(folder))
 
 
 def read_times(times: Sequence[float] | str | Path) -> list[float]:

@@ -11,8 +11,9 @@ Outputs of :func:`segment_to_folder` (each written to a temporary file, then ren
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,89 @@ from breastseg.workflows.mri.inputs import (
     read_reference,
 )
 from breastseg.workflows.mri.network import MriModel, segment_exam
+from breastseg.workflows.mri.readouts import TumourReadout
+
+
+@dataclass(frozen=True)
+class MriSegmentation:
+    """What :func:`segment_to_folder` read from one exam (``result.json`` is :meth:`to_json`).
+
+    Attributes:
+        exam: where the exam was read from.
+        tumour: the read-outs (volume ml, longest diameter mm, curve type, functional tumour volume ml).
+        tumour_found: the mask holds at least one voxel.
+        post_times_s: the post-contrast phases' times after injection, s.
+        has_t2: a T2 series was part of the input.
+        harmonisation: how the exam was brought to the model's inputs (T1 scale, in-plane upsampling,
+            registration, breast mask, working grid spacing in mm).
+        fraction, per_slice: the post-processing's settings.
+        model: the model's card.
+    """
+
+    exam: str
+    tumour: TumourReadout
+    tumour_found: bool
+    post_times_s: list[float]
+    has_t2: bool
+    harmonisation: dict[str, Any]
+    fraction: float
+    per_slice: bool
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exam": self.exam,
+            "tumour": self.tumour.to_json(),
+            "tumour_found": self.tumour_found,
+            "post_times_s": self.post_times_s,
+            "t2": self.has_t2,
+            "harmonisation": self.harmonisation,
+            "postprocessing": {"fraction": self.fraction, "per_slice": self.per_slice},
+            "model": self.model,
+            "breastseg_version": __version__,
+            "units": {"volume_ml": "ml", "longest_diameter_mm": "mm", "functional_volume_ml": "ml (PE ≥ 70 %)"},
+        }
+
+
+@dataclass(frozen=True)
+class CaseScore:
+    """One exam of :func:`evaluate_cases` against its reference (volumes ml, HD95 mm, volume error %)."""
+
+    case_id: str
+    dice: float
+    hd95_mm: float
+    reference_volume_ml: float
+    predicted_volume_ml: float
+    volume_error_percent: float | None
+    curve_type: str | None
+
+    def row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MriEvaluation:
+    """What :func:`evaluate_cases` scored (``evaluation.json`` is :meth:`to_json`)."""
+
+    cases: list[CaseScore]
+    model_source: str | None = None
+
+    @property
+    def mean_dice(self) -> float | None:
+        return float(np.mean([c.dice for c in self.cases])) if self.cases else None
+
+    @property
+    def median_dice(self) -> float | None:
+        return float(np.median([c.dice for c in self.cases])) if self.cases else None
+
+    def to_json(self) -> dict[str, Any]:
+        summary = {
+            "cases": len(self.cases),
+            "mean_dice": self.mean_dice,
+            "median_dice": self.median_dice,
+            "model": self.model_source,
+        }
+        return {"summary": summary, "cases": [c.row() for c in self.cases]}
 
 
 def segment_to_folder(
@@ -46,7 +130,7 @@ def segment_to_folder(
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
     breast_network: Callable[[Image], np.ndarray] | None = None,
-) -> dict[str, Any]:
+) -> MriSegmentation:
     """Segment the tumour of ``exam`` with ``model`` and write the outputs (see the module docstring);
     ``breast_network`` as :func:`breastseg.workflows.mri.inputs.prepare_exam`."""
     out = Path(out_dir)
@@ -54,24 +138,23 @@ def segment_to_folder(
     prepared = prepare_exam(exam, model.preprocessing, progress, breast_network)
     seg = segment_exam(model, prepared, fraction, per_slice, device, progress)
     h = prepared.harmonised
-    result = {
-        "exam": exam.source,
-        "tumour": seg.readout.to_json(),
-        "tumour_found": bool(seg.mask.array.any()),
-        "post_times_s": h.post_times_s,
-        "t2": h.t2 is not None,
-        "harmonisation": {
+    result = MriSegmentation(
+        exam=exam.source,
+        tumour=seg.readout,
+        tumour_found=bool(seg.mask.array.any()),
+        post_times_s=list(h.post_times_s),
+        has_t2=h.t2 is not None,
+        harmonisation={
             "t1_scale": h.scale,
             "upsampled_in_plane": h.upsampled,
             "registration": model.preprocessing.registration,
             "breast_mask": model.preprocessing.breast,
             "grid_spacing_mm": list(prepared.grid_image.spacing),
         },
-        "postprocessing": {"fraction": fraction, "per_slice": per_slice},
-        "model": model.card,
-        "breastseg_version": __version__,
-        "units": {"volume_ml": "ml", "longest_diameter_mm": "mm", "functional_volume_ml": "ml (PE ≥ 70 %)"},
-    }
+        fraction=fraction,
+        per_slice=per_slice,
+        model=model.card,
+    )
     write_image(seg.mask_original, out / "tumour.nii.gz")
     write_image(seg.probability, out / "probability.nii.gz")
     dce_report_figure(
@@ -86,7 +169,7 @@ def segment_to_folder(
         f"{seg.readout.curve_type or 'no curve'}",
         t2=None if h.t2 is None else h.t2.array,
     )
-    write_json(result, out / "result.json")
+    write_json(result.to_json(), out / "result.json")
     return result
 
 
@@ -148,12 +231,12 @@ def evaluate_cases(
     breast_network: Callable[[Image], np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
     model_source: str | None = None,
-) -> dict[str, Any]:
+) -> MriEvaluation:
     """``mri evaluate``: segment every exam of ``cases`` into ``out_dir/<case>/`` (:func:`segment_to_folder`) and
     score it against the case's reference mask on the reference's grid (the rule of
     :mod:`breastseg.evaluation.compare`): Dice, HD95 (mm), volumes (ml), volume error (%), curve type. Writes
-    ``cases.csv`` and ``evaluation.json``; returns ``{"summary": …, "cases": rows}`` (``model_source``, where the
-    model came from, is recorded in the summary)."""
+    ``cases.csv`` and ``evaluation.json`` (``model_source``, where the model came from, is recorded in its
+    summary)."""
     out = Path(out_dir)
     rows = []
     for i, case in enumerate(cases):
@@ -168,26 +251,19 @@ def evaluate_cases(
         ref = read_image(ref_path)
         ref = ref.with_array((np.asarray(ref.array) > 0).astype(np.uint8), units="label")
         m = compare_masks(pred, ref, pred_name="the segmentation (first T1c grid)", ref_name=str(ref_path))
-        ref_ml, pred_ml = m["reference_volume_ml"], m["prediction_volume_ml"]
+        ref_ml, pred_ml = m.reference_size, m.prediction_size
         rows.append(
-            {
-                "case_id": case.case_id,
-                "dice": m["dice"],
-                "hd95_mm": m["hd95_mm"],
-                "reference_volume_ml": ref_ml,
-                "predicted_volume_ml": pred_ml,
-                "volume_error_percent": 100.0 * (pred_ml - ref_ml) / ref_ml if ref_ml else None,
-                "curve_type": result["tumour"]["curve_type"],
-            }
+            CaseScore(
+                case_id=case.case_id,
+                dice=m.dice,
+                hd95_mm=m.hd95_mm,
+                reference_volume_ml=ref_ml,
+                predicted_volume_ml=pred_ml,
+                volume_error_percent=100.0 * (pred_ml - ref_ml) / ref_ml if ref_ml else None,
+                curve_type=result.tumour.curve_type,
+            )
         )
-    write_csv_rows(rows, out / "cases.csv")
-    dices = [r["dice"] for r in rows]
-    summary = {
-        "cases": len(rows),
-        "mean_dice": float(np.mean(dices)) if dices else None,
-        "median_dice": float(np.median(dices)) if dices else None,
-        "model": model_source,
-    }
-    doc = {"summary": summary, "cases": rows}
-    write_json(doc, out / "evaluation.json")
-    return doc
+    write_csv_rows([r.row() for r in rows], out / "cases.csv")
+    evaluation = MriEvaluation(rows, model_source)
+    write_json(evaluation.to_json(), out / "evaluation.json")
+    return evaluation

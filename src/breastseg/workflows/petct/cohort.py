@@ -138,11 +138,10 @@ def agreement_analysis(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     names = [k[: -len("_auto")] for k in (rows[0] if rows else {}) if k.endswith("_auto")]
     out: dict[str, Any] = {}
     for name in names:
-        pairs = [(r.get(f"{name}_auto"), r.get(f"{name}_manual")) for r in rows]
-        if any(a is None or m is None for a, m in pairs):
+        auto = [float(a) for r in rows if (a := r.get(f"{name}_auto")) is not None]
+        manual = [float(m) for r in rows if (m := r.get(f"{name}_manual")) is not None]
+        if len(auto) != len(rows) or len(manual) != len(rows):  # a row without both values: no agreement
             continue
-        auto = [float(a) for a, _ in pairs]  # type: ignore[arg-type]
-        manual = [float(m) for _, m in pairs]  # type: ignore[arg-type]
         ccc = lins_ccc(auto, manual)
         out[name] = {
             "n": len(auto),

@@ -158,8 +158,8 @@ class Preprocessing:
         try:
             return cls(
                 doc["kind"],
-                tuple(float(v) for v in doc["spacing_mm"]),  # type: ignore[arg-type]
-                tuple(float(v) for v in doc["ct_clip_hu"]),  # type: ignore[arg-type]
+                _three(doc["spacing_mm"]),
+                (float(doc["ct_clip_hu"][0]), float(doc["ct_clip_hu"][1])),
                 float(doc["ct_mean_hu"]),
                 float(doc["ct_sd_hu"]),
             )
@@ -204,7 +204,7 @@ def fit_preprocessing(scans: Sequence[ScanChannels], kind: Kind) -> Preprocessin
     voxels (over the body when no scan has a lesion)."""
     if not scans:
         raise InputError("no training scans to fit the preprocessing on")
-    spacing = tuple(float(v) for v in np.median([s.grid.spacing for s in scans], axis=0))
+    spacing = _three(np.median([s.grid.spacing for s in scans], axis=0))
     ct_index = CHANNELS[kind].index("ct")
     values = [s.images[ct_index].array[s.lesions] for s in scans if s.lesions is not None and s.lesions.any()]
     if not values:
@@ -215,4 +215,10 @@ def fit_preprocessing(scans: Sequence[ScanChannels], kind: Kind) -> Preprocessin
     lo, hi = (float(v) for v in np.percentile(hu, [0.5, 99.5]))
     clipped = np.clip(hu, lo, hi)
     sd = float(clipped.std())
-    return Preprocessing(kind, spacing, (lo, hi), float(clipped.mean()), sd if sd > 0 else 1.0)  # type: ignore[arg-type]
+    return Preprocessing(kind, spacing, (lo, hi), float(clipped.mean()), sd if sd > 0 else 1.0)
+
+
+def _three(values: Any) -> tuple[float, float, float]:
+    """Three numbers (a spacing in mm, array order) as floats."""
+    z, y, x = (float(v) for v in values)
+    return z, y, x

@@ -28,12 +28,13 @@ from breastseg.image import Image
 from breastseg.io.dicom import SeriesIdentity
 from breastseg.learn.splits import stratified_group_folds
 from breastseg.masks import label_components
-from breastseg.registration import Registration, register_rigid
+from breastseg.registration import IntensityRegistration, Registration, register_rigid
 from breastseg.workflows.petct.biomarkers import Biomarkers, PeakDefinition, compute_biomarkers
 from breastseg.workflows.petct.readout import LoadedPet, load_pet, read_mask_on
 from breastseg.workflows.petct.response import (
     NOT_ASSESSABLE,
     LiverReference,
+    PercistResult,
     liver_reference,
     percent_changes,
     percist,
@@ -226,13 +227,90 @@ def _for_change(markers: dict[str, Any]) -> dict[str, float | None]:
     return values
 
 
+@dataclass(frozen=True)
+class ResponseAssessment:
+    """The response of one patient between two scans (``response.json`` is :meth:`to_json`).
+
+    Attributes:
+        assessable: the registration passed (:func:`registration_quality`); when False ``percist.category`` is
+            ``"not assessable"`` and no new lesion is counted.
+        percist: the PERCIST category with what decided it (SULpeak of both scans, change % and in SUL).
+        liver: the baseline liver reference (mean and SD of SUL) when a liver mask was given.
+        baseline, followup: each scan's biomarkers (SULpeak, SUVmax, MTV ml, TLG, indices).
+        new_lesion_labels: follow-up lesion labels with no baseline lesion within ``tolerance_mm``.
+        tolerance_mm: how far (mm) a follow-up lesion may lie from a registered baseline lesion and be the same.
+        registration: the rigid transform found (baseline PET onto follow-up PET).
+        registration_quality: its log-uptake ``correlation`` and ``overlap``.
+        sources: the baseline's and follow-up's folders.
+    """
+
+    assessable: bool
+    percist: PercistResult
+    liver: LiverReference | None
+    baseline: Biomarkers
+    followup: Biomarkers
+    new_lesion_labels: list[int]
+    tolerance_mm: float
+    registration: IntensityRegistration
+    registration_quality: dict[str, float]
+    sources: tuple[str, str]
+
+    @property
+    def new_lesion_count(self) -> int | None:
+        """How many new lesions; ``None`` when not assessable (none can be counted then)."""
+        return len(self.new_lesion_labels) if self.assessable else None
+
+    @property
+    def change_percent(self) -> dict[str, float | None]:
+        """Δ% of each biomarker from baseline to follow-up (``None`` where the baseline is 0)."""
+        return percent_changes(_for_change(self.baseline.to_dict()), _for_change(self.followup.to_dict()))
+
+    def to_json(self) -> dict[str, Any]:
+        c, b, a = self.percist, self.baseline.to_dict(), self.followup.to_dict()
+        return {
+            "assessable": self.assessable,
+            "percist": {
+                "category": c.category,
+                "responder": c.responder,
+                "reason": c.reason,
+                "baseline_sul_peak": c.baseline_sul_peak,
+                "followup_sul_peak": c.followup_sul_peak,
+                "change_percent": c.change_percent,
+                "change_sul": c.change_sul,
+                "liver_reference": None
+                if self.liver is None
+                else {"mean_sul": self.liver.mean_sul, "sd_sul": self.liver.sd_sul},
+                "sul_peak_definition": self.baseline.sul_peak_definition,
+            },
+            "compared": {"baseline": _for_change(b), "followup": _for_change(a)},
+            "change_percent": self.change_percent,
+            "new_lesions": {
+                "count": self.new_lesion_count,
+                "followup_labels": self.new_lesion_labels,
+                "tolerance_mm": self.tolerance_mm,
+            },
+            "registration": {
+                "method": "rigid, Mattes mutual information (baseline PET onto follow-up PET)",
+                "metric_value": self.registration.metric_value,
+                "iterations": self.registration.iterations,
+                "log_uptake_correlation": self.registration_quality["correlation"],
+                "overlap": self.registration_quality["overlap"],
+                "passed": self.assessable,
+                "criteria": {"min_correlation": MIN_REGISTRATION_CORRELATION, "min_overlap": MIN_REGISTRATION_OVERLAP},
+            },
+            "baseline": {k: v for k, v in b.items() if k != "lesions"},
+            "followup": {k: v for k, v in a.items() if k != "lesions"},
+            "sources": {"baseline": self.sources[0], "followup": self.sources[1]},
+        }
+
+
 def assess_response(
     baseline: Scan,
     followup: Scan,
     peak_definition: PeakDefinition | str = PeakDefinition.STUDY,
     tolerance_mm: float = 10.0,
     check_pairing: bool = True,
-) -> tuple[dict[str, Any], Image]:
+) -> tuple[ResponseAssessment, Image]:
     """Biomarkers of both scans, their Δ%, new lesions and the PERCIST category; also the baseline lesion mask on
     the follow-up grid (the follow-up network's fourth channel).
 
@@ -268,45 +346,23 @@ def assess_response(
                 "patient and cover the same region"
             ),
         )
-    b, a = before.to_dict(), after.to_dict()
-    result = {
-        "assessable": registered,
-        "percist": {
-            "category": category.category,
-            "responder": category.responder,
-            "reason": category.reason,
-            "baseline_sul_peak": category.baseline_sul_peak,
-            "followup_sul_peak": category.followup_sul_peak,
-            "change_percent": category.change_percent,
-            "change_sul": category.change_sul,
-            "liver_reference": None if liver is None else {"mean_sul": liver.mean_sul, "sd_sul": liver.sd_sul},
-            "sul_peak_definition": before.sul_peak_definition,
-        },
-        "compared": {"baseline": _for_change(b), "followup": _for_change(a)},
-        "change_percent": percent_changes(_for_change(b), _for_change(a)),
-        "new_lesions": {
-            "count": len(new) if registered else None,
-            "followup_labels": new if registered else [],
-            "tolerance_mm": tolerance_mm,
-        },
-        "registration": {
-            "method": "rigid, Mattes mutual information (baseline PET onto follow-up PET)",
-            "metric_value": registration.metric_value,
-            "iterations": registration.iterations,
-            "log_uptake_correlation": quality["correlation"],
-            "overlap": quality["overlap"],
-            "passed": registered,
-            "criteria": {"min_correlation": MIN_REGISTRATION_CORRELATION, "min_overlap": MIN_REGISTRATION_OVERLAP},
-        },
-        "baseline": {k: v for k, v in b.items() if k != "lesions"},
-        "followup": {k: v for k, v in a.items() if k != "lesions"},
-        "sources": {"baseline": str(baseline.folder), "followup": str(followup.folder)},
-    }
+    result = ResponseAssessment(
+        assessable=registered,
+        percist=category,
+        liver=liver,
+        baseline=before,
+        followup=after,
+        new_lesion_labels=new if registered else [],
+        tolerance_mm=tolerance_mm,
+        registration=registration,
+        registration_quality=quality,
+        sources=(str(baseline.folder), str(followup.folder)),
+    )
     return result, warped
 
 
 def write_response(
-    result: dict[str, Any], warped: Image, baseline: Scan, followup: Scan, out_dir: str | Path
+    result: ResponseAssessment, warped: Image, baseline: Scan, followup: Scan, out_dir: str | Path
 ) -> dict[str, Path]:
     """Write what ``petct response`` writes into ``out_dir`` (replaced atomically): response.json, the baseline
     lesions on the follow-up grid and the two scans' maximum-intensity projections (mip.png)."""
@@ -325,7 +381,7 @@ def write_response(
             ],
             tmp / "mip.png",
         )
-        write_json(result, tmp / "response.json")
+        write_json(result.to_json(), tmp / "response.json")
     return {name: out_dir / name for name in ("response.json", "baseline_lesions_on_followup.nii.gz", "mip.png")}
 
 
@@ -339,9 +395,9 @@ def measure_response(
     tolerance_mm: float = 10.0,
     check_pairing: bool = True,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> ResponseAssessment:
     """``petct response``: read both scan folders (:func:`read_scan`), assess the response
-    (:func:`assess_response`) and write ``out_dir`` (:func:`write_response`); returns the response document
+    (:func:`assess_response`) and write ``out_dir`` (:func:`write_response`); returns the assessment
     (``assessable`` False, with its reason, after a failed registration — never a category then). The command,
     the batch runner and the Python API call this."""
     say = progress or (lambda _step: None)

@@ -142,7 +142,7 @@ def _score(cases: Sequence[ContrastCase], min_contrast: float | None) -> dict[st
     """Every case scored as ``petct evaluate`` scores it, pooled; F1 of the pooled lesion recall and precision."""
     scores = [score_scan(c.case, c.components.kept(min_contrast), c.reference, c.spacing) for c in cases]
     pooled = summarise_scans(scores)
-    recall, precision = pooled["lesion_recall"], pooled["lesion_precision"]
+    recall, precision = pooled.lesion_recall, pooled.lesion_precision
     if recall is None:
         f1 = None  # no reference lesion
     elif not recall or not precision:
@@ -155,7 +155,7 @@ def _score(cases: Sequence[ContrastCase], min_contrast: float | None) -> dict[st
         "lesion_recall": recall,
         "lesion_precision": precision,
         "lesion_f1": f1,
-        "global_dice": pooled["global_dice"],
+        "global_dice": pooled.global_dice,
     }
 
 

@@ -13,7 +13,6 @@ why this module imports no torch at the top.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.image import Image
 from breastseg.io import image_format, read_image, write_image
@@ -39,7 +37,6 @@ from breastseg.workflows.specimen.inference import VolumeInference, predict_volu
 from breastseg.workflows.specimen.margin import (
     INTERVAL_PROBABILITIES,
     POSITIVE_MARGIN_MM,
-    MarginResult,
     assess_margin,
     margin_interval,
     members_positive,
@@ -51,12 +48,12 @@ from breastseg.workflows.specimen.preprocess import (
     edges_touched,
     preprocess,
 )
+from breastseg.workflows.specimen.result import AssessmentResult
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
 
 if TYPE_CHECKING:
     from breastseg.workflows.specimen.bundle import EnsembleNet, ModelBundle
 
-RESULT_SCHEMA_VERSION = 1
 Method = Literal["threshold", "resunet"]
 DEFAULT_THRESHOLD_MODEL = "specimen_threshold_petct.json"
 DEFAULT_RESUNET_BUNDLE = "specimen_resunet_demo.pt"
@@ -92,11 +89,10 @@ class AssessConfig:
 class SpecimenAssessment:
     """Everything an assessment produced, before it is written."""
 
-    result: dict[str, Any]
+    result: AssessmentResult
     pair: SpecimenPair
     tumour: np.ndarray
     probability: np.ndarray
-    margin: MarginResult
     closest_index: tuple[int, int, int]
 
 
@@ -281,29 +277,28 @@ def assess_specimen(
     timings["total"] = round(time.perf_counter() - t_start, 4)
 
     if margin.closest_point_mm is not None:
-        closest = tuple(round(float(v)) for v in grid.world_to_index(margin.closest_point_mm))
+        point = np.round(grid.world_to_index(margin.closest_point_mm))
     else:
-        closest = tuple(int(v) for v in np.argwhere(pair.tissue).mean(axis=0).round())
+        point = np.argwhere(pair.tissue).mean(axis=0).round()
+    closest = (int(point[0]), int(point[1]), int(point[2]))
     voxel_ml = grid.voxel_volume_mm3 / 1000.0
     suv_in_tumour = pair.pet.array[tumour]
-    result: dict[str, Any] = {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "breastseg_version": __version__,
-        **margin.as_dict(),
-        "tumour_volume_ml": round(float(tumour.sum() * voxel_ml), 4),
-        "specimen_volume_ml": round(float(pair.tissue.sum() * voxel_ml), 4),
-        "tumour_sul_max": round(float(suv_in_tumour.max()), 4) if suv_in_tumour.size else None,
-        "tumour_sul_mean": round(float(suv_in_tumour.mean()), 4) if suv_in_tumour.size else None,
-        "method": cfg.method,
-        "model": prediction.model_info,
-        "working_spacing_mm": list(grid.spacing),
-        "warnings": list(pair.warnings),
-        "otsu_tissue_threshold_hu": round(pair.otsu_hu, 2),
-        "container_voxels_removed": int(pair.container.sum()),
-        "timings_s": timings,
-        "config": _jsonable(dataclasses.asdict(cfg)),
-    }
-    return SpecimenAssessment(result, pair, tumour, probability, margin, closest)  # type: ignore[arg-type]
+    result = AssessmentResult(
+        margin=margin,
+        tumour_volume_ml=round(float(tumour.sum() * voxel_ml), 4),
+        specimen_volume_ml=round(float(pair.tissue.sum() * voxel_ml), 4),
+        tumour_sul_max=round(float(suv_in_tumour.max()), 4) if suv_in_tumour.size else None,
+        tumour_sul_mean=round(float(suv_in_tumour.mean()), 4) if suv_in_tumour.size else None,
+        method=cfg.method,
+        model=prediction.model_info,
+        working_spacing_mm=tuple(grid.spacing),
+        warnings=tuple(pair.warnings),
+        otsu_tissue_threshold_hu=round(pair.otsu_hu, 2),
+        container_voxels_removed=int(pair.container.sum()),
+        timings_s=timings,
+        config=cfg,
+    )
+    return SpecimenAssessment(result, pair, tumour, probability, closest)
 
 
 def _refuse_tumour_at_image_edge(pair: SpecimenPair, tumour: np.ndarray, ct_source: str) -> None:
@@ -317,10 +312,6 @@ def _refuse_tumour_at_image_edge(pair: SpecimenPair, tumour: np.ndarray, ct_sour
             f"{ct_source}: the tumour reaches the edge of the CT's field of view ({', '.join(cut)}); it may go on "
             "beyond the image, so no margin can be read. Scan the whole specimen",
         )
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str))
 
 
 def _full_grid(pair: SpecimenPair, mask: np.ndarray, original_ct: Image) -> Image:
@@ -352,11 +343,11 @@ def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir
             a.tumour,
             a.closest_index,
             tmp / "figures" / "closest_point.png",
-            title=f"margin {a.result['margin_status']}"
-            + (f", {a.result['min_margin_mm']:.2f} mm" if a.result["min_margin_mm"] is not None else ""),
+            title=f"margin {a.result.margin.status}"
+            + (f", {a.result.margin.min_margin_mm:.2f} mm" if a.result.margin.min_margin_mm is not None else ""),
         )
         paths["figure"] = fig
-        result = dict(a.result)
+        result = a.result.to_json()
         result["files"] = {
             "tumour_mask": "tumour_mask.nii.gz",
             "specimen_mask": "specimen_mask.nii.gz",
@@ -377,8 +368,9 @@ def run_assessment(
     progress: Callable[[str], None] | None = None,
     dicom_out: str | Path | None = None,
     overwrite: bool = False,
-) -> dict[str, Any]:
-    """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns the result dict.
+) -> AssessmentResult:
+    """Read, assess and write; the Python twin of ``breastseg specimen assess``. Returns what was read
+    (``result.json`` holds its :meth:`~breastseg.workflows.specimen.result.AssessmentResult.to_json`).
 
     ``dicom_out``: also write a DICOM SEG, SR and secondary capture there
     (:mod:`breastseg.workflows.specimen.dicom_export`); the CT must then be DICOM, the series they reference.
@@ -411,7 +403,7 @@ def run_assessment(
 
             write_not_assessable_sr(ct_series, dicom_out)
         raise
-    assessment.result["inputs"] = {"ct": str(ct_path), "pet": str(pet_path)}
+    assessment.result = assessment.result.with_inputs({"ct": str(ct_path), "pet": str(pet_path)})
     paths = write_assessment(assessment, ct, out_dir)
     if ct_series is not None and dicom_out is not None:
         from breastseg.workflows.specimen.dicom_export import write_specimen_dicom_outputs
@@ -419,7 +411,7 @@ def run_assessment(
         if progress:
             progress("writing DICOM")
         write_specimen_dicom_outputs(
-            assessment.result,
+            assessment.result.to_json(),
             _full_grid(assessment.pair, assessment.tumour, ct).array > 0,
             _full_grid(assessment.pair, assessment.pair.tissue, ct).array > 0,
             ct_series,

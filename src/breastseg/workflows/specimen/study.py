@@ -347,10 +347,10 @@ def assess_cases(
             )
             a = assess_specimen(ct, pet, info, cfg)
             r = a.result
-            row[f"{method}_positive"] = r["margin_status"] == "positive"
-            row[f"{method}_margin_mm"] = r["min_margin_mm"]
-            row[f"{method}_models_used"] = r["model"].get("members_used", r["model"].get("folds_used"))
-            row[f"{method}_seconds"] = r["timings_s"]["total"]
+            row[f"{method}_positive"] = r.positive
+            row[f"{method}_margin_mm"] = r.margin.min_margin_mm
+            row[f"{method}_models_used"] = r.model.get("members_used", r.model.get("folds_used"))
+            row[f"{method}_seconds"] = r.timings_s["total"]
             if truth_mask is not None and truth_mask.shape == ct.shape:
                 row[f"{method}_pr_auc"] = pr_auc(a.probability[a.pair.tissue], truth_mask[a.pair.crop][a.pair.tissue])
         rows.append(row)

@@ -108,6 +108,40 @@ def _save_png(array: np.ndarray, path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ImagePrediction:
+    """One image's predicted lesion (``<stem>.json`` is :meth:`to_json`).
+
+    Attributes:
+        image: the image's path.
+        area_px: the mask's pixels; ``area_mm2`` its area when the image states its pixel spacing (``(row,
+            column)`` mm, ``pixel_spacing_mm``), else ``None``.
+        mask, overlay: the written PNGs' names, beside the JSON.
+    """
+
+    image: str
+    area_px: int
+    pixel_spacing_mm: tuple[float, float] | None
+    area_mm2: float | None
+    mask: str
+    overlay: str
+
+    @property
+    def lesion_found(self) -> bool:
+        return self.area_px > 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "lesion_found": self.lesion_found,
+            "area_px": self.area_px,
+            "pixel_spacing_mm": None if self.pixel_spacing_mm is None else list(self.pixel_spacing_mm),
+            "area_mm2": self.area_mm2,
+            "mask": self.mask,
+            "overlay": self.overlay,
+        }
+
+
 def predict_images(
     paths: Sequence[Path],
     model: UltrasoundModel,
@@ -115,7 +149,7 @@ def predict_images(
     threshold: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
     flip: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[ImagePrediction]:
     """Predict every image with one loaded model and write mask, overlay and JSON per image (see module);
     ``flip``: left-right test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`)."""
     out = Path(out_dir)
@@ -129,16 +163,16 @@ def predict_images(
         _save_png(mask.astype(np.uint8) * 255, out / f"{stem}_mask.png")
         _save_png(overlay_rgb(image.pixels, mask), out / f"{stem}_overlay.png")
         area_px = int(mask.sum())
-        result = {
-            "image": str(path),
-            "lesion_found": area_px > 0,
-            "area_px": area_px,
-            "pixel_spacing_mm": list(image.spacing_mm) if image.spacing_mm else None,
-            "area_mm2": round(area_px * image.spacing_mm[0] * image.spacing_mm[1], 3) if image.spacing_mm else None,
-            "mask": f"{stem}_mask.png",
-            "overlay": f"{stem}_overlay.png",
-        }
-        write_json(result, out / f"{stem}.json")
+        spacing = image.spacing_mm
+        result = ImagePrediction(
+            image=str(path),
+            area_px=area_px,
+            pixel_spacing_mm=(spacing[0], spacing[1]) if spacing else None,
+            area_mm2=round(area_px * spacing[0] * spacing[1], 3) if spacing else None,
+            mask=f"{stem}_mask.png",
+            overlay=f"{stem}_overlay.png",
+        )
+        write_json(result.to_json(), out / f"{stem}.json")
         results.append(result)
         if progress is not None:
             progress(i + 1, len(paths))
