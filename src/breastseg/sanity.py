@@ -3,7 +3,7 @@ work, never turned into a confident answer.
 
 Each check raises :class:`SanityError` (an :class:`~breastseg.errors.InputError`: one line naming the file and the
 fix, exit code 2 on the command line) with a short ``code`` that tests, the job store and the docs use
-(``docs/reference/refusals.md``). :class:`NotAssessable` is the sub-kind for inputs that are readable and well
+(``docs/explanation/refusals.md``). :class:`NotAssessable` is the sub-kind for inputs that are readable and well
 formed but hold no usable signal (a PET without uptake in the specimen): the read-out is "not assessable", never
 "negative".
 
