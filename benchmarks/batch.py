@@ -23,10 +23,12 @@ from tests.servers import dask_cluster  # noqa: E402
 from breastseg.batch.engine import run_batch  # noqa: E402
 from breastseg.batch.manifest import read_manifest  # noqa: E402
 from breastseg.batch.runners import SpecimenRunner  # noqa: E402
+from breastseg.machine import print_header  # noqa: E402
 from breastseg.phantoms.specimen_cohort import CohortConfig, specimen_margins, write_cohort  # noqa: E402
 
 
 def main() -> None:
+    print_header(__doc__ or "batch")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=12)
     args = parser.parse_args()

@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from breastseg.image import Grid, Image
 from breastseg.io import read_image, write_dicom_series
+from breastseg.machine import print_header
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
 
 
@@ -69,6 +70,7 @@ def bench_pet_to_ct() -> tuple[str, float, str, float]:
 
 
 def main() -> None:
+    print_header(__doc__ or "bench_foundation")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(bench_dicom_read(Path(tmp)))

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers import dcmtk_tool, free_port, orthanc_server  # noqa: E402
 
+from breastseg.machine import print_header  # noqa: E402
 from breastseg.phantoms.specimen import (  # noqa: E402
     SpecimenPhantomConfig,
     make_specimen_phantom,
@@ -69,6 +70,7 @@ def wait_job(db: Path, study: str, timeout_s: float = 600) -> dict[str, float | 
 
 
 def main() -> None:
+    print_header(__doc__ or "dicom_service")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=3)
     parser.add_argument("--method", choices=["threshold", "resunet"], default="threshold")

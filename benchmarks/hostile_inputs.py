@@ -34,6 +34,8 @@ import pydicom
 import SimpleITK as sitk
 from PIL import Image as PILImage
 
+from breastseg.machine import print_header
+
 BREASTSEG = [sys.executable, "-m", "breastseg"]
 SMALL = ["--ct-spacing-mm", "0.4", "--pet-spacing-mm", "0.8", "--tumour-diameter-mm", "8"]
 
@@ -345,6 +347,7 @@ def batch_cases(b: Battery) -> None:
 
 
 def main() -> None:
+    print_header(__doc__ or "hostile_inputs")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, default=None, help="Work here and keep the cases (default: a temp dir).")
     args = parser.parse_args()

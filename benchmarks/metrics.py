@@ -17,6 +17,7 @@ from monai.metrics import compute_hausdorff_distance, compute_surface_dice
 from scipy import ndimage
 
 from breastseg.evaluation.metrics import hausdorff95, surface_dice, surface_metrics
+from breastseg.machine import print_header
 
 SPACING = (2.0, 0.8, 0.7)
 TOLERANCE_MM = 1.0
@@ -42,6 +43,7 @@ def best_of(fn: Callable[[], float], repeats: int = 3) -> tuple[float, float]:
 
 
 def main() -> None:
+    print_header(__doc__ or "metrics")
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(2)
     ref, pred = mask_pair()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from breastseg.learn.losses import dice_ce_loss
+from breastseg.machine import print_header
 from breastseg.nets import plan_dynunet
 from breastseg.predict.sliding import predict_sliding
 
@@ -98,6 +99,7 @@ def training_check(device: str, epochs: int) -> list[float]:
 
 
 def main() -> None:
+    print_header(__doc__ or "petct_network")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--patch", type=int, nargs="+", default=[32, 64])

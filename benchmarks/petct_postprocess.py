@@ -21,6 +21,7 @@ from typing import TypeVar
 import numpy as np
 from scipy import ndimage
 
+from breastseg.machine import print_header
 from breastseg.phantoms.wholebody import WholeBodyPhantomConfig, make_wholebody_pair
 from breastseg.workflows.petct.postprocess import SHELL_MM, component_contrasts, default_gap_mm
 
@@ -41,6 +42,7 @@ def peer_contrasts(suv: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]
 
 
 def main() -> None:
+    print_header(__doc__ or "petct_postprocess")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra", type=int, default=20, help="spurious findings added to the lesions")
     parser.add_argument("--repeats", type=int, default=5)

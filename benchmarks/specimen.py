@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from breastseg.machine import print_header
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
 from breastseg.suv import pet_info_from_mapping
 from breastseg.workflows.specimen.pipeline import AssessConfig, assess_specimen, write_assessment
@@ -18,6 +19,7 @@ from breastseg.workflows.specimen.preprocess import PreprocessConfig
 
 
 def main() -> None:
+    print_header(__doc__ or "specimen")
     t0 = time.perf_counter()
     # 300 × 250 × 200 voxels at 0.1 mm: a 30 × 25 × 20 mm field of view (x, y, z)
     cfg = SpecimenPhantomConfig(

@@ -29,6 +29,7 @@ import numpy as np
 
 from breastseg.evaluation.metrics import dice
 from breastseg.io import read_image
+from breastseg.machine import print_header
 from breastseg.phantoms import write_phantom
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
 from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference
@@ -113,6 +114,7 @@ def ct_grid_context(case: Path, model: Path) -> None:
 
 
 def main() -> None:
+    print_header(__doc__ or "specimen_inference")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model", type=Path, default=DEFAULT_BUNDLE, help="ResU-Net bundle (default: make bench-model)"

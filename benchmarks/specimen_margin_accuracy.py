@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from breastseg.machine import cpu_description
+from breastseg.machine import print_header
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
 from breastseg.suv import pet_info_from_mapping
 from breastseg.workflows.specimen.pipeline import AssessConfig, assess_specimen, load_resunet
@@ -50,6 +50,7 @@ def _value(text: str) -> int | float | str:
 
 
 def main() -> None:
+    print_header(__doc__ or "specimen_margin_accuracy")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None, help="ResU-Net bundle (default: the packaged demo bundle)")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(range(400, 400 + len(MARGINS_MM))))
@@ -79,7 +80,7 @@ def main() -> None:
         methods["threshold"] = AssessConfig(method="threshold", preprocess=pre)
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.overrides)}
     loaded = load_resunet(methods["resunet"])
-    print(f"CPU: {cpu_description()}; bundle {args.bundle or 'packaged demo'}: {len(loaded.ensemble)} members")
+    print(f"bundle {args.bundle or 'packaged demo'}: {len(loaded.ensemble)} members")
     print(f"phantom overrides: {overrides or 'none (default realism)'}; PET median kernel {pre.median_kernel_mm} mm")
     rows: dict[str, list[tuple[float, float | None, bool, bool]]] = {m: [] for m in methods}
     print("| seed | true margin | method | margin | error | interval | covers | status | s |")

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from breastseg.machine import cpu_description
+from breastseg.machine import print_header
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom
 from breastseg.suv import pet_info_from_mapping
@@ -56,13 +56,14 @@ def counts(rows: list) -> np.ndarray:
 
 
 def main() -> None:
+    print_header(__doc__ or "specimen_surface_errors")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None, help="ResU-Net bundle (default: the packaged demo bundle)")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(range(400, 406)))
     args = parser.parse_args()
     bundle = ModelBundle.load(args.bundle or default_model_path("resunet"))
     ensemble = bundle.ensemble()
-    print(f"CPU: {cpu_description()}; bundle {args.bundle or 'packaged demo'}: {len(ensemble)} members")
+    print(f"bundle {args.bundle or 'packaged demo'}: {len(ensemble)} members")
     depth_tables: dict[str, np.ndarray] = {}  # method -> (bins, 2) false positives, voxels
     member_tables: dict[int, np.ndarray] = {}
     oblique: dict[str, np.ndarray] = {}

@@ -22,7 +22,7 @@ import numpy as np
 
 from breastseg.evaluation.metrics import dice, margin_confusion, pr_auc
 from breastseg.evaluation.stats import mcnemar_exact
-from breastseg.machine import cpu_description
+from breastseg.machine import print_header
 from breastseg.phantoms.base import Phantom
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_lamellae, make_specimen_phantom, write_lamellae
 from breastseg.suv import pet_info_from_mapping
@@ -57,6 +57,7 @@ def _lamella_dice(ph: Phantom, model: ThresholdModel, span: Literal["tumour", "s
 
 
 def main() -> None:
+    print_header(__doc__ or "specimen_threshold_margins")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None, help="also evaluate this ResU-Net bundle")
     parser.add_argument(
@@ -68,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     version = args.phantom_version
     span: Literal["tumour", "specimen"] = "specimen" if version >= 2 else "tumour"
-    print(f"CPU: {cpu_description()}; phantom version {version}, lamellae through the {span}")
+    print(f"phantom version {version}, lamellae through the {span}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         manifests = []

@@ -16,6 +16,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
+from breastseg.machine import print_header
 from breastseg.workflows.petct.biomarkers import compute_biomarkers, peak, sphere_kernel
 
 SPACING = (3.27, 4.07, 4.07)
@@ -48,6 +49,7 @@ def dense_peak(sul: np.ndarray, lesions: np.ndarray) -> float:
 
 
 def main() -> None:
+    print_header(__doc__ or "sulpeak")
     sul, lesions = phantom()
     print(f"PET {SHAPE} voxels, {SPACING} mm; {int(lesions.sum())} lesion voxels")
     t0 = time.perf_counter()

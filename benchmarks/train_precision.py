@@ -16,6 +16,7 @@ import time
 import torch
 
 from breastseg.learn.losses import dice_ce_loss
+from breastseg.machine import print_header
 from breastseg.nets import NetConfig, ResUNetConfig, TorchvisionSegConfig
 from breastseg.predict.device import native_bfloat16
 
@@ -46,6 +47,7 @@ def step_seconds(config: NetConfig, bfloat16: bool, repeats: int = 5) -> float:
 
 
 def main() -> None:
+    print_header(__doc__ or "train_precision")
     print(f"native bfloat16 on this CPU: {native_bfloat16(torch.device('cpu'))}; threads {torch.get_num_threads()}")
     print("| network | float32 s/step | bfloat16 s/step | speed-up |")
     print("|---|---|---|---|")

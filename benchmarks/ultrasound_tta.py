@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from breastseg.machine import print_header
 from breastseg.workflows.ultrasound.crossval import ImageScore, fold_cases, score_fold, summarise_cv
 from breastseg.workflows.ultrasound.dataset import read_dataset
 from breastseg.workflows.ultrasound.model import UltrasoundModel
@@ -25,6 +26,7 @@ from breastseg.workflows.ultrasound.split import read_split_folds
 
 
 def main() -> None:
+    print_header(__doc__ or "ultrasound_tta")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the dataset the CV ran on")
     parser.add_argument("--cv", type=Path, required=True, help="the CV folder (fold<k>.pt)")

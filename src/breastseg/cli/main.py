@@ -13,6 +13,7 @@ import click
 from breastseg._version import __version__
 from breastseg.cli.batch import batch
 from breastseg.cli.evaluate import evaluate
+from breastseg.cli.info import info
 from breastseg.cli.mri import mri
 from breastseg.cli.outputs import guard_outputs
 from breastseg.cli.petct import petct
@@ -39,6 +40,7 @@ def cli() -> None:
     Tools:
       phantom     synthetic cases with known truth, for demos and tests
       evaluate    score a segmentation against a reference (Dice, HD95, surface Dice …)
+      info        this machine's CPU, SIMD features and numeric stack (quote it with timings)
 
     \b
     Start here:
@@ -56,6 +58,7 @@ cli.add_command(mri)
 cli.add_command(serve)
 cli.add_command(jobs)
 cli.add_command(batch)
+cli.add_command(info)
 guard_outputs(cli)
 
 
