@@ -52,14 +52,19 @@ class SpecimenRunner:
         return load_resunet(cfg) if cfg.method == "resunet" else None
 
     def run(self, state: Any, case: Case, out_dir: Path) -> dict[str, Any]:
-        from breastseg.workflows.specimen.pipeline import LoadedBundle, assess_specimen, load_specimen, write_assessment
+        from breastseg.workflows.specimen.pipeline import (
+            assess_specimen,
+            choose_networks,
+            load_specimen,
+            write_assessment,
+        )
 
         cfg = self._config()
         patient = case.cells.get("patient_id") or None
         if patient:
             cfg = dataclasses.replace(cfg, patient_id=patient)
-            if state is not None:  # the same bundle, this patient's members left out
-                state = LoadedBundle(state.path, state.bundle, state.bundle.ensemble(exclude_patient=patient))
+            if state is not None:  # the same bundle, the networks independent of this patient
+                state = choose_networks(state.path, state.bundle, cfg)
         ct, pet, info = load_specimen(case.inputs["ct"], case.inputs["pet"], case.inputs.get("pet_info"), cfg.pet_units)
         assessment = assess_specimen(ct, pet, info, cfg, model=state)
         assessment.result = assessment.result.with_inputs({k: str(v) for k, v in case.inputs.items()})

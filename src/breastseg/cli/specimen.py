@@ -7,6 +7,7 @@ it while the images are read (:func:`breastseg.workflows.specimen.pipeline.start
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -17,7 +18,8 @@ from breastseg.cli.options import dicom_out_option, existing_folder, existing_pa
 from breastseg.errors import InputError
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import nested_folds
-from breastseg.workflows.specimen.inference import VolumeInference
+from breastseg.workflows.specimen.distil import DistilConfig
+from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference
 from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
 from breastseg.workflows.specimen.margin import describe_interval
 from breastseg.workflows.specimen.normalisation import fit_normalisation
@@ -170,6 +172,12 @@ def specimen() -> None:
     help="ResU-Net device: auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N.",
 )
 @click.option(
+    "--exact",
+    is_flag=True,
+    help="ResU-Net: the study's exact method — every member of the bundle (never its distilled student), every "
+    "slice, float32; overrides --slice-step and --precision. Default: the bundle's student when it has one.",
+)
+@click.option(
     "--orientation",
     default=None,
     help="Names of the specimen's faces, e.g. '+x=lateral,-x=medial,+z=superior' (default: LPS names).",
@@ -191,6 +199,7 @@ def assess(
     slice_step: int,
     precision: str,
     device: str,
+    exact: bool,
     orientation: str | None,
     patient_id: str | None,
 ) -> None:
@@ -222,7 +231,9 @@ def assess(
         patient_id=patient_id,
         allow_pair_mismatch=allow_pair_mismatch,
         preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
-        inference=VolumeInference(slice_step=slice_step, precision=precision, device=device),
+        inference=dataclasses.replace(REFERENCE, device=device)
+        if exact
+        else VolumeInference(slice_step=slice_step, precision=precision, device=device),
     )
     console = Console(stderr=True)
     with console.status("starting…") as status:
@@ -487,6 +498,78 @@ def combine(bundles: tuple[Path, ...], out_path: Path, description: str | None) 
     combined = combine_bundles(loaded, card)
     combined.save(out_path)
     Console().print(f"written {out_path}: {len(combined.members)} members ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+@specimen.command("distil")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The ensemble bundle to distil (e.g. the study's 25 members from `specimen combine`).",
+)
+@click.option(
+    "--specimens",
+    "manifest",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV of 3D specimens to learn from: case_id, ct, pet (optional pet_info, patient_id); no labels needed.",
+)
+@click.option(
+    "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle to write."
+)
+@click.option("--depth", type=click.IntRange(2, 6), default=DistilConfig().depth, show_default=True)
+@click.option("--channels", type=click.IntRange(4, 64), default=DistilConfig().first_channels, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=DistilConfig().steps, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="Training arithmetic: auto = bfloat16 where native (the teacher always runs float32).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def distil(
+    model_path: Path,
+    manifest: Path,
+    out_path: Path,
+    depth: int,
+    channels: int,
+    steps: int,
+    seed: int,
+    precision: str,
+    device: str,
+) -> None:
+    """Distil a bundle's members into one student network that reproduces their probability (the fast path).
+
+    The teacher is the exact method (every member, every slice, float32) on each specimen; the student learns its
+    mean tumour probability slice by slice along all three axes. The bundle is written again with the student
+    beside its members: `specimen assess` then runs the student (one network instead of all members), and
+    `specimen assess --exact` still runs the members. The student's training patients are every member's and
+    the specimens', so the leakage guard refuses it for those patients.
+
+    \b
+    Example:
+      breastseg specimen distil --model ensemble25.pt --specimens specimens/manifest.csv --out ensemble25_fast.pt
+    """
+    from breastseg.predict.device import resolve_device, resolve_precision
+    from breastseg.workflows.specimen.distil import distil_bundle
+
+    cfg = DistilConfig(
+        depth=depth,
+        first_channels=channels,
+        steps=steps,
+        seed=seed,
+        precision=resolve_precision(precision, resolve_device(device)),
+    )
+    with Console(stderr=True).status("distilling…") as status:
+        result = distil_bundle(model_path, manifest, out_path, cfg, device, progress=status.update)
+    Console().print(
+        f"written {out_path}: a student of {result.teacher_members} members, learnt on {result.specimens} specimens "
+        f"(teacher {result.seconds['teacher']:.0f} s, training {result.seconds['training']:.0f} s, "
+        f"final loss {result.final_loss:.4f})"
+    )
 
 
 @specimen.command("search")

@@ -25,8 +25,9 @@ from breastseg.nets.resunet import ResUNetConfig, build_resunet
 from breastseg.workflows.specimen.normalisation import Normalisation
 
 BUNDLE_KIND = "breastseg.specimen.resunet"
-BUNDLE_SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+#: 3: a bundle may carry a distilled student beside its members; a bundle without one is still written as 2
+BUNDLE_SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 @dataclass(eq=False)
@@ -56,6 +57,9 @@ class ModelBundle:
     pixel_spacing_mm: float | None = None
     """In-plane pixel size of the training slices, mm: 3D inference runs at this isotropic spacing (a CNN is not
     scale invariant). ``None`` (bundles written before it was recorded): the image's own grid."""
+    student: BundleMember | None = None
+    """One network distilled from the members (:mod:`breastseg.workflows.specimen.distil`): the fast path runs it
+    instead of the members; its training patients are all the members' patients."""
 
     def member_net(self, member: BundleMember) -> ResUNetConfig:
         return member.net or self.net
@@ -69,14 +73,20 @@ class ModelBundle:
         Raises:
             ModelError: every member saw that patient (nothing independent is left to predict with).
         """
-        out = []
-        for m in independent_members(self.members, exclude_patient):
-            config = self.member_net(m)
-            net = build_resunet(config)
-            net.load_state_dict(m.state_dict)
-            net.eval()
-            out.append(EnsembleNet(net, self.member_normalisation(m), config.size_multiple))
-        return out
+        return [
+            _loaded(m, self.member_net(m), self.member_normalisation(m))
+            for m in independent_members(self.members, exclude_patient)
+        ]
+
+    def student_net(self, exclude_patient: str | None = None) -> EnsembleNet | None:
+        """The distilled student, loaded; ``None`` when the bundle has none or any member saw ``exclude_patient``
+        (the student learnt from every member, so it is not independent of that patient)."""
+        s = self.student
+        if s is None or (
+            exclude_patient is not None and exclude_patient in (*s.training_patients, *s.validation_patients)
+        ):
+            return None
+        return _loaded(s, self.member_net(s), self.member_normalisation(s))
 
     def networks(self, exclude_patient: str | None = None) -> list[nn.Module]:
         """The members' networks (see :meth:`ensemble`)."""
@@ -86,24 +96,16 @@ class ModelBundle:
         path = Path(path)
         header = {
             "kind": BUNDLE_KIND,
-            "schema_version": BUNDLE_SCHEMA_VERSION,
+            "schema_version": BUNDLE_SCHEMA_VERSION if self.student is not None else 2,
             "net": asdict(self.net),
             "normalisation": self.normalisation.to_json(),
             "card": self.card,
             "pixel_spacing_mm": self.pixel_spacing_mm,
-            "members": [
-                {
-                    "training_patients": list(m.training_patients),
-                    "validation_patients": list(m.validation_patients),
-                    "fold": m.fold,
-                    "best_validation_dice": m.best_validation_dice,
-                    **({"net": asdict(m.net)} if m.net is not None else {}),
-                    **({"normalisation": m.normalisation.to_json()} if m.normalisation is not None else {}),
-                }
-                for m in self.members
-            ],
+            "members": [_member_header(m) for m in self.members],
+            **({"student": _member_header(self.student)} if self.student is not None else {}),
         }
-        return write_model_file(path, header, [m.state_dict for m in self.members], render_card(self))
+        weights = [m.state_dict for m in self.members] + ([self.student.state_dict] if self.student else [])
+        return write_model_file(path, header, weights, render_card(self))
 
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
@@ -113,25 +115,47 @@ class ModelBundle:
                 f"{path}: bundle schema version {header.get('schema_version')!r} is newer than this breastseg "
                 f"({__version__}) reads; update breastseg"
             )
-        members = [
-            BundleMember(
-                w,
-                tuple(m["training_patients"]),
-                tuple(m.get("validation_patients", ())),
-                m.get("fold", ""),
-                m.get("best_validation_dice"),
-                ResUNetConfig(**m["net"]) if "net" in m else None,
-                Normalisation.from_json(m["normalisation"]) if "normalisation" in m else None,
-            )
-            for w, m in zip(weights, header["members"], strict=True)
-        ]
+        weights = list(weights)
+        student = _member_from_header(weights.pop(), header["student"]) if "student" in header else None
+        members = [_member_from_header(w, m) for w, m in zip(weights, header["members"], strict=True)]
         return cls(
             ResUNetConfig(**header["net"]),
             Normalisation.from_json(header["normalisation"]),
             members,
             header.get("card", {}),
             header.get("pixel_spacing_mm"),
+            student,
         )
+
+
+def _loaded(member: BundleMember, config: ResUNetConfig, normalisation: Normalisation) -> EnsembleNet:
+    net = build_resunet(config)
+    net.load_state_dict(member.state_dict)
+    net.eval()
+    return EnsembleNet(net, normalisation, config.size_multiple)
+
+
+def _member_header(m: BundleMember) -> dict[str, Any]:
+    return {
+        "training_patients": list(m.training_patients),
+        "validation_patients": list(m.validation_patients),
+        "fold": m.fold,
+        "best_validation_dice": m.best_validation_dice,
+        **({"net": asdict(m.net)} if m.net is not None else {}),
+        **({"normalisation": m.normalisation.to_json()} if m.normalisation is not None else {}),
+    }
+
+
+def _member_from_header(weights: Any, m: dict[str, Any]) -> BundleMember:
+    return BundleMember(
+        weights,
+        tuple(m["training_patients"]),
+        tuple(m.get("validation_patients", ())),
+        m.get("fold", ""),
+        m.get("best_validation_dice"),
+        ResUNetConfig(**m["net"]) if "net" in m else None,
+        Normalisation.from_json(m["normalisation"]) if "normalisation" in m else None,
+    )
 
 
 def combine_bundles(bundles: Sequence[ModelBundle], card: dict[str, Any]) -> ModelBundle:

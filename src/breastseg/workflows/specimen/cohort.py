@@ -9,6 +9,7 @@ without DICOM headers), ``tumour`` (a true tumour mask on the CT grid, for voxel
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,18 @@ class SpecimenCase:
     margin_mm: float | None = None
 
 
+def _file(manifest: Path, line: int, row: dict[str, str], key: str, required: Sequence[str]) -> Path | None:
+    """The file a manifest cell names, relative to the manifest; ``None`` for an empty optional cell."""
+    if not row.get(key):
+        if key in required:
+            raise InputError(f"{manifest}, line {line}: {key} is empty")
+        return None
+    file = (manifest.parent / row[key]).resolve()
+    if not file.exists():
+        raise InputError(f"{manifest}, line {line}: {key} file {file} does not exist")
+    return file
+
+
 def read_specimen_manifest(path: str | Path) -> list[SpecimenCase]:
     """Rows of a specimen manifest, paths made absolute; checks columns, statuses and that files exist."""
     path = Path(path)
@@ -44,14 +57,7 @@ def read_specimen_manifest(path: str | Path) -> list[SpecimenCase]:
             raise InputError(f"{path}, line {line}: margin_status must be positive or negative, got {status!r}")
 
         def resolve(key: str, line: int = line, row: dict[str, str] = row) -> Path | None:
-            if not row.get(key):
-                if key in SPECIMEN_REQUIRED:
-                    raise InputError(f"{path}, line {line}: {key} is empty")
-                return None
-            file = (path.parent / row[key]).resolve()
-            if not file.exists():
-                raise InputError(f"{path}, line {line}: {key} file {file} does not exist")
-            return file
+            return _file(path, line, row, key, SPECIMEN_REQUIRED)
 
         ct, pet = resolve("ct"), resolve("pet")
         assert ct is not None and pet is not None  # required: resolve raised if empty
@@ -69,4 +75,32 @@ def read_specimen_manifest(path: str | Path) -> list[SpecimenCase]:
                 margin_mm=float(margin) if margin else None,
             )
         )
+    return cases
+
+
+@dataclass(frozen=True)
+class UnlabelledSpecimen:
+    """A 3D specimen scan without a reference (what distillation learns from); ``patient_id`` may be empty."""
+
+    case_id: str
+    ct: Path
+    pet: Path
+    pet_info: Path | None = None
+    patient_id: str = ""
+
+
+UNLABELLED_REQUIRED = ("case_id", "ct", "pet")
+
+
+def read_unlabelled_manifest(path: str | Path) -> list[UnlabelledSpecimen]:
+    """Rows ``case_id, ct, pet`` (optional ``pet_info``, ``patient_id``; a specimen manifest qualifies: its other
+    columns are ignored), paths made absolute; checks that the files exist."""
+    path = Path(path)
+    rows = read_csv_rows(path, UNLABELLED_REQUIRED, "specimen manifest")
+    cases = []
+    for line, row in enumerate(rows, start=2):
+        ct, pet = (_file(path, line, row, key, UNLABELLED_REQUIRED) for key in ("ct", "pet"))
+        assert ct is not None and pet is not None  # required: _file raised if empty
+        info = _file(path, line, row, "pet_info", UNLABELLED_REQUIRED)
+        cases.append(UnlabelledSpecimen(row["case_id"], ct, pet, info, row.get("patient_id") or ""))
     return cases

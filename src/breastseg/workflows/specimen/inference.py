@@ -40,6 +40,8 @@ class VolumeInference:
         precision: ``float32``; ``bfloat16`` (autocast); ``auto``: bfloat16 where the device computes it natively.
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         axes: the array axes sliced along (all three: the study's tri-planar method; one, for diagnostics).
+        student: run the bundle's distilled student instead of its members when it has one and the student is
+            independent of the patient (:mod:`breastseg.workflows.specimen.distil`).
     """
 
     slice_step: int = 2
@@ -47,9 +49,11 @@ class VolumeInference:
     precision: str = "auto"
     device: str = "auto"
     axes: tuple[int, ...] = (0, 1, 2)
+    student: bool = True
 
 
-REFERENCE = VolumeInference(slice_step=1, batch_size=16, precision="float32")
+#: the study's exact method: every member (never the student), every slice of every axis, float32
+REFERENCE = VolumeInference(slice_step=1, batch_size=16, precision="float32", student=False)
 
 
 @dataclass(eq=False)
@@ -87,6 +91,73 @@ def _resampled(array: np.ndarray, src: Grid, dst: Grid, fill: float) -> np.ndarr
     return image.resample_onto(dst, order=1, fill=fill).array
 
 
+@dataclass(eq=False)
+class ModelInputs:
+    """A preprocessed specimen on the grid the networks run on: CT (HU), PET (SUL) and tissue, and the SUL maximum
+    in the tissue that the PET channel is scaled by (taken on the input grid)."""
+
+    grid: Grid
+    ct: np.ndarray
+    pet: np.ndarray
+    tissue: np.ndarray
+    pet_max: float
+
+    def channels(self, normalisation: Normalisation) -> np.ndarray:
+        """The network channels ``(C, z, y, x)`` of ``normalisation``."""
+        return normalisation.apply(self.ct, self.pet, self.pet_max)
+
+
+def model_inputs(ct: Image, pet: Image, tissue: np.ndarray, pixel_spacing_mm: float | None) -> ModelInputs:
+    """CT, PET and tissue resampled (linear) to the bundle's pixel size (:func:`model_grid`); air fills the CT."""
+    grid = ct.grid
+    work = model_grid(grid, pixel_spacing_mm)
+    pet_max = float(pet.array[tissue].max()) if tissue.any() else 0.0
+    if work is grid:
+        return ModelInputs(grid, ct.array, pet.array, np.asarray(tissue, bool), pet_max)
+    air = float(ct.array[~tissue].min()) if (~tissue).any() else float(ct.array.min())
+    return ModelInputs(
+        work,
+        _resampled(ct.array, grid, work, fill=air),
+        _resampled(pet.array, grid, work, fill=0.0),
+        _resampled(tissue, grid, work, fill=0.0) >= 0.5,
+        pet_max,
+    )
+
+
+def predict_members(
+    ensemble: Sequence[EnsembleNet],
+    inputs: ModelInputs,
+    inference: VolumeInference = VolumeInference(),
+    progress: Callable[[str], None] | None = None,
+) -> list[np.ndarray]:
+    """Each member's tri-planar probability on the model grid (``inference.axes``: the axes averaged)."""
+    from breastseg.predict.slices import predict_triplanar  # torch: see the module docstring
+
+    device = resolve_device(inference.device)
+    precision = resolve_precision(inference.precision, device)
+    channels: dict[Normalisation, np.ndarray] = {}  # members of one search share one normalisation
+    members = []
+    for i, member in enumerate(ensemble):
+        if progress is not None:
+            progress(f"predicting (model {i + 1} of {len(ensemble)}, three axes)")
+        norm = member.normalisation
+        if norm not in channels:
+            channels[norm] = inputs.channels(norm)
+        members.append(
+            predict_triplanar(
+                [member.net.to(device)],
+                channels[norm],
+                member.size_multiple,
+                batch_size=inference.batch_size,
+                within=inputs.tissue,
+                slice_step=inference.slice_step,
+                precision=precision,
+                axes=inference.axes,
+            )
+        )
+    return members
+
+
 def predict_volume(
     ensemble: Sequence[EnsembleNet],
     ct: Image,
@@ -104,42 +175,14 @@ def predict_volume(
         tissue: the specimen mask on that grid; the PET is normalised to its maximum inside it.
         pixel_spacing_mm: the bundle's training pixel size (``None``: run on the input grid).
     """
-    from breastseg.predict.slices import predict_triplanar  # torch: see the module docstring
-
     device = resolve_device(inference.device)
     precision = resolve_precision(inference.precision, device)
     grid = ct.grid
-    work = model_grid(grid, pixel_spacing_mm)
-    pet_max = float(pet.array[tissue].max()) if tissue.any() else 0.0
-    if work is grid:
-        ct_w, pet_w, tissue_w = ct.array, pet.array, np.asarray(tissue, bool)
-    else:
-        air = float(ct.array[~tissue].min()) if (~tissue).any() else float(ct.array.min())
-        ct_w = _resampled(ct.array, grid, work, fill=air)
-        pet_w = _resampled(pet.array, grid, work, fill=0.0)
-        tissue_w = _resampled(tissue, grid, work, fill=0.0) >= 0.5
-    channels: dict[Normalisation, np.ndarray] = {}  # members of one search share one normalisation
-    members = []
-    for i, member in enumerate(ensemble):
-        if progress is not None:
-            progress(f"predicting (model {i + 1} of {len(ensemble)}, three axes)")
-        norm = member.normalisation
-        if norm not in channels:
-            channels[norm] = norm.apply(ct_w, pet_w, pet_max)
-        members.append(
-            predict_triplanar(
-                [member.net.to(device)],
-                channels[norm],
-                member.size_multiple,
-                batch_size=inference.batch_size,
-                within=tissue_w,
-                slice_step=inference.slice_step,
-                precision=precision,
-                axes=inference.axes,
-            )
-        )
+    inputs = model_inputs(ct, pet, tissue, pixel_spacing_mm)
+    members = predict_members(ensemble, inputs, inference, progress)
+    work = inputs.grid
     mean = np.asarray(np.mean(members, axis=0, dtype=np.float32)) if members else np.zeros(work.shape, np.float32)
     if work is not grid:
         mean = _resampled(mean, work, grid, fill=0.0)
     probability = np.where(tissue, np.clip(mean, 0.0, 1.0), 0.0).astype(np.float32)
-    return VolumePrediction(probability, members, work, tissue_w, str(device), precision)
+    return VolumePrediction(probability, members, work, inputs.tissue, str(device), precision)

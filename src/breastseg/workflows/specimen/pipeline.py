@@ -116,11 +116,22 @@ class Prediction:
 
 @dataclass(eq=False)
 class LoadedBundle:
-    """A ResU-Net bundle read from ``path`` and the members usable for this patient (leakage guard applied)."""
+    """A ResU-Net bundle read from ``path`` and the networks that run for this patient: its distilled student, or
+    the members left after the leakage guard (``distilled`` says which)."""
 
     path: Path
     bundle: ModelBundle
     ensemble: list[EnsembleNet]
+    distilled: bool = False
+
+
+def choose_networks(path: Path, bundle: ModelBundle, cfg: AssessConfig) -> LoadedBundle:
+    """The student when the inference options allow it (:attr:`VolumeInference.student`) and it is independent of
+    ``cfg.patient_id``; else the members independent of that patient."""
+    student = bundle.student_net(cfg.patient_id) if cfg.inference.student else None
+    if student is not None:
+        return LoadedBundle(path, bundle, [student], distilled=True)
+    return LoadedBundle(path, bundle, bundle.ensemble(exclude_patient=cfg.patient_id))
 
 
 def load_resunet(cfg: AssessConfig) -> LoadedBundle:
@@ -128,8 +139,7 @@ def load_resunet(cfg: AssessConfig) -> LoadedBundle:
     from breastseg.workflows.specimen.bundle import ModelBundle
 
     path = Path(cfg.model) if cfg.model else default_model_path("resunet")
-    bundle = ModelBundle.load(path)
-    return LoadedBundle(path, bundle, bundle.ensemble(exclude_patient=cfg.patient_id))
+    return choose_networks(path, ModelBundle.load(path), cfg)
 
 
 def start_model_load(cfg: AssessConfig) -> Future[LoadedBundle] | None:
@@ -188,7 +198,8 @@ def predict_tumour(
     info = {
         "path": str(loaded.path),
         "input": "+".join(bundle.normalisation.channels),
-        "members_used": len(ensemble),
+        "inference_path": "distilled student" if loaded.distilled else "ensemble",
+        "members_used": None if loaded.distilled else len(ensemble),
         "members_in_bundle": len(bundle.members),
         "excluded_patient": cfg.patient_id,
         "ct_limits_hu": sorted({(e.normalisation.ct_low_hu, e.normalisation.ct_high_hu) for e in ensemble}),
@@ -197,7 +208,10 @@ def predict_tumour(
         "device": volume.device,
         "precision": volume.precision,
     }
-    member_calls = calls(volume.member_probabilities, volume.model_tissue, volume.model_grid.spacing)
+    # a student has no members to vote: no share of members calling the margin positive
+    member_calls = (
+        [] if loaded.distilled else calls(volume.member_probabilities, volume.model_tissue, volume.model_grid.spacing)
+    )
     return Prediction(volume.probability, member_calls, info)
 
 
