@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck docs install clean models demo-model demo-lamellae bench-model \
+.PHONY: demo test test-slow lint typecheck docs install clean models demo-model demo-lamellae bench-model bench-student \
 	ultrasound-cv ultrasound-model
 
 install: $(STAMP)
@@ -74,6 +74,15 @@ bench-model: $(STAMP)
 	$(BIN)/breastseg specimen combine build/bench-model/seed0.pt build/bench-model/seed1.pt build/bench-model/seed2.pt \
 	  build/bench-model/seed3.pt build/bench-model/seed4.pt --out build/bench-model/ensemble25.pt \
 	  --description "synthetic specimen phantoms, seeds 100-119 (make bench-model); 5 x 5-fold; benchmark only"
+
+# the benchmark ensemble's distilled student (16 training specimens of the benchmark's geometry, seeds 1000-1015,
+# disjoint from its phantoms); the bundle keeps the 25 members (specimen assess --exact)
+bench-student: $(STAMP)
+	@test -f build/bench-model/ensemble25.pt || $(MAKE) --no-print-directory bench-model
+	@test -f build/bench-model/distil/manifest.csv || \
+	  $(BIN)/python benchmarks/specimen_inference.py --write-distil-set build/bench-model/distil --count 16
+	$(BIN)/breastseg specimen distil --model build/bench-model/ensemble25.pt \
+	  --specimens build/bench-model/distil/manifest.csv --out build/bench-model/ensemble25_student.pt --steps 2000
 
 demo-lamellae: $(STAMP)
 	rm -rf build/demo-model

@@ -1,8 +1,10 @@
 """Intraoperative speed of ``breastseg specimen assess --method resunet``: the fast default against the reference.
 
 The reference is the study's full method: every member of the ensemble, every slice along each of the three axes,
-float32 (``breastseg.workflows.specimen.inference.REFERENCE``). The fast path is the command's default (every second
-slice interpolated, bfloat16 where the CPU has it natively, the model loaded while the images are preprocessed).
+float32 (``breastseg.workflows.specimen.inference.REFERENCE``, ``assess --exact``). The fast path is the command's
+default (the bundle's distilled student when it has one, every second slice interpolated, bfloat16 where the CPU has
+it natively, the model loaded while the images are preprocessed). The peer is one plain float32 ResU-Net run over
+every slice of the bundle's grid; ``--emulate-avx2`` runs it all as on a CPU without AVX-512 or bfloat16.
 Both run the networks at the bundle's training pixel size. Both run as the real command (a fresh process each:
 imports, reading, preprocessing, inference, margin, masks, figures and report.html), on the same phantoms of the 300
 × 250 × 200-voxel geometry (CT 0.1 mm, PET 0.4 mm), one margin each of positive, 0.5, 1, 2 mm.
@@ -10,7 +12,7 @@ imports, reading, preprocessing, inference, margin, masks, figures and report.ht
 Printed per phantom: wall time of each path, speed-up, Dice between the two tumour masks, both margin statuses and
 minimum margins, and peak resident memory of each process; then a summary row.
 
-Run: ``make bench-model`` once (the 25-member ensemble, ≈ 15 min on 2 cores), then
+Run: ``make bench-student`` once (the 25-member ensemble, ≈ 20 min on 2 cores, and its distilled student), then
 ``.venv/bin/python benchmarks/specimen_inference.py [--model BUNDLE] [--phantoms N]``.
 """
 
@@ -35,8 +37,15 @@ from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_pha
 from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_BUNDLE = ROOT / "build" / "bench-model" / "ensemble25.pt"
-MARGINS_MM: tuple[float | None, ...] = (None, 0.5, 1.0, 2.0)  # None: tumour on the surface (positive)
+DEFAULT_BUNDLE = ROOT / "build" / "bench-model" / "ensemble25_student.pt"  # make bench-student
+#: None: tumour on the surface (positive); 3 mm is the most an 8 mm tumour leaves in a 14 mm-thin specimen
+MARGINS_MM: tuple[float | None, ...] = (None, 0.5, 1.0, 2.0, 0.25, 1.5, 2.5, 3.0)
+#: what makes PyTorch, oneDNN and NumPy run as on a CPU with AVX2 and no AVX-512 / bfloat16
+AVX2_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR",
+}
 
 
 def phantom_config(seed: int, margin_mm: float | None) -> SpecimenPhantomConfig:
@@ -68,15 +77,15 @@ def run_assess(case: Path, model: Path, inference: VolumeInference, out: Path) -
         "resunet",
         "--model",
         str(model),
-        "--slice-step",
-        str(inference.slice_step),
-        "--precision",
-        inference.precision,
         "--device",
         inference.device,
         "--out",
         str(out),
     ]
+    if inference == REFERENCE:
+        cmd.append("--exact")
+    else:
+        cmd += ["--slice-step", str(inference.slice_step), "--precision", inference.precision]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -113,11 +122,44 @@ def ct_grid_context(case: Path, model: Path) -> None:
     )
 
 
+def one_network(case: Path, model: Path) -> float:
+    """The peer: one plain float32 ResU-Net (the bundle's first member) run tri-planar over every slice of the
+    bundle's grid, in-process (inference only, seconds)."""
+    from breastseg.workflows.specimen.bundle import ModelBundle
+    from breastseg.workflows.specimen.inference import predict_volume
+    from breastseg.workflows.specimen.pipeline import load_specimen
+    from breastseg.workflows.specimen.preprocess import preprocess
+
+    ct, pet, info = load_specimen(case / "ct.nii.gz", case / "pet.nii.gz", case / "truth.json")
+    pair = preprocess(ct, pet, info)
+    bundle = ModelBundle.load(model)
+    first = bundle.ensemble()[:1]
+    predict_volume(first, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, REFERENCE)  # warm-up
+    t0 = time.perf_counter()
+    predict_volume(first, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, REFERENCE)
+    return time.perf_counter() - t0
+
+
+def write_distil_set(out: Path, count: int) -> Path:
+    """Training specimens for ``specimen distil`` in the benchmark's geometry, disjoint from the benchmark's own
+    phantoms (seeds 1000 and up; margins cycling through the same values); returns the manifest."""
+    rows = ["case_id,ct,pet,pet_info,patient_id"]
+    for i in range(count):
+        seed = 1000 + i
+        write_phantom(make_specimen_phantom(phantom_config(seed, MARGINS_MM[i % len(MARGINS_MM)])), out / f"d{seed}")
+        rows.append(f"d{seed},d{seed}/ct.nii.gz,d{seed}/pet.nii.gz,d{seed}/truth.json,distil{seed}")
+        print(f"  wrote {out / f'd{seed}'}", flush=True)
+    (out / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return out / "manifest.csv"
+
+
 def main() -> None:
+    if "--emulate-avx2" in sys.argv and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ENV})
     print_header(__doc__ or "specimen_inference")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", type=Path, default=DEFAULT_BUNDLE, help="ResU-Net bundle (default: make bench-model)"
+        "--model", type=Path, default=DEFAULT_BUNDLE, help="ResU-Net bundle (default: make bench-student)"
     )
     parser.add_argument("--phantoms", type=int, default=len(MARGINS_MM), help="how many phantoms (≤ 4 margins cycle)")
     parser.add_argument("--fast-step", type=int, default=VolumeInference().slice_step, help="fast path slice step")
@@ -125,14 +167,30 @@ def main() -> None:
         "--fast-precision", default=VolumeInference().precision, help="fast path precision (auto, float32, bfloat16)"
     )
     parser.add_argument(
+        "--write-distil-set",
+        type=Path,
+        default=None,
+        help="only write this many (--count) training specimens for `specimen distil` into this folder, then stop",
+    )
+    parser.add_argument("--count", type=int, default=16, help="with --write-distil-set: how many specimens")
+    parser.add_argument(
+        "--emulate-avx2",
+        action="store_true",
+        help="run everything (commands and the peer) as on an AVX2-only CPU: "
+        + " ".join(f"{k}={v!r}" for k, v in AVX2_ENV.items()),
+    )
+    parser.add_argument(
         "--ct-grid-context",
         action="store_true",
         help="also time the reference inference on the CT's own grid for the first phantom (minutes)",
     )
     args = parser.parse_args()
+    if args.write_distil_set is not None:
+        print(f"manifest: {write_distil_set(args.write_distil_set, args.count)}")
+        return
     fast_inference = VolumeInference(slice_step=args.fast_step, precision=args.fast_precision)
     if not args.model.is_file():
-        raise SystemExit(f"{args.model}: no such bundle; run `make bench-model` or pass --model")
+        raise SystemExit(f"{args.model}: no such bundle; run `make bench-student` or pass --model")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -147,6 +205,8 @@ def main() -> None:
             fast = run_assess(case, args.model, fast_inference, tmp / f"fast{i}")
             a = read_image(ref["mask"]).array > 0
             b = read_image(fast["mask"]).array > 0
+            if i == 0:
+                peer_s = one_network(case, args.model)
             rows.append(
                 {
                     "case": f"seed {i}, {truth['margin_status']} {truth['margin_mm']:.2f} mm",
@@ -160,12 +220,12 @@ def main() -> None:
                 f"  done {rows[-1]['case']}: reference {ref['wall_s']:.1f} s, fast {fast['wall_s']:.1f} s", flush=True
             )
 
-    first = rows[0]["fast"]["result"]
+    first, exact = rows[0]["fast"]["result"], rows[0]["ref"]["result"]
     print(
-        f"\nbundle {args.model.name}: {first['model']['members_used']} members, model grid "
-        f"{first['model']['pixel_spacing_mm'][0]:g} mm; reference: every slice, float32, batch "
-        f"{REFERENCE.batch_size}; fast: slice step {args.fast_step}, {first['model']['precision']}, batch "
-        f"{fast_inference.batch_size}; device {first['model']['device']}; {os.cpu_count()} cores"
+        f"\nbundle {args.model.name}: reference {exact['model']['members_used']} members, every slice, float32, "
+        f"batch {REFERENCE.batch_size}; fast: {first['model']['inference_path']}, slice step {args.fast_step}, "
+        f"{first['model']['precision']}, batch {fast_inference.batch_size}; model grid "
+        f"{first['model']['pixel_spacing_mm'][0]:g} mm; device {first['model']['device']}; {os.cpu_count()} cores"
     )
     header = (
         f"{'phantom (x×y×z voxels)':<38}{'ref s':>8}{'fast s':>8}{'speed-up':>9}{'Dice':>8}"
@@ -194,6 +254,11 @@ def main() -> None:
         f"{'mean (min Dice, status agreement)':<38}{ref_t.mean():>8.1f}{fast_t.mean():>8.1f}"
         f"{ref_t.mean() / fast_t.mean():>8.1f}×{min(r['dice'] for r in rows):>8.4f}"
         f"{f'{agree}/{len(rows)} agree':>24}"
+    )
+    print(
+        f"\npeer: one float32 ResU-Net tri-planar over every slice of the bundle's grid, inference only: "
+        f"{peer_s:.1f} s; fast command end to end / peer: {fast_t.mean() / peer_s:.2f}× (mean), "
+        f"{fast_t.max() / peer_s:.2f}× (slowest)"
     )
     print("\nfast path, seconds per step (last phantom):")
     for step, seconds in rows[-1]["fast"]["result"]["timings_s"].items():

@@ -7,6 +7,11 @@
 5. Otsu threshold on the CT → tissue mask, largest connected component only (:func:`tissue_mask`);
 6. background removed (:func:`remove_background`) and 7. the pair cropped to the tissue (:func:`crop_to_tissue`).
 
+Step 3 is computed where it is needed only: the PET is resampled onto the tissue's cropped CT grid, after steps 4–5
+(which read the CT alone), rather than onto the whole field of view and cropped afterwards. Interpolation is
+point by point, so the values are the same (tested against the study's order); it halves the most expensive
+step on a specimen that fills half its field of view.
+
 Every step is a plain function of images (arrays with geometry) and returns new images; :func:`preprocess`
 runs them all and records the time of each.
 """
@@ -14,7 +19,7 @@ runs them all and records the time of each.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -27,7 +32,7 @@ from skimage.filters import threshold_otsu
 from breastseg.errors import InputError
 from breastseg.image import Image, bounding_box, median_filter
 from breastseg.io.dicom_meta import PetInfo
-from breastseg.masks import fill_holes, label_components, largest_component
+from breastseg.masks import edt_threads, fill_holes, label_components, largest_component
 from breastseg.sanity import NotAssessable, check_hu, check_pet_values, check_suv_range, check_uptake
 from breastseg.suv import to_suv
 
@@ -227,9 +232,12 @@ def remove_container(ct: Image, thickness_mm: float = 1.5, min_extent_mm: float 
     fg = ct.array > otsu_threshold(ct.array)
     radius = thickness_mm / 2.0
     spacing = ct.spacing
-    inside = edt.edt(np.ascontiguousarray(fg, dtype=np.uint8), anisotropy=spacing, black_border=True)
+    threads = edt_threads()
+    inside = edt.edt(np.ascontiguousarray(fg, dtype=np.uint8), anisotropy=spacing, black_border=True, parallel=threads)
     eroded = inside > radius
-    outside = edt.edt(np.ascontiguousarray(~eroded, dtype=np.uint8), anisotropy=spacing, black_border=False)
+    outside = edt.edt(
+        np.ascontiguousarray(~eroded, dtype=np.uint8), anisotropy=spacing, black_border=False, parallel=threads
+    )
     opened = outside <= radius
     thin = fg & ~opened
     labels, n = label_components(thin, 26 if ct.ndim == 3 else 8)
@@ -265,23 +273,34 @@ def tissue_mask(ct: Image) -> tuple[np.ndarray, float]:
     return fill_holes(largest_component(fg, connectivity=6 if ct.ndim == 3 else 4)), t
 
 
+def _air_outside(ct: Image, tissue: np.ndarray) -> Image:
+    return ct.with_array(np.where(tissue, ct.array, AIR_HU).astype(np.float32))
+
+
 def remove_background(ct: Image, pet: Image, tissue: np.ndarray) -> tuple[Image, Image]:
     """Step 6: outside the tissue, CT becomes air and PET 0 (pixels outside tissue are benign)."""
-    return (
-        ct.with_array(np.where(tissue, ct.array, AIR_HU).astype(np.float32)),
-        pet.with_array(np.where(tissue, pet.array, 0.0).astype(np.float32)),
-    )
+    return _air_outside(ct, tissue), pet.with_array(np.where(tissue, pet.array, 0.0).astype(np.float32))
+
+
+def tissue_box(tissue: np.ndarray, spacing: Sequence[float], margin_mm: float = 0.5) -> tuple[slice, ...]:
+    """The tissue's bounding box plus ``margin_mm`` (array slices)."""
+    box = bounding_box(tissue, margin=[int(np.ceil(margin_mm / s)) for s in spacing])
+    if box is None:
+        raise InputError("the tissue mask is empty; nothing to crop to")
+    return box
 
 
 def crop_to_tissue(
-    ct: Image, pet: Image, tissue: np.ndarray, margin_mm: float = 0.5
+    ct: Image, pet: Image, tissue: np.ndarray, margin_mm: float = 0.5, box: tuple[slice, ...] | None = None
 ) -> tuple[Image, Image, np.ndarray, tuple[slice, ...]]:
-    """Step 7: crop CT, PET and tissue to the tissue's bounding box plus ``margin_mm``."""
-    margin = [int(np.ceil(margin_mm / s)) for s in ct.spacing]
-    box = bounding_box(tissue, margin=margin)
-    if box is None:
-        raise InputError("the tissue mask is empty; nothing to crop to")
-    return ct.crop(box), pet.crop(box), tissue[box], box
+    """Step 7: crop CT, PET and tissue to the tissue's bounding box plus ``margin_mm`` (:func:`tissue_box`).
+
+    A PET already on the cropped grid (the grid of ``ct.crop(box)``, as :func:`preprocess` resamples it) is kept as
+    it is; background removal is applied to it here."""
+    box = box if box is not None else tissue_box(tissue, ct.spacing, margin_mm)
+    ct_c, tissue_c = ct.crop(box), tissue[box]
+    pet_c = pet if pet.grid.same_as(ct_c.grid) else pet.crop(box)
+    return ct_c, pet_c.with_array(np.where(tissue_c, pet_c.array, 0.0).astype(np.float32)), tissue_c, box
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -336,8 +355,6 @@ def preprocess(
         say("CT to working spacing")
         spacing = cfg.working_spacing_mm
         ct = _timed(timings, "ct_to_working_grid", lambda: ct.resample_to_spacing(spacing, order=1, fill=AIR_HU))
-    say("PET onto the CT grid")
-    sul = _timed(timings, "resample_pet", lambda: resample_pet_to_ct(sul, ct))
     say("container removal")
     ct_clean, container = _timed(
         timings,
@@ -361,11 +378,14 @@ def preprocess(
         )
     if uncovered > 0:
         warnings.append(f"{100 * uncovered:.1f} % of the specimen lies outside the PET's field of view")
+    box = tissue_box(tissue, ct.spacing, cfg.crop_margin_mm)
+    say("PET onto the CT grid")
+    sul_c = _timed(timings, "resample_pet", lambda: resample_pet_to_ct(sul, ct_clean.crop(box)))
     say("background removal")
-    ct_bg, pet_bg = _timed(timings, "remove_background", lambda: remove_background(ct_clean, sul, tissue))
+    ct_bg = _timed(timings, "remove_background", lambda: _air_outside(ct_clean, tissue))
     say("crop to tissue")
     ct_c, pet_c, tissue_c, box = _timed(
-        timings, "crop", lambda: crop_to_tissue(ct_bg, pet_bg, tissue, cfg.crop_margin_mm)
+        timings, "crop", lambda: crop_to_tissue(ct_bg, sul_c, tissue, cfg.crop_margin_mm, box)
     )
     check_uptake(pet_c.array[tissue_c], pet_source, "specimen tissue")
     return SpecimenPair(ct_c, pet_c, tissue_c, ct_bg, box, container, otsu, timings, warnings)
