@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from breastseg.masks import fill_holes, label_components, largest_component
@@ -37,6 +38,15 @@ def test_fill_holes_fills_an_enclosed_cavity_only() -> None:
     cup[3, 3, 3:] = False  # opened to the border: not a hole
     assert fill_holes(shell)[3, 3, 3]
     assert not fill_holes(cup)[3, 3, 3]
+
+
+@pytest.mark.parametrize("shape", [(40, 44, 48), (120, 130)])
+def test_fill_holes_equals_scipys_on_random_masks(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(len(shape))
+    for threshold in (0.45, 0.5, 0.55):  # porous masks with many holes, some reaching the border diagonally only
+        mask = ndimage.gaussian_filter(rng.random(shape), 1.0) > threshold
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    assert fill_holes(np.ones((3, 3), bool)).all() and not fill_holes(np.zeros((3, 3), bool)).any()
 
 
 def test_depth_below_surface_by_hand() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,30 +75,33 @@ def _count_nonfinite(data: bytes | np.ndarray, layout: _NiftiLayout) -> int:
     return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
-def check_nifti(path: Path) -> None:
+def check_nifti(path: Path) -> bytes | None:
     """Refuse a NIfTI file that ends before its last voxel (an interrupted copy), or whose float voxels hold NaN or
     infinity: SimpleITK would read either silently as zeros (a PET with NaN in a lesion would read SUVmax 0).
 
     A ``.nii.gz`` of integers is checked by the uncompressed size its gzip trailer records (no decompression)
-    and, when that disagrees, by decompressing it to the end; float voxels are decompressed and scanned.
+    and, when that disagrees, by decompressing it to the end; float voxels are decompressed and scanned. Returns
+    the decompressed file when it had to decompress one (so that it is not decompressed twice), else ``None``.
     """
     name = path.name.lower()
     if not name.endswith((".nii", ".nii.gz")):
-        return
+        return None
     nonfinite = 0
+    data: bytes | None = None
     try:
         if name.endswith(".gz"):
             with gzip.open(path, "rb") as fh:
                 layout = _nifti_layout(fh.read(544), path)
             if layout is None:
-                return
+                return None
             with path.open("rb") as raw:
                 raw.seek(-4, 2)
                 recorded = struct.unpack("<I", raw.read(4))[0]
             if layout.float_dtype is None and recorded == layout.end % 2**32:
-                return
-            with gzip.open(path, "rb") as fh:
-                data = fh.read()
+                return None
+            # one call that inflates with the GIL released, not a Python loop over chunks: a model loading in a
+            # background thread (the ResU-Net's torch import) then does not stall the reading
+            data = gzip.decompress(path.read_bytes())
             total = len(data)
             if layout.float_dtype is not None and total >= layout.end:
                 nonfinite = _count_nonfinite(data, layout)
@@ -105,7 +109,7 @@ def check_nifti(path: Path) -> None:
             with path.open("rb") as fh:
                 layout = _nifti_layout(fh.read(544), path)
             if layout is None:
-                return
+                return None
             total = path.stat().st_size
             if layout.float_dtype is not None and total >= layout.end:
                 nonfinite = _count_nonfinite(np.memmap(path, dtype=np.uint8, mode="r"), layout)
@@ -123,14 +127,22 @@ def check_nifti(path: Path) -> None:
             f"{path}: {share} NaN or infinite; replace them (outside the body by the background value) or re-export "
             "the image"
         )
+    return data
 
 
 def read_itk(path: Path, *, modality: str | None = None, units: str | None = None) -> Image:
     """Read a NIfTI / NRRD / MHA file into an :class:`Image` (scalar, 2D or 3D); a NIfTI cut short or holding NaN
     is refused (:func:`check_nifti`)."""
-    check_nifti(path)
+    data = check_nifti(path)
     try:
-        img = sitk.ReadImage(str(path))
+        if data is None:
+            img = sitk.ReadImage(str(path))
+        else:  # already decompressed by the check: ITK reads the bytes uncompressed instead of inflating them again
+            with tempfile.TemporaryDirectory(prefix="breastseg-read-") as tmp:
+                plain = Path(tmp) / "image.nii"
+                plain.write_bytes(data)
+                del data
+                img = sitk.ReadImage(str(plain))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise InputError(f"{path}: cannot read as an image ({first})") from exc

@@ -39,7 +39,8 @@ def read_model_file(path: str | Path, kind: str, what: str) -> tuple[dict[str, A
     if not path.is_file():
         raise ModelError(f"{path}: no such {what}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # memory-mapped: a bundle's tensors are read when used (a student's path never reads its 25 members)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         header = json.loads(payload["header"])
     except Exception as exc:  # torch raises several types for foreign or corrupt files
         raise ModelError(f"{path}: not a breastseg {what} ({exc})") from exc
