@@ -250,6 +250,12 @@ def make_optimiser(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
+def set_poly_learning_rate(optimiser: torch.optim.Optimizer, base: float, done: int, total: int) -> None:
+    """nnU-Net's poly decay: ``base × (1 − done / total)^0.9`` after ``done`` of ``total`` epochs (or steps)."""
+    for group in optimiser.param_groups:
+        group["lr"] = base * (1.0 - done / total) ** 0.9
+
+
 @dataclass(eq=False)
 class _Run:
     """Everything one training run holds between its steps."""
@@ -279,8 +285,7 @@ class _Run:
     def set_learning_rate(self) -> None:
         """Poly: lr × (1 − epoch / epochs)^0.9; plateau: the scheduler's own (stepped in :meth:`validate`)."""
         if self.poly:
-            for group in self.optimiser.param_groups:
-                group["lr"] = self.cfg.learning_rate * (1.0 - self.state.epoch / self.cfg.epochs) ** 0.9
+            set_poly_learning_rate(self.optimiser, self.cfg.learning_rate, self.state.epoch, self.cfg.epochs)
 
     def train_epoch(self) -> float:
         """One epoch of fresh random patches; returns the mean batch loss."""

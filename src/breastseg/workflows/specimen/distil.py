@@ -153,6 +153,7 @@ def train_student(
     import torch
     from torch.nn import functional as F
 
+    from breastseg.learn.trainer import Optimiser, TrainConfig, make_optimiser, set_poly_learning_rate
     from breastseg.nets.resunet import ResUNetConfig, build_resunet
     from breastseg.predict.device import resolve_device
 
@@ -161,12 +162,13 @@ def train_student(
     config = ResUNetConfig(in_channels=in_channels, depth=cfg.depth, first_channels=cfg.first_channels)
     net = build_resunet(config)
     net.to(run_on).train()
-    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    optimiser = make_optimiser(
+        net, TrainConfig(learning_rate=cfg.learning_rate, weight_decay=0.0, optimiser=Optimiser.ADAM)
+    )
     sampler = SliceSampler(volumes, cfg, config.size_multiple)
     losses: list[float] = []
     for step in range(cfg.steps):
-        for group in optimiser.param_groups:
-            group["lr"] = cfg.learning_rate * (1.0 - step / cfg.steps) ** 0.9
+        set_poly_learning_rate(optimiser, cfg.learning_rate, step, cfg.steps)
         x, y = sampler.batch()
         xt, yt = torch.from_numpy(x).to(run_on), torch.from_numpy(y).to(run_on)
         with torch.autocast(run_on.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
