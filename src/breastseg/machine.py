@@ -36,6 +36,12 @@ def _cpu_model_and_simd(cpuinfo: str) -> tuple[str, tuple[str, ...]]:
     return model, tuple(f for f in SIMD_FEATURES if f in flags)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity; the machine may have more)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 def cpu_description(cpuinfo: str | None = None) -> str:
     """``"<model name>, SIMD: avx2 …"`` from ``/proc/cpuinfo`` (or the given text); ``"?"`` parts where unknown
     (not Linux)."""
@@ -123,8 +129,7 @@ def _versions() -> dict[str, str]:
 def machine_info(with_torch: bool = True, cpuinfo: str | None = None) -> MachineInfo:
     """Describe this machine; ``with_torch`` imports torch (seconds) to say what it makes of the CPU."""
     model, simd = _cpu_model_and_simd(_cpuinfo() if cpuinfo is None else cpuinfo)
-    affinity = getattr(os, "sched_getaffinity", None)
-    cores = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    cores = usable_cores()
     overrides = {k: os.environ[k] for k in OVERRIDES if k in os.environ}
     info = MachineInfo(model, cores, simd, overrides=overrides, versions=_versions())
     if not with_torch or "torch" not in info.versions:

@@ -6,7 +6,6 @@ Masks are boolean NumPy arrays in array order ``(z, y, x)`` or ``(y, x)``. Conne
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Literal, cast
 
@@ -15,6 +14,7 @@ import edt
 import numpy as np
 
 from breastseg.image import Grid, Image, bounding_box
+from breastseg.machine import usable_cores
 
 Connectivity = Literal[4, 8, 6, 18, 26]
 
@@ -50,12 +50,6 @@ def largest_component(mask: np.ndarray, connectivity: int | None = None) -> np.n
     return np.asarray(cc3d.largest_k(mask, k=1, connectivity=conn) > 0)
 
 
-def edt_threads() -> int:
-    """Threads for ``edt`` (exact whatever the count): the cores this process may use."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
-
-
 def depth_below_surface_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Face-to-face depth (mm) of every voxel of ``mask`` below its surface; 0 outside the mask.
 
@@ -64,7 +58,9 @@ def depth_below_surface_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.nda
     voxel next to the outside has depth 0. The specimen margin and the specimen phantom's truth both use it.
     """
     m = np.ascontiguousarray(mask, dtype=np.uint8)
-    dist = edt.edt(m, anisotropy=tuple(float(s) for s in spacing), black_border=True, parallel=edt_threads())
+    dist = edt.edt(
+        m, anisotropy=tuple(float(s) for s in spacing), black_border=True, parallel=usable_cores()
+    )  # exact whatever the thread count
     return np.where(m > 0, np.maximum(dist - min(spacing), 0.0), 0.0).astype(np.float32)
 
 

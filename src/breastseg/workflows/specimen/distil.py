@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,21 +81,16 @@ def teacher_volume(
 
 
 def teacher_volumes(
-    bundle: ModelBundle,
-    specimens: Sequence[tuple[Image, Image, np.ndarray]],
-    progress: Callable[[str], None] | None = None,
-    device: str = "auto",
+    bundle: ModelBundle, specimens: Iterable[tuple[Image, Image, np.ndarray]], device: str = "auto"
 ) -> list[TeacherVolume]:
-    """Targets of every preprocessed specimen ``(ct, pet, tissue)`` (CT in HU, PET in SUL, on the CT's grid)."""
+    """Targets of every preprocessed specimen ``(ct, pet, tissue)`` (CT in HU, PET in SUL, on the CT's grid; an
+    iterable, so that specimens can be read one at a time); the members are built once."""
     ensemble = bundle.ensemble()
     normalisation = bundle.member_normalisation(bundle.members[0])
-    out = []
-    for i, (ct, pet, tissue) in enumerate(specimens):
-        if progress is not None:
-            progress(f"teacher: specimen {i + 1} of {len(specimens)}")
-        inputs = model_inputs(ct, pet, tissue, bundle.pixel_spacing_mm)
-        out.append(teacher_volume(ensemble, inputs, normalisation, device))
-    return out
+    return [
+        teacher_volume(ensemble, model_inputs(ct, pet, tissue, bundle.pixel_spacing_mm), normalisation, device)
+        for ct, pet, tissue in specimens
+    ]
 
 
 class SliceSampler:
@@ -218,7 +213,7 @@ class DistilResult:
         return {
             "teacher_members": self.teacher_members,
             "specimens": self.specimens,
-            **{k: (str(v) if isinstance(v, Precision) else v) for k, v in asdict(self.config).items()},
+            **asdict(self.config),
             "final_loss": round(self.final_loss, 5),
             "seconds": self.seconds,
         }
@@ -245,12 +240,15 @@ def distil_bundle(
     bundle = ModelBundle.load(model)
     cases = read_unlabelled_manifest(manifest)
     t0 = time.perf_counter()
-    volumes = []
-    for i, case in enumerate(cases):
-        say(f"teacher ({len(bundle.members)} members, every slice): specimen {i + 1} of {len(cases)}")
-        ct, pet, info = load_specimen(case.ct, case.pet, case.pet_info)
-        pair = preprocess(ct, pet, info, sources=(str(case.ct), str(case.pet)))
-        volumes += teacher_volumes(bundle, [(pair.ct, pair.pet, pair.tissue)], device=device)
+
+    def preprocessed() -> Iterator[tuple[Image, Image, np.ndarray]]:
+        for i, case in enumerate(cases):
+            say(f"teacher ({len(bundle.members)} members, every slice): specimen {i + 1} of {len(cases)}")
+            ct, pet, info = load_specimen(case.ct, case.pet, case.pet_info)
+            pair = preprocess(ct, pet, info, sources=(str(case.ct), str(case.pet)))
+            yield pair.ct, pair.pet, pair.tissue
+
+    volumes = teacher_volumes(bundle, preprocessed(), device)
     t1 = time.perf_counter()
 
     def step(done: int, loss: float) -> None:

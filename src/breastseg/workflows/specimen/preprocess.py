@@ -32,7 +32,8 @@ from skimage.filters import threshold_otsu
 from breastseg.errors import InputError
 from breastseg.image import Image, bounding_box, median_filter
 from breastseg.io.dicom_meta import PetInfo
-from breastseg.masks import edt_threads, fill_holes, label_components, largest_component
+from breastseg.machine import usable_cores
+from breastseg.masks import fill_holes, label_components, largest_component
 from breastseg.sanity import NotAssessable, check_hu, check_pet_values, check_suv_range, check_uptake
 from breastseg.suv import to_suv
 
@@ -232,7 +233,7 @@ def remove_container(ct: Image, thickness_mm: float = 1.5, min_extent_mm: float 
     fg = ct.array > otsu_threshold(ct.array)
     radius = thickness_mm / 2.0
     spacing = ct.spacing
-    threads = edt_threads()
+    threads = usable_cores()
     inside = edt.edt(np.ascontiguousarray(fg, dtype=np.uint8), anisotropy=spacing, black_border=True, parallel=threads)
     eroded = inside > radius
     outside = edt.edt(
