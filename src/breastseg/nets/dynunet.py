@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from monai.networks.nets import DynUNet
 from torch import nn
 
 from breastseg.errors import InputError
@@ -56,6 +55,8 @@ class DynUNetConfig:
         return max(self.axis_multiples)
 
     def build(self) -> nn.Module:
+        from monai.networks.nets import DynUNet  # MONAI takes seconds to import: only when a network is built
+
         return DynUNet(
             spatial_dims=len(self.kernels[0]),
             in_channels=self.in_channels,

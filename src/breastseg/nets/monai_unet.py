@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from monai.networks.nets import UNet
 from torch import nn
 
 from breastseg.errors import InputError
@@ -42,6 +41,8 @@ class MonaiUNetConfig:
         return tuple(math.prod(st[a] for st in self.strides) for a in range(3))  # type: ignore[return-value]
 
     def build(self) -> nn.Module:
+        from monai.networks.nets import UNet  # MONAI takes seconds to import: only when a network is built
+
         return UNet(
             spatial_dims=3,
             in_channels=self.in_channels,

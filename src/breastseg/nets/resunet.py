@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monai.networks.nets import UNet
 from torch import nn
 
 Norm = Literal["instance", "batch", "layer", "group"]
@@ -49,6 +48,12 @@ class ResUNetConfig:
     def build(self) -> nn.Module:
         return build_resunet(self)
 
+    def build_plain(self) -> nn.Module:
+        """The same network in PyTorch alone (same parameter names; no MONAI import), for trained weights."""
+        from breastseg.nets.resunet_torch import PlainResUNet
+
+        return PlainResUNet(self)
+
 
 def _norm(norm: Norm, channels: int) -> Any:
     if norm == "instance":
@@ -62,7 +67,10 @@ def _norm(norm: Norm, channels: int) -> Any:
 
 
 def build_resunet(config: ResUNetConfig) -> nn.Module:
-    """The residual U-Net with Kaiming-initialised convolutions."""
+    """The residual U-Net with Kaiming-initialised convolutions (MONAI's, for training; a trained one runs as
+    :class:`~breastseg.nets.resunet_torch.PlainResUNet`, which needs no MONAI import)."""
+    from monai.networks.nets import UNet  # MONAI takes seconds to import: only when a network is built
+
     channels = [config.first_channels * 2**i for i in range(config.depth)]
     net = UNet(
         spatial_dims=config.spatial_dims,

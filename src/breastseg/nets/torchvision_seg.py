@@ -17,7 +17,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torchvision.models import segmentation
 
 from breastseg.errors import ModelError
 
@@ -30,15 +29,6 @@ Arch = Literal[
     "lraspp_mobilenet_v3_large",
 ]
 ARCHS: tuple[str, ...] = Arch.__args__  # type: ignore[attr-defined]
-
-_BUILDERS = {
-    "fcn_resnet101": segmentation.fcn_resnet101,
-    "fcn_resnet50": segmentation.fcn_resnet50,
-    "deeplabv3_resnet101": segmentation.deeplabv3_resnet101,
-    "deeplabv3_resnet50": segmentation.deeplabv3_resnet50,
-    "deeplabv3_mobilenet_v3_large": segmentation.deeplabv3_mobilenet_v3_large,
-    "lraspp_mobilenet_v3_large": segmentation.lraspp_mobilenet_v3_large,
-}
 
 
 @dataclass(frozen=True)
@@ -83,11 +73,15 @@ class SegmentationLogits(nn.Module):
 
 def build_torchvision_seg(config: TorchvisionSegConfig) -> nn.Module:
     """The configured network, randomly initialised unless ``backbone_weights`` names a local file."""
-    if config.arch not in _BUILDERS:
+    from torchvision.models import segmentation  # torchvision takes seconds to import: only when a network is built
+
+    if config.arch not in ARCHS:
         raise ModelError(f"unknown torchvision segmentation network {config.arch!r}; choose from {', '.join(ARCHS)}")
     if config.in_channels not in (1, 3):
         raise ModelError(f"{config.arch}: takes 1 (grayscale, repeated) or 3 input channels, not {config.in_channels}")
-    model = _BUILDERS[config.arch](weights=None, weights_backbone=None, num_classes=config.out_channels, aux_loss=False)
+    model = getattr(segmentation, config.arch)(
+        weights=None, weights_backbone=None, num_classes=config.out_channels, aux_loss=False
+    )
     if config.backbone_weights:
         path = Path(config.backbone_weights)
         try:

@@ -21,7 +21,7 @@ from breastseg._version import __version__
 from breastseg.errors import ModelError
 from breastseg.learn.ensemble import Member, independent_members
 from breastseg.learn.model_file import read_model_file, write_model_file
-from breastseg.nets.resunet import ResUNetConfig, build_resunet
+from breastseg.nets.resunet import ResUNetConfig
 from breastseg.workflows.specimen.normalisation import Normalisation
 
 BUNDLE_KIND = "breastseg.specimen.resunet"
@@ -129,7 +129,7 @@ class ModelBundle:
 
 
 def _loaded(member: BundleMember, config: ResUNetConfig, normalisation: Normalisation) -> EnsembleNet:
-    net = build_resunet(config)
+    net = config.build_plain()  # MONAI's module under another name: no MONAI import to run a bundle
     net.load_state_dict(member.state_dict)
     net.eval()
     return EnsembleNet(net, normalisation, config.size_multiple)
