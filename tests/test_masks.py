@@ -57,3 +57,22 @@ def test_depth_below_surface_by_hand() -> None:
     depth = depth_below_surface_mm(m, (2.0, 2.0, 0.5))
     np.testing.assert_allclose(depth[0, 1], [0.0, 0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
     assert depth[~m].max() == 0.0
+
+
+def test_distance_to_mask_is_the_nearest_neighbour_distance_among_its_voxels() -> None:
+    """Against SciPy's k-d tree over the mask's voxel centres (anisotropic spacing, several blobs)."""
+    from scipy.spatial import cKDTree
+
+    from breastseg.masks import distance_to_mask_mm
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((14, 20, 17), bool)
+    for _ in range(3):
+        z, y, x = rng.integers(2, 12), rng.integers(2, 18), rng.integers(2, 15)
+        mask[z - 1 : z + 2, y - 2 : y + 1, x : x + 3] = True
+    spacing = (0.3, 0.1, 0.2)
+    got = distance_to_mask_mm(mask, spacing)
+    tree = cKDTree(np.argwhere(mask) * np.asarray(spacing))
+    want, _ = tree.query(np.argwhere(np.ones_like(mask)) * np.asarray(spacing))
+    np.testing.assert_allclose(got.ravel(), want, rtol=1e-6, atol=1e-6)
+    assert np.isinf(distance_to_mask_mm(np.zeros((3, 3, 3), bool), spacing)).all()

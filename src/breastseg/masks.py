@@ -18,6 +18,11 @@ from breastseg.machine import usable_cores
 
 Connectivity = Literal[4, 8, 6, 18, 26]
 
+#: the specimen study's rule: a margin of at most this many mm is positive
+POSITIVE_MARGIN_MM = 0.1
+#: margins are read and reported to 1e-4 mm
+MARGIN_DECIMALS = 4
+
 
 def _default_connectivity(ndim: int) -> int:
     return 26 if ndim == 3 else 8
@@ -50,6 +55,12 @@ def largest_component(mask: np.ndarray, connectivity: int | None = None) -> np.n
     return np.asarray(cc3d.largest_k(mask, k=1, connectivity=conn) > 0)
 
 
+def margin_is_positive(margin_mm: float, threshold_mm: float = POSITIVE_MARGIN_MM) -> bool:
+    """The margin rule on the margin as reported (rounded to :data:`MARGIN_DECIMALS`), so that the status always
+    agrees with the printed number: a float32 depth map reads a one-voxel gap of 0.1 mm as 0.1000000015 mm."""
+    return round(float(margin_mm), MARGIN_DECIMALS) <= round(float(threshold_mm), MARGIN_DECIMALS)
+
+
 def depth_below_surface_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Face-to-face depth (mm) of every voxel of ``mask`` below its surface; 0 outside the mask.
 
@@ -62,6 +73,18 @@ def depth_below_surface_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.nda
         m, anisotropy=tuple(float(s) for s in spacing), black_border=True, parallel=usable_cores()
     )  # exact whatever the thread count
     return np.where(m > 0, np.maximum(dist - min(spacing), 0.0), 0.0).astype(np.float32)
+
+
+def distance_to_mask_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Euclidean distance (mm, true spacing, ``edt``) from every voxel centre to the nearest voxel centre of
+    ``mask`` (0 in the mask; ``inf`` everywhere when the mask is empty). Exact, like a nearest-neighbour search
+    among the mask's voxels, and the nearest mask voxel of an outside point is always on the mask's surface."""
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return np.full(m.shape, np.inf, np.float32)
+    outside = np.ascontiguousarray(~m, dtype=np.uint8)
+    dist = edt.edt(outside, anisotropy=tuple(float(s) for s in spacing), black_border=False, parallel=usable_cores())
+    return np.asarray(dist, np.float32)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

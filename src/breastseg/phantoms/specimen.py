@@ -33,7 +33,13 @@ from breastseg.errors import InputError
 from breastseg.image import Grid, Image, bounding_box, median_filter
 from breastseg.io import write_image
 from breastseg.io.tables import write_csv_rows
-from breastseg.masks import depth_below_surface_mm, fill_holes, largest_component
+from breastseg.masks import (
+    POSITIVE_MARGIN_MM,
+    depth_below_surface_mm,
+    fill_holes,
+    largest_component,
+    margin_is_positive,
+)
 from breastseg.phantoms.base import Phantom, phantom_patient, write_pet_ct_dicom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
 from breastseg.phantoms.specimen_confounders import ConfounderConfig, Confounders, draw_confounders, segment_mask
@@ -70,7 +76,6 @@ LAMELLA_LABELS = {"benign": 0, "malignant": 1, "unknown": 2}
 #: a network trains on the PET it will see at inference
 LAMELLA_PET_MEDIAN_MM = 2.0
 
-POSITIVE_MARGIN_MM = 0.1
 
 #: How the three tumour types of the specimen study differ in the phantom (overrides of the NST defaults).
 #: Invasive lobular carcinoma grows diffusely with lower FDG avidity and density contrast; DCIS lesions are
@@ -391,7 +396,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     truth: dict[str, Any] = {
         "margin_mm": round(margin, 6),
         "requested_margin_mm": cfg.margin_mm or 0.0,
-        "margin_status": "positive" if margin <= POSITIVE_MARGIN_MM else "negative",
+        "margin_status": "positive" if margin_is_positive(margin) else "negative",
         "positive_margin_threshold_mm": POSITIVE_MARGIN_MM,
         "margin_definition": (
             "face-to-face gap on the CT grid: min over tumour voxels of (distance in mm from the voxel centre "

@@ -113,3 +113,21 @@ def test_margin_interval_is_open_above_when_no_voxel_is_sure_and_always_holds_th
     # a read margin outside the two masks' margins widens the interval to contain it
     assert margin_interval(soft_sphere(2.0), box, depth, 5.0, (0.3, 0.7))[1] == 5.0
     assert margin_interval(np.zeros(box.shape), box, depth, None) == (None, None)
+
+
+@pytest.mark.parametrize(("gap_voxels", "status"), [(0, "positive"), (1, "positive"), (2, "negative")])
+def test_a_gap_of_exactly_the_threshold_is_positive(gap_voxels: int, status: str) -> None:
+    """0.1 mm CT voxels: one voxel of tissue between tumour and air is a 0.1 mm margin, positive by the rule
+    (≤ 0.1 mm), although a float32 distance map reads it as 0.1000000015 mm."""
+    shape, spacing = (20, 20, 20), 0.1
+    grid = Grid(shape, (spacing,) * 3, (0.0, 0.0, 0.0), np.eye(3))
+    box = np.zeros(shape, bool)
+    box[1:-1, 1:-1, 1:-1] = True
+    tumour = np.zeros(shape, bool)
+    tumour[6:12, 6:12, 1 + gap_voxels : 8] = True  # gap_voxels of tissue inside the −x face
+    depth = depth_below_surface_mm(box, (spacing,) * 3)
+    assert depth.dtype == np.float32 and float(depth[10, 10, 2]) != 0.1  # the float32 reading
+    r = assess_margin(tumour, box, grid, depth=depth)
+    assert r.min_margin_mm == pytest.approx(gap_voxels * spacing, abs=1e-6)
+    assert r.status == status
+    assert members_positive([tumour], depth, 0.1) == [status == "positive"]

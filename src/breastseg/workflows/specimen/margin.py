@@ -19,12 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from breastseg.image import Grid
-from breastseg.masks import binarize, depth_below_surface_mm, surface_voxels
+from breastseg.masks import (
+    MARGIN_DECIMALS,
+    POSITIVE_MARGIN_MM,
+    binarize,
+    depth_below_surface_mm,
+    distance_to_mask_mm,
+    margin_is_positive,
+    surface_voxels,
+)
 
-POSITIVE_MARGIN_MM = 0.1
 #: tumour probabilities whose masks bound the margin interval: the wider mask (≥ 0.3) gives its lower end, the
 #: narrower mask (≥ 0.7) its upper end
 INTERVAL_PROBABILITIES = (0.3, 0.7)
@@ -110,7 +116,7 @@ def mask_margin_mm(mask: np.ndarray, depth: np.ndarray) -> float | None:
 def members_positive(members: Sequence[np.ndarray], depth: np.ndarray, threshold_mm: float) -> list[bool]:
     """Each member mask's call: positive when it comes within ``threshold_mm`` of the surface (``depth``: mm below
     the specimen surface on the members' grid, :func:`~breastseg.masks.depth_below_surface_mm`)."""
-    return [(m := mask_margin_mm(mask, depth)) is not None and m <= threshold_mm + 1e-9 for mask in members]
+    return [(m := mask_margin_mm(mask, depth)) is not None and margin_is_positive(m, threshold_mm) for mask in members]
 
 
 def margin_interval(
@@ -136,7 +142,10 @@ def margin_interval(
     if margin_mm is not None:
         low = margin_mm if low is None else min(low, margin_mm)
         high = None if high is None else max(high, margin_mm)
-    return (None if low is None else round(low, 4), None if high is None else round(high, 4))
+    return (
+        None if low is None else round(low, MARGIN_DECIMALS),
+        None if high is None else round(high, MARGIN_DECIMALS),
+    )
 
 
 def assess_margin(
@@ -192,17 +201,16 @@ def assess_margin(
     face = FACES[int(_box_faces(target[None, :], specimen, spacing, grid)[0])]
     # a tumour voxel j voxels below a surface voxel (itself inside) leaves a gap of j voxels: the centre
     # distance from each surface voxel to the nearest tumour voxel is the face-to-face margin there
-    tumour_tree = cKDTree(np.argwhere(surface_voxels(tumour)) * np.asarray(spacing))
-    dist, _ = tumour_tree.query(surf * np.asarray(spacing), workers=-1)
+    dist = distance_to_mask_mm(tumour, spacing)[tuple(surf.T)]
     per_face: dict[str, float | None] = {}
     for k, f in enumerate(FACES):
         on_face = faces == k
-        per_face[names.get(f, f)] = round(float(dist[on_face].min()), 4) if on_face.any() else None
+        per_face[names.get(f, f)] = round(float(dist[on_face].min()), MARGIN_DECIMALS) if on_face.any() else None
 
-    status = "positive" if margin <= threshold_mm + 1e-9 else "negative"
+    status = "positive" if margin_is_positive(margin, threshold_mm) else "negative"
     return MarginResult(
         status=status,
-        min_margin_mm=round(margin, 4),
+        min_margin_mm=round(margin, MARGIN_DECIMALS),
         threshold_mm=threshold_mm,
         closest_point_mm=[round(float(v), 4) for v in grid.index_to_world(closest)],
         surface_point_mm=[round(float(v), 4) for v in grid.index_to_world(target)],
