@@ -76,13 +76,13 @@ bench-model: $(STAMP)
 	  --description "synthetic specimen phantoms, seeds 100-119 (make bench-model); 5 x 5-fold; benchmark only"
 
 # the benchmark ensemble's distilled student (16 training specimens of the benchmark's geometry, seeds 1000-1015,
-# disjoint from its phantoms); the bundle keeps the 25 members (specimen assess --exact)
+# disjoint from its phantoms, half of them with the confounders); the bundle keeps the 25 members (--exact)
 bench-student: $(STAMP)
 	@test -f build/bench-model/ensemble25.pt || $(MAKE) --no-print-directory bench-model
-	@test -f build/bench-model/distil/manifest.csv || \
-	  $(BIN)/python benchmarks/specimen_inference.py --write-distil-set build/bench-model/distil --count 16
+	@test -f build/bench-model/distil-mixed/manifest.csv || \
+	  $(BIN)/python benchmarks/specimen_inference.py --write-distil-set build/bench-model/distil-mixed --count 16
 	$(BIN)/breastseg specimen distil --model build/bench-model/ensemble25.pt \
-	  --specimens build/bench-model/distil/manifest.csv --out build/bench-model/ensemble25_student.pt --steps 2000
+	  --specimens build/bench-model/distil-mixed/manifest.csv --out build/bench-model/ensemble25_student.pt --steps 2000
 
 demo-lamellae: $(STAMP)
 	rm -rf build/demo-model

@@ -48,10 +48,12 @@ AVX2_ENV = {
 }
 
 
-def phantom_config(seed: int, margin_mm: float | None) -> SpecimenPhantomConfig:
-    """The target geometry: 300 × 250 × 200 CT voxels of 0.1 mm (x, y, z), PET at 0.4 mm."""
+def phantom_config(seed: int, margin_mm: float | None, version: int = 1) -> SpecimenPhantomConfig:
+    """The target geometry: 300 × 250 × 200 CT voxels of 0.1 mm (x, y, z), PET at 0.4 mm; ``version`` 2 adds the
+    margin-accuracy work's confounders (benign look-alikes, a heterogeneous tumour)."""
     return SpecimenPhantomConfig(
         seed=seed,
+        version=version,
         ct_spacing_mm=0.1,
         pet_spacing_mm=0.4,
         specimen_size_mm=(14.0, 17.0, 24.0),
@@ -122,11 +124,31 @@ def ct_grid_context(case: Path, model: Path) -> None:
     )
 
 
-def one_network(case: Path, model: Path) -> float:
+#: the peer as a process: start Python, import torch and MONAI, build MONAI's UNet with the first member's weights,
+#: run it tri-planar over every slice of the saved model-grid channels (float32), save the probability
+PEER_PROCESS = """
+import sys, numpy as np, torch
+from breastseg.nets.resunet import build_resunet
+from breastseg.predict.slices import predict_triplanar
+from breastseg.workflows.specimen.bundle import ModelBundle
+bundle = ModelBundle.load(sys.argv[1])
+member = bundle.members[0]
+config = bundle.member_net(member)
+net = build_resunet(config)  # MONAI's UNet, as the study ran it
+net.load_state_dict(member.state_dict)
+net.eval()
+channels, tissue = np.load(sys.argv[2]), np.load(sys.argv[3])
+prob = predict_triplanar([net], channels, config.size_multiple, batch_size=16, within=tissue)
+np.save(sys.argv[4], prob)
+"""
+
+
+def one_network(case: Path, model: Path, tmp: Path) -> tuple[float, float]:
     """The peer: one plain float32 ResU-Net (the bundle's first member) run tri-planar over every slice of the
-    bundle's grid, in-process (inference only, seconds)."""
+    bundle's grid. Returns (inference only, in-process, warm; the same as a fresh process that imports torch and
+    MONAI and runs MONAI's UNet: what running one of the study's networks costs), seconds."""
     from breastseg.workflows.specimen.bundle import ModelBundle
-    from breastseg.workflows.specimen.inference import predict_volume
+    from breastseg.workflows.specimen.inference import model_inputs, predict_volume
     from breastseg.workflows.specimen.pipeline import load_specimen
     from breastseg.workflows.specimen.preprocess import preprocess
 
@@ -137,16 +159,26 @@ def one_network(case: Path, model: Path) -> float:
     predict_volume(first, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, REFERENCE)  # warm-up
     t0 = time.perf_counter()
     predict_volume(first, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, REFERENCE)
-    return time.perf_counter() - t0
+    in_process = time.perf_counter() - t0
+    inputs = model_inputs(pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm)
+    np.save(tmp / "peer_channels.npy", inputs.channels(first[0].normalisation))
+    np.save(tmp / "peer_tissue.npy", inputs.tissue)
+    args = [str(model), str(tmp / "peer_channels.npy"), str(tmp / "peer_tissue.npy"), str(tmp / "peer_prob.npy")]
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", PEER_PROCESS, *args], check=True)
+    return in_process, time.perf_counter() - t0
 
 
 def write_distil_set(out: Path, count: int) -> Path:
     """Training specimens for ``specimen distil`` in the benchmark's geometry, disjoint from the benchmark's own
-    phantoms (seeds 1000 and up; margins cycling through the same values); returns the manifest."""
+    phantoms (seeds 1000 and up; margins cycling through the same values; every second one a version-2 phantom with
+    the confounders, so that the student also learns what the members make of benign look-alikes); returns the
+    manifest."""
     rows = ["case_id,ct,pet,pet_info,patient_id"]
     for i in range(count):
         seed = 1000 + i
-        write_phantom(make_specimen_phantom(phantom_config(seed, MARGINS_MM[i % len(MARGINS_MM)])), out / f"d{seed}")
+        config = phantom_config(seed, MARGINS_MM[i % len(MARGINS_MM)], version=1 + i % 2)
+        write_phantom(make_specimen_phantom(config), out / f"d{seed}")
         rows.append(f"d{seed},d{seed}/ct.nii.gz,d{seed}/pet.nii.gz,d{seed}/truth.json,distil{seed}")
         print(f"  wrote {out / f'd{seed}'}", flush=True)
     (out / "manifest.csv").write_text("\n".join(rows) + "\n")
@@ -161,7 +193,13 @@ def main() -> None:
     parser.add_argument(
         "--model", type=Path, default=DEFAULT_BUNDLE, help="ResU-Net bundle (default: make bench-student)"
     )
-    parser.add_argument("--phantoms", type=int, default=len(MARGINS_MM), help="how many phantoms (≤ 4 margins cycle)")
+    parser.add_argument("--phantoms", type=int, default=len(MARGINS_MM), help="how many phantoms (margins cycle)")
+    parser.add_argument(
+        "--phantom-version",
+        type=int,
+        default=1,
+        help="specimen phantom generator version (2: with the confounders of the margin-accuracy work)",
+    )
     parser.add_argument("--fast-step", type=int, default=VolumeInference().slice_step, help="fast path slice step")
     parser.add_argument(
         "--fast-precision", default=VolumeInference().precision, help="fast path precision (auto, float32, bfloat16)"
@@ -198,7 +236,7 @@ def main() -> None:
         for i in range(args.phantoms):
             margin = MARGINS_MM[i % len(MARGINS_MM)]
             case = tmp / f"case{i}"
-            phantom = make_specimen_phantom(phantom_config(i, margin))
+            phantom = make_specimen_phantom(phantom_config(i, margin, args.phantom_version))
             write_phantom(phantom, case)
             truth = phantom.truth
             ref = run_assess(case, args.model, REFERENCE, tmp / f"ref{i}")
@@ -206,10 +244,11 @@ def main() -> None:
             a = read_image(ref["mask"]).array > 0
             b = read_image(fast["mask"]).array > 0
             if i == 0:
-                peer_s = one_network(case, args.model)
+                peer_s, peer_process_s = one_network(case, args.model, tmp)
             rows.append(
                 {
-                    "case": f"seed {i}, {truth['margin_status']} {truth['margin_mm']:.2f} mm",
+                    "case": f"{'v2 ' if args.phantom_version > 1 else ''}seed {i}, {truth['margin_status']} "
+                    f"{truth['margin_mm']:.2f} mm",
                     "shape": "×".join(str(n) for n in phantom.images["ct"].shape[::-1]),
                     "ref": ref,
                     "fast": fast,
@@ -249,16 +288,27 @@ def main() -> None:
     ref_t = np.array([r["ref"]["wall_s"] for r in rows])
     fast_t = np.array([r["fast"]["wall_s"] for r in rows])
     agree = sum(r["ref"]["result"]["margin_status"] == r["fast"]["result"]["margin_status"] for r in rows)
+    diffs = [
+        abs(r["ref"]["result"]["min_margin_mm"] - r["fast"]["result"]["min_margin_mm"])
+        for r in rows
+        if r["ref"]["result"]["min_margin_mm"] is not None and r["fast"]["result"]["min_margin_mm"] is not None
+    ]
     print("-" * len(header))
     print(
         f"{'mean (min Dice, status agreement)':<38}{ref_t.mean():>8.1f}{fast_t.mean():>8.1f}"
         f"{ref_t.mean() / fast_t.mean():>8.1f}×{min(r['dice'] for r in rows):>8.4f}"
         f"{f'{agree}/{len(rows)} agree':>24}"
+        f"{f'max margin difference {max(diffs):.2f} mm' if diffs else '':>36}"
     )
     print(
         f"\npeer: one float32 ResU-Net tri-planar over every slice of the bundle's grid, inference only: "
         f"{peer_s:.1f} s; fast command end to end / peer: {fast_t.mean() / peer_s:.2f}× (mean), "
         f"{fast_t.max() / peer_s:.2f}× (slowest)"
+    )
+    print(
+        f"peer as a process (start-up, torch + MONAI import, MONAI's UNet, same inference): {peer_process_s:.1f} s; "
+        f"fast command end to end / peer process: {fast_t.mean() / peer_process_s:.2f}× (mean), "
+        f"{fast_t.max() / peer_process_s:.2f}× (slowest)"
     )
     print("\nfast path, seconds per step (last phantom):")
     for step, seconds in rows[-1]["fast"]["result"]["timings_s"].items():
