@@ -178,6 +178,15 @@ def specimen() -> None:
     "slice, float32; overrides --slice-step and --precision. Default: the bundle's student when it has one.",
 )
 @click.option(
+    "--confirm-band",
+    type=click.FloatRange(min=0.0, max=0.5, max_open=True),
+    default=VolumeInference().confirm_band,
+    show_default=True,
+    help="ResU-Net with a distilled student: when a tumour drawn at probability 0.5 ± this would change the "
+    "student's margin status, the members decide it at the exact settings (slower, about 20 s on 2 cores); "
+    "0: always take the student's.",
+)
+@click.option(
     "--orientation",
     default=None,
     help="Names of the specimen's faces, e.g. '+x=lateral,-x=medial,+z=superior' (default: LPS names).",
@@ -200,6 +209,7 @@ def assess(
     precision: str,
     device: str,
     exact: bool,
+    confirm_band: float,
     orientation: str | None,
     patient_id: str | None,
 ) -> None:
@@ -233,7 +243,7 @@ def assess(
         preprocess=PreprocessConfig(working_spacing_mm=working_spacing),
         inference=dataclasses.replace(REFERENCE, device=device)
         if exact
-        else VolumeInference(slice_step=slice_step, precision=precision, device=device),
+        else VolumeInference(slice_step=slice_step, precision=precision, device=device, confirm_band=confirm_band),
     )
     console = Console(stderr=True)
     with console.status("starting…") as status:

@@ -136,3 +136,29 @@ def test_distil_command_writes_a_student_that_assess_runs_and_exact_bypasses(tmp
     exact = json.loads((tmp_path / "exact" / "result.json").read_text())["model"]
     assert exact["inference_path"] == "ensemble" and exact["members_used"] == len(tiny_bundle.members)
     assert exact["slice_step"] == 1 and exact["precision"] == "float32"
+
+
+def test_a_student_status_the_band_could_change_is_decided_by_the_members(tmp_path: Path, tiny_bundle) -> None:
+    """A band near 0.5 unsettles any status (the mask at 0.01 reaches the surface, the one at 0.99 does not): the
+    members then run at the exact settings and say so; a band of 0 always takes the student's status."""
+    first = tiny_bundle.members[0]
+    student = D.student_member(tiny_bundle, dict(first.state_dict), D.DistilConfig(depth=3, first_channels=8))
+    student = dataclasses.replace(student, net=tiny_bundle.member_net(first))
+    path = dataclasses.replace(tiny_bundle, student=student).save(tmp_path / "b.pt")
+    ph = make_specimen_phantom(SpecimenPhantomConfig(seed=731, margin_mm=1.0, **SMALL))
+    info = phantom_pet_info(ph)
+
+    def run(band: float):
+        inference = dataclasses.replace(AssessConfig().inference, confirm_band=band)
+        cfg = AssessConfig("resunet", str(path), inference=inference)
+        return assess_specimen(ph.images["ct"], ph.images["pet"], info, cfg).result.model
+
+    decided = run(0.49)
+    assert decided["student_status_settled"] is False
+    assert decided["inference_path"] == "ensemble, deciding for the student"
+    assert decided["members_used"] == len(tiny_bundle.members)
+    assert decided["slice_step"] == 1 and decided["precision"] == "float32"
+    taken = run(0.0)
+    assert taken["inference_path"] == "distilled student" and taken["student_status_settled"] is None
+    with pytest.raises(ValueError, match="confirm_band"):
+        dataclasses.replace(AssessConfig().inference, confirm_band=0.5)

@@ -131,3 +131,32 @@ def test_a_gap_of_exactly_the_threshold_is_positive(gap_voxels: int, status: str
     assert r.min_margin_mm == pytest.approx(gap_voxels * spacing, abs=1e-6)
     assert r.status == status
     assert members_positive([tumour], depth, 0.1) == [status == "positive"]
+
+
+def _ramp_tumour(gap_mm: float, ramp_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A probability that falls linearly from 1 to 0 over ``ramp_mm`` across the sphere's edge (0.5 on it), the
+    sphere ``gap_mm`` inside the box's −x face; returns probability, box, depth."""
+    _, box, grid = box_and_sphere(gap_mm)
+    z, y, x = np.ogrid[: box.shape[0], : box.shape[1], : box.shape[2]]
+    cz, cy, cx = (box.shape[0] - 1) / 2, (box.shape[1] - 1) / 2, 0.5 + (gap_mm + 4.0) / SPACING
+    r = np.sqrt((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) * SPACING
+    probability = np.clip(0.5 - (r - 4.0) / ramp_mm, 0.0, 1.0).astype(np.float32) * box
+    return probability, box, depth_below_surface_mm(box, grid.spacing)
+
+
+@pytest.mark.parametrize(
+    ("gap", "ramp", "band", "settled"),
+    [
+        (1.0, 0.4, 0.15, True),  # negative: even the mask at 0.35 stays 0.9 mm inside
+        (0.0, 0.4, 0.15, True),  # positive: the mask at 0.65 still touches the surface
+        (0.4, 2.0, 0.25, False),  # the 0.5 mask is 0.4 mm in, the 0.25 mask reaches the surface (0.5 mm further)
+        (0.4, 2.0, 0.05, True),  # a narrower band: the 0.45 mask reaches 0.1 mm further only, 0.3 mm inside
+    ],
+)
+def test_a_status_is_settled_when_the_band_around_the_threshold_cannot_change_it(
+    gap: float, ramp: float, band: float, settled: bool
+) -> None:
+    from breastseg.workflows.specimen.margin import status_is_settled
+
+    probability, box, depth = _ramp_tumour(gap, ramp)
+    assert status_is_settled(probability, box, depth, 0.1, band) is settled

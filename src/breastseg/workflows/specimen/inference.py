@@ -42,6 +42,9 @@ class VolumeInference:
         axes: the array axes sliced along (all three: the study's tri-planar method; one, for diagnostics).
         student: run the bundle's distilled student instead of its members when it has one and the student is
             independent of the patient (:mod:`breastseg.workflows.specimen.distil`).
+        confirm_band: a student's margin status that a tumour drawn anywhere between probability 0.5 − band and
+            0.5 + band would change is not taken: the members then run at the exact settings and decide
+            (:func:`breastseg.workflows.specimen.margin.status_is_settled`; 0: never).
     """
 
     slice_step: int = 2
@@ -50,6 +53,11 @@ class VolumeInference:
     device: str = "auto"
     axes: tuple[int, ...] = (0, 1, 2)
     student: bool = True
+    confirm_band: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confirm_band < 0.5:
+            raise ValueError(f"confirm_band must lie in [0, 0.5), got {self.confirm_band}")
 
 
 #: the study's exact method: every member (never the student), every slice of every axis, float32

@@ -119,6 +119,30 @@ def members_positive(members: Sequence[np.ndarray], depth: np.ndarray, threshold
     return [(m := mask_margin_mm(mask, depth)) is not None and margin_is_positive(m, threshold_mm) for mask in members]
 
 
+def status_is_settled(
+    probability: np.ndarray,
+    specimen: np.ndarray,
+    depth: np.ndarray,
+    threshold_mm: float = POSITIVE_MARGIN_MM,
+    band: float = 0.15,
+    probability_threshold: float = 0.5,
+    keep_largest: bool = True,
+) -> bool:
+    """Whether the margin status is the same for the tumour drawn at any probability within ``band`` of the
+    threshold: positive already at ``probability_threshold + band`` (the narrower mask reaches within
+    ``threshold_mm`` of the surface), or negative still at ``probability_threshold − band`` (the wider mask does
+    not). Masks post-processed as the read-out's. A status that is not settled depends on probabilities an
+    approximation (the distilled student) may have wrong by that much, so the exact members decide it."""
+    narrow = binarize(probability, probability_threshold + band, True, keep_largest, specimen)
+    narrow_margin = mask_margin_mm(narrow, depth)
+    if narrow_margin is not None and margin_is_positive(narrow_margin, threshold_mm):
+        return True
+    wide_margin = mask_margin_mm(
+        binarize(probability, probability_threshold - band, True, keep_largest, specimen), depth
+    )
+    return wide_margin is None or not margin_is_positive(wide_margin, threshold_mm)
+
+
 def margin_interval(
     probability: np.ndarray,
     specimen: np.ndarray,

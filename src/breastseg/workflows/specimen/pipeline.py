@@ -33,13 +33,14 @@ from breastseg.io.outputs import prepare_output_folder
 from breastseg.io.pet import read_pet_series
 from breastseg.masks import binarize, depth_below_surface_mm
 from breastseg.sanity import NotAssessable, check_same_acquisition
-from breastseg.workflows.specimen.inference import VolumeInference, predict_volume
+from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference, predict_volume
 from breastseg.workflows.specimen.margin import (
     INTERVAL_PROBABILITIES,
     POSITIVE_MARGIN_MM,
     assess_margin,
     margin_interval,
     members_positive,
+    status_is_settled,
 )
 from breastseg.workflows.specimen.preprocess import (
     PetUnits,
@@ -192,21 +193,45 @@ def predict_tumour(
         return Prediction(ensemble_probability(members), member_calls, info)
     loaded = model.result() if isinstance(model, Future) else model or load_resunet(cfg)
     bundle, ensemble = loaded.bundle, loaded.ensemble
-    volume = predict_volume(
-        ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, cfg.inference, progress=progress
-    )
+    inference = cfg.inference
+    volume = predict_volume(ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, inference, progress)
+    settled = None
+    if loaded.distilled and inference.confirm_band > 0:
+        depth = depth_below_surface_mm(pair.tissue, pair.ct.grid.spacing)
+        settled = status_is_settled(
+            volume.probability,
+            pair.tissue,
+            depth,
+            cfg.positive_margin_mm,
+            inference.confirm_band,
+            cfg.probability_threshold,
+            cfg.keep_largest_component,
+        )
+        if not settled:  # the student cannot decide this one: the members do, at the exact settings
+            if progress is not None:
+                progress("the student's margin status is not settled: the ensemble decides")
+            ensemble = bundle.ensemble(exclude_patient=cfg.patient_id)
+            inference = dataclasses.replace(REFERENCE, device=inference.device)
+            volume = predict_volume(
+                ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, inference, progress
+            )
+            loaded = dataclasses.replace(loaded, ensemble=ensemble, distilled=False)
     info = {
         "path": str(loaded.path),
         "input": "+".join(bundle.normalisation.channels),
-        "inference_path": "distilled student" if loaded.distilled else "ensemble",
+        "inference_path": "distilled student"
+        if loaded.distilled
+        else ("ensemble, deciding for the student" if settled is False else "ensemble"),
         "members_used": None if loaded.distilled else len(ensemble),
         "members_in_bundle": len(bundle.members),
         "excluded_patient": cfg.patient_id,
         "ct_limits_hu": sorted({(e.normalisation.ct_low_hu, e.normalisation.ct_high_hu) for e in ensemble}),
         "pixel_spacing_mm": list(volume.model_grid.spacing),
-        "slice_step": cfg.inference.slice_step,
+        "slice_step": inference.slice_step,
         "device": volume.device,
         "precision": volume.precision,
+        "student_status_settled": settled,
+        "student_confirm_band": cfg.inference.confirm_band if settled is not None else None,
     }
     # a student has no members to vote: no share of members calling the margin positive
     member_calls = (
