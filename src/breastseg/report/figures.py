@@ -23,9 +23,11 @@ TUMOUR_COLOUR = "#ff8c00"
 _VIEWS = (("axial", 0), ("coronal", 1), ("sagittal", 2))
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
-    """Lay out, write as PNG atomically, and close a matplotlib figure."""
-    fig.tight_layout()
+def save_figure(fig: Any, path: str | Path, dpi: int = 100, tight: bool = True) -> Path:
+    """Lay out (``tight``: matplotlib's tight layout, which draws the figure once more to measure it), write as PNG
+    atomically, and close a matplotlib figure."""
+    if tight:
+        fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
@@ -94,7 +96,10 @@ def orthogonal_slices(
             ax.set_xlabel("mm")
     if title:
         fig.suptitle(title)
-    return save_figure(fig, path, dpi=90)
+    # a fixed grid instead of the tight layout: the panels are always the same, and measuring them costs a draw
+    # (a fifth of the figure's time, which is on the command's critical path)
+    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.07 / rows, top=1 - 0.08 / rows, wspace=0.22, hspace=0.2)
+    return save_figure(fig, path, dpi=90, tight=False)
 
 
 def confusion_matrix_figure(
