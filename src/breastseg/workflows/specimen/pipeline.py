@@ -195,27 +195,14 @@ def predict_tumour(
     bundle, ensemble = loaded.bundle, loaded.ensemble
     inference = cfg.inference
     volume = predict_volume(ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, inference, progress)
-    settled = None
-    if loaded.distilled and inference.confirm_band > 0:
-        depth = depth_below_surface_mm(pair.tissue, pair.ct.grid.spacing)
-        settled = status_is_settled(
-            volume.probability,
-            pair.tissue,
-            depth,
-            cfg.positive_margin_mm,
-            inference.confirm_band,
-            cfg.probability_threshold,
-            cfg.keep_largest_component,
-        )
-        if not settled:  # the student cannot decide this one: the members do, at the exact settings
-            if progress is not None:
-                progress("the student's margin status is not settled: the ensemble decides")
-            ensemble = bundle.ensemble(exclude_patient=cfg.patient_id)
-            inference = dataclasses.replace(REFERENCE, device=inference.device)
-            volume = predict_volume(
-                ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, inference, progress
-            )
-            loaded = dataclasses.replace(loaded, ensemble=ensemble, distilled=False)
+    settled = _student_settles(volume.probability, pair, cfg) if loaded.distilled else None
+    if settled is False:  # the student cannot decide this one: the members do, at the exact settings
+        if progress is not None:
+            progress("the student's margin status is not settled: the ensemble decides")
+        ensemble = bundle.ensemble(exclude_patient=cfg.patient_id)
+        inference = dataclasses.replace(REFERENCE, device=inference.device)
+        volume = predict_volume(ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, inference, progress)
+        loaded = dataclasses.replace(loaded, ensemble=ensemble, distilled=False)
     info = {
         "path": str(loaded.path),
         "input": "+".join(bundle.normalisation.channels),
@@ -238,6 +225,24 @@ def predict_tumour(
         [] if loaded.distilled else calls(volume.member_probabilities, volume.model_tissue, volume.model_grid.spacing)
     )
     return Prediction(volume.probability, member_calls, info)
+
+
+def _student_settles(probability: np.ndarray, pair: SpecimenPair, cfg: AssessConfig) -> bool | None:
+    """Whether the student's status holds for the tumour drawn anywhere in the confirmation band
+    (:func:`~breastseg.workflows.specimen.margin.status_is_settled`); ``None`` when the band is 0 (not checked)."""
+    band = cfg.inference.confirm_band
+    if band <= 0:
+        return None
+    depth = depth_below_surface_mm(pair.tissue, pair.ct.grid.spacing)
+    return status_is_settled(
+        probability,
+        pair.tissue,
+        depth,
+        cfg.positive_margin_mm,
+        band,
+        cfg.probability_threshold,
+        cfg.keep_largest_component,
+    )
 
 
 def load_specimen(
