@@ -25,6 +25,7 @@ from breastseg.workflows.specimen.margin import describe_interval
 from breastseg.workflows.specimen.normalisation import fit_normalisation
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 from breastseg.workflows.specimen.preprocess import PetUnits, PreprocessConfig
+from breastseg.workflows.specimen.result import describe_networks
 from breastseg.workflows.specimen.threshold import fit_threshold_model
 
 _FACES = ("+x", "-x", "+y", "-y", "+z", "-z")
@@ -267,6 +268,8 @@ def assess(
     table.add_row("closest face", str(m.closest_face))
     if m.ensemble_positive_fraction is not None:
         table.add_row("ensemble calling positive", f"{100 * m.ensemble_positive_fraction:.0f} %")
+    if (networks := describe_networks(result.model)) is not None:
+        table.add_row("networks", networks)
     table.add_row("tumour volume", f"{result.tumour_volume_ml:.2f} ml")
     table.add_row("time", f"{result.timings_s['total']:.1f} s")
     table.add_row("report", str(out_dir / "report.html"))

@@ -155,10 +155,19 @@ def test_a_student_status_the_band_could_change_is_decided_by_the_members(tmp_pa
 
     decided = run(0.49)
     assert decided["student_status_settled"] is False
+    from breastseg.workflows.specimen.result import describe_networks
+
+    n = len(tiny_bundle.members)
+    assert (
+        describe_networks(decided)
+        == f"{n} of {n} members, exact settings (the student's status changed within probability 0.5 ± 0.49)"
+    )
     assert decided["inference_path"] == "ensemble, deciding for the student"
     assert decided["members_used"] == len(tiny_bundle.members)
     assert decided["slice_step"] == 1 and decided["precision"] == "float32"
     taken = run(0.0)
     assert taken["inference_path"] == "distilled student" and taken["student_status_settled"] is None
+    assert describe_networks(taken) == f"distilled student of {n} members"
+    assert describe_networks({"path": "thresholds.json"}) is None  # the threshold method
     with pytest.raises(ValueError, match="confirm_band"):
         dataclasses.replace(AssessConfig().inference, confirm_band=0.5)

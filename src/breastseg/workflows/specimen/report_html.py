@@ -8,6 +8,7 @@ from typing import Any
 
 from breastseg.io.atomic import atomic_path
 from breastseg.workflows.specimen.margin import describe_interval
+from breastseg.workflows.specimen.result import describe_networks
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -39,6 +40,7 @@ def specimen_report(result: dict[str, Any], path: str | Path) -> Path:
         ("Tumour SULmax", _fmt(result.get("tumour_sul_max"))),
         ("Method", _fmt(result.get("method"))),
         ("Model", _fmt(result.get("model", {}).get("path"))),
+        ("Networks", _fmt(describe_networks(result.get("model", {})))),
     ]
     if result.get("reason"):
         rows.append(("Note", _fmt(result["reason"])))

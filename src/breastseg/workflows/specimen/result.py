@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,21 @@ if TYPE_CHECKING:
 
 #: the version of ``result.json``'s layout; raised when a key changes meaning or goes away
 RESULT_SCHEMA_VERSION = 1
+
+
+def describe_networks(model: Mapping[str, Any]) -> str | None:
+    """Which ResU-Net networks read the margin, in words, from ``result.json``'s ``model`` (``None`` for the
+    threshold method): the distilled student, the members, or the members deciding for an unsettled student."""
+    path = model.get("inference_path")
+    if path is None:
+        return None
+    if path == "distilled student":
+        return f"distilled student of {model.get('members_in_bundle')} members"
+    used = f"{model.get('members_used')} of {model.get('members_in_bundle')} members"
+    if model.get("student_status_settled") is False:
+        band = model.get("student_confirm_band")
+        return f"{used}, exact settings (the student's status changed within probability 0.5 ± {band})"
+    return used
 
 
 @dataclass(frozen=True)
