@@ -55,15 +55,17 @@ class ResUNetConfig:
         return PlainResUNet(self)
 
 
+#: group norm's group count for the norms that are group norms: layer norm is one group; two groups divide every
+#: layer's channels, the two-class output included
+NORM_GROUPS: dict[str, int] = {"layer": 1, "group": 2}
+
+
 def _norm(norm: Norm, channels: int) -> Any:
     if norm == "instance":
         return ("instance", {"affine": True})
     if norm == "batch":
         return "batch"
-    if norm == "layer":
-        return ("group", {"num_groups": 1})
-    # two groups divide every layer's channels, the two-class output included
-    return ("group", {"num_groups": 2})
+    return ("group", {"num_groups": NORM_GROUPS[norm]})
 
 
 def build_resunet(config: ResUNetConfig) -> nn.Module:

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from breastseg.nets.resunet import NORM_GROUPS
+
 if TYPE_CHECKING:
-    from breastseg.nets.resunet import Norm, ResUNetConfig
+    from breastseg.nets.resunet import ResUNetConfig
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -31,45 +33,44 @@ _INSTANCE = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 _BATCH = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
-def _norm_layer(norm: Norm, channels: int, dims: int) -> nn.Module:
+def _norm_layer(config: ResUNetConfig, channels: int) -> nn.Module:
     """The norm :func:`breastseg.nets.resunet._norm` asks MONAI for, built directly."""
-    if norm == "instance":
+    dims = config.spatial_dims
+    if config.norm == "instance":
         return _INSTANCE[dims](channels, affine=True)
-    if norm == "batch":
+    if config.norm == "batch":
         return _BATCH[dims](channels)
-    return nn.GroupNorm(1 if norm == "layer" else 2, channels)
+    return nn.GroupNorm(NORM_GROUPS[config.norm], channels)
 
 
 class _Convolution(nn.Sequential):
-    """MONAI's ``Convolution``: ``conv`` then, unless ``conv_only``, ``adn`` (norm N, dropout D, PReLU A)."""
+    """MONAI's ``Convolution``: ``conv`` then, unless ``conv_only``, ``adn`` (norm N, dropout D, PReLU A); kernel
+    size, norm and dropout from ``config``."""
 
     def __init__(
         self,
-        dims: int,
+        config: ResUNetConfig,
         in_channels: int,
         out_channels: int,
         stride: int,
-        kernel_size: int,
-        norm: Norm,
-        dropout: float,
         conv_only: bool = False,
         transposed: bool = False,
     ) -> None:
         super().__init__()
-        padding = (kernel_size - 1) // 2
+        dims, k = config.spatial_dims, config.kernel_size
+        padding = (k - 1) // 2
+        conv: nn.Module
         if transposed:
-            self.add_module(
-                "conv",
-                _CONV_T[dims](
-                    in_channels, out_channels, kernel_size, stride=stride, padding=padding, output_padding=stride - 1
-                ),
+            conv = _CONV_T[dims](
+                in_channels, out_channels, k, stride=stride, padding=padding, output_padding=stride - 1
             )
         else:
-            self.add_module("conv", _CONV[dims](in_channels, out_channels, kernel_size, stride=stride, padding=padding))
+            conv = _CONV[dims](in_channels, out_channels, k, stride=stride, padding=padding)
+        self.add_module("conv", conv)
         if not conv_only:
             adn = nn.Sequential()
-            adn.add_module("N", _norm_layer(norm, out_channels, dims))
-            adn.add_module("D", nn.Dropout(dropout))
+            adn.add_module("N", _norm_layer(config, out_channels))
+            adn.add_module("D", nn.Dropout(config.dropout))
             adn.add_module("A", nn.PReLU())
             self.add_module("adn", adn)
 
@@ -80,30 +81,25 @@ class _ResidualUnit(nn.Module):
 
     def __init__(
         self,
-        dims: int,
+        config: ResUNetConfig,
         in_channels: int,
         out_channels: int,
         stride: int,
-        kernel_size: int,
         subunits: int,
-        norm: Norm,
-        dropout: float,
         last_conv_only: bool = False,
     ) -> None:
         super().__init__()
         self.conv = nn.Sequential()
         channels, unit_stride = in_channels, stride
-        for i in range(max(1, subunits)):
-            conv_only = last_conv_only and i == max(1, subunits) - 1
-            self.conv.add_module(
-                f"unit{i}",
-                _Convolution(dims, channels, out_channels, unit_stride, kernel_size, norm, dropout, conv_only),
-            )
+        for i in range(subunits):
+            conv_only = last_conv_only and i == subunits - 1
+            self.conv.add_module(f"unit{i}", _Convolution(config, channels, out_channels, unit_stride, conv_only))
             channels, unit_stride = out_channels, 1
         self.residual: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            k, pad = (kernel_size, (kernel_size - 1) // 2) if stride != 1 else (1, 0)
-            self.residual = _CONV[dims](in_channels, out_channels, k, stride=stride, padding=pad)
+            k = config.kernel_size
+            k, pad = (k, (k - 1) // 2) if stride != 1 else (1, 0)
+            self.residual = _CONV[config.spatial_dims](in_channels, out_channels, k, stride=stride, padding=pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) + self.residual(x)
@@ -137,12 +133,6 @@ class PlainResUNet(nn.Module):
         channels = [config.first_channels * 2**i for i in range(config.depth)]
         self.model = self._block(config.in_channels, config.out_channels, channels, top=True)
 
-    def _residual(self, in_channels: int, out_channels: int, stride: int, subunits: int, last: bool) -> nn.Module:
-        c = self.config
-        return _ResidualUnit(
-            c.spatial_dims, in_channels, out_channels, stride, c.kernel_size, subunits, c.norm, c.dropout, last
-        )
-
     def _block(self, in_channels: int, out_channels: int, channels: list[int], top: bool) -> nn.Module:
         c, units = self.config, self.config.num_res_units
         level = channels[0]
@@ -150,12 +140,12 @@ class PlainResUNet(nn.Module):
             sub = self._block(level, level, channels[1:], top=False)
             up_in = 2 * level
         else:
-            sub = self._residual(level, channels[1], 1, units, last=False)
+            sub = _ResidualUnit(c, level, channels[1], 1, units)
             up_in = level + channels[1]
-        down = self._residual(in_channels, level, 2, units, last=False)
+        down = _ResidualUnit(c, in_channels, level, 2, units)
         up = nn.Sequential(
-            _Convolution(c.spatial_dims, up_in, out_channels, 2, c.kernel_size, c.norm, c.dropout, transposed=True),
-            self._residual(out_channels, out_channels, 1, 1, last=top),
+            _Convolution(c, up_in, out_channels, 2, transposed=True),
+            _ResidualUnit(c, out_channels, out_channels, 1, 1, last_conv_only=top),
         )
         return nn.Sequential(down, _SkipConnection(sub), up)
 

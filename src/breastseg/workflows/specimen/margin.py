@@ -132,15 +132,13 @@ def status_is_settled(
     threshold: positive already at ``probability_threshold + band`` (the narrower mask reaches within
     ``threshold_mm`` of the surface), or negative still at ``probability_threshold − band`` (the wider mask does
     not). Masks post-processed as the read-out's. A status that is not settled depends on probabilities an
-    approximation (the distilled student) may have wrong by that much, so the exact members decide it."""
-    narrow = binarize(probability, probability_threshold + band, True, keep_largest, specimen)
-    narrow_margin = mask_margin_mm(narrow, depth)
-    if narrow_margin is not None and margin_is_positive(narrow_margin, threshold_mm):
+    approximation (the distilled student) may have wrong by that much, so the exact members decide it. The two
+    masks are :func:`margin_interval`'s at ``probability_threshold ∓ band``."""
+    probabilities = (probability_threshold - band, probability_threshold + band)
+    wide, narrow = margin_interval(probability, specimen, depth, None, probabilities, keep_largest)
+    if narrow is not None and margin_is_positive(narrow, threshold_mm):
         return True
-    wide_margin = mask_margin_mm(
-        binarize(probability, probability_threshold - band, True, keep_largest, specimen), depth
-    )
-    return wide_margin is None or not margin_is_positive(wide_margin, threshold_mm)
+    return wide is None or not margin_is_positive(wide, threshold_mm)
 
 
 def margin_interval(

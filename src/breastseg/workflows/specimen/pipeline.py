@@ -163,17 +163,22 @@ def predict_tumour(
     cfg: AssessConfig,
     progress: Callable[[str], None] | None = None,
     model: LoadedBundle | Future[LoadedBundle] | None = None,
+    depth: np.ndarray | None = None,
 ) -> Prediction:
     """Run the configured method on the preprocessed pair (threshold ensemble or tri-planar ResU-Net ensemble).
 
     Each member's margin call is read from its own post-processed mask (0.5, largest component, no filling:
     holes never reach the surface) on the grid it was predicted on. ``model``: a ResU-Net bundle already loaded
-    (or loading, :func:`start_model_load`); read from ``cfg`` when ``None``.
+    (or loading, :func:`start_model_load`); read from ``cfg`` when ``None``. ``depth``: the tissue's
+    :func:`~breastseg.masks.depth_below_surface_mm` on the pair's grid, when the caller has it.
     """
 
-    def calls(masks: list[np.ndarray], tissue: np.ndarray, spacing: tuple[float, ...]) -> list[bool]:
+    def pair_depth() -> np.ndarray:
+        return depth if depth is not None else depth_below_surface_mm(pair.tissue, pair.ct.grid.spacing)
+
+    def calls(masks: list[np.ndarray], tissue: np.ndarray, tissue_depth: np.ndarray) -> list[bool]:
         kept = [binarize(m, 0.5, False, cfg.keep_largest_component, tissue) for m in masks]
-        return members_positive(kept, depth_below_surface_mm(tissue, spacing), cfg.positive_margin_mm)
+        return members_positive(kept, tissue_depth, cfg.positive_margin_mm)
 
     if cfg.method == "threshold":
         path = Path(cfg.model) if cfg.model else default_model_path("threshold")
@@ -189,13 +194,13 @@ def predict_tumour(
             "thresholds": [f.value for f in used],
             "threshold_units": thresholds.units,
         }
-        member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair.ct.grid.spacing)
+        member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair_depth())
         return Prediction(ensemble_probability(members), member_calls, info)
     loaded = model.result() if isinstance(model, Future) else model or load_resunet(cfg)
     bundle, ensemble = loaded.bundle, loaded.ensemble
     inference = cfg.inference
     volume = predict_volume(ensemble, pair.ct, pair.pet, pair.tissue, bundle.pixel_spacing_mm, inference, progress)
-    settled = _student_settles(volume.probability, pair, cfg) if loaded.distilled else None
+    settled = _student_settles(volume.probability, pair, pair_depth(), cfg) if loaded.distilled else None
     if settled is False:  # the student cannot decide this one: the members do, at the exact settings
         if progress is not None:
             progress("the student's margin status is not settled: the ensemble decides")
@@ -222,18 +227,23 @@ def predict_tumour(
     }
     # a student has no members to vote: no share of members calling the margin positive
     member_calls = (
-        [] if loaded.distilled else calls(volume.member_probabilities, volume.model_tissue, volume.model_grid.spacing)
+        []
+        if loaded.distilled
+        else calls(
+            volume.member_probabilities,
+            volume.model_tissue,
+            depth_below_surface_mm(volume.model_tissue, volume.model_grid.spacing),
+        )
     )
     return Prediction(volume.probability, member_calls, info)
 
 
-def _student_settles(probability: np.ndarray, pair: SpecimenPair, cfg: AssessConfig) -> bool | None:
+def _student_settles(probability: np.ndarray, pair: SpecimenPair, depth: np.ndarray, cfg: AssessConfig) -> bool | None:
     """Whether the student's status holds for the tumour drawn anywhere in the confirmation band
     (:func:`~breastseg.workflows.specimen.margin.status_is_settled`); ``None`` when the band is 0 (not checked)."""
     band = cfg.inference.confirm_band
     if band <= 0:
         return None
-    depth = depth_below_surface_mm(pair.tissue, pair.ct.grid.spacing)
     return status_is_settled(
         probability,
         pair.tissue,
@@ -288,9 +298,14 @@ def assess_specimen(
     pair = preprocess(ct, pet, pet_info, cfg.pet_units, cfg.preprocess, progress=say, sources=sources)
     timings = dict(pair.timings_s)
 
+    grid = pair.ct.grid
+    t0 = time.perf_counter()
+    depth = depth_below_surface_mm(pair.tissue, grid.spacing)  # the margin's, and the members' and student's calls
+    depth_s = time.perf_counter() - t0
+
     say("predicting")
     t0 = time.perf_counter()
-    prediction = predict_tumour(pair, cfg, say, model)
+    prediction = predict_tumour(pair, cfg, say, model, depth)
     probability = prediction.probability
     timings["predict"] = round(time.perf_counter() - t0, 4)
 
@@ -307,9 +322,7 @@ def assess_specimen(
     _refuse_tumour_at_image_edge(pair, tumour, sources[0])
 
     say("margin")
-    t0 = time.perf_counter()
-    grid = pair.ct.grid
-    depth = depth_below_surface_mm(pair.tissue, grid.spacing)
+    t0 = time.perf_counter() - depth_s  # the depth map is part of the margin step
     margin = assess_margin(
         tumour, pair.tissue, grid, cfg.positive_margin_mm, prediction.member_calls, cfg.face_names, depth=depth
     )
