@@ -68,3 +68,47 @@ def test_ultrasound_intensity_changes_keep_the_order_of_pixels() -> None:
 
 def test_specimen_augmentation_is_unchanged_by_default() -> None:
     assert PatchConfig().augmentation == "specimen" and PatchConfig().centring == "label"
+
+
+def test_ultrasound_stretch_moves_image_and_label_together() -> None:
+    _, y = _scene()
+    x = y[None].astype(np.float32)
+    cfg = PatchConfig(
+        augmentation="ultrasound",
+        augment_probability=1.0,
+        contrast_range=(1, 1),
+        brightness_shift=0.0,
+        us_max_stretch=0.3,
+        **STILL,
+    )
+    rng = np.random.default_rng(4)
+    areas = set()
+    for _ in range(10):
+        xa, ya = augment(x, y, cfg, rng)
+        assert np.mean((xa[0] >= 0.5) == (ya == 1)) > 0.99
+        areas.add(int(ya.sum()))
+    assert len(areas) > 5  # one axis scaled alone changes the lesion's area (a rotation or flip would not)
+
+
+def test_ultrasound_image_quality_augmentations_blur_degrade_and_multiply() -> None:
+    x, y = _scene()
+    x[0, :, :8] = 0.0  # a black band: multiplicative speckle keeps it black
+    quiet = {**STILL, "contrast_range": (1.0, 1.0), "brightness_shift": 0.0}
+    rng = np.random.default_rng(5)
+
+    def once(**extra: object) -> np.ndarray:
+        # p = 2 makes each image-quality change (drawn with p / 2) certain
+        cfg = PatchConfig(augmentation="ultrasound", augment_probability=2.0, **{**quiet, **extra})  # type: ignore[arg-type]
+        xa, ya = augment(x, y, cfg, rng)
+        np.testing.assert_array_equal(ya, y[:, ::-1])  # the label is never touched
+        return xa[0][:, ::-1]
+
+    rough = float(np.abs(np.diff(x[0], axis=1)).mean())
+    assert float(np.abs(np.diff(once(us_blur_sigma_px=(1.0, 1.0)), axis=1)).mean()) < 0.6 * rough
+    low = once(us_low_resolution=0.5)
+    assert low.shape == x[0].shape and not np.allclose(low, x[0], atol=0.05)
+    noisy = once(us_speckle_sd=0.2)
+    assert np.all(noisy[:, :8] == 0.0)
+    ratio = noisy[:, 10:] / x[0][:, 10:]
+    assert 0.1 < float(ratio.std()) < 0.3 and abs(float(ratio.mean()) - 1.0) < 0.05
+    np.testing.assert_allclose(once(), x[0], atol=1e-6)  # all off by default: only the flip

@@ -300,7 +300,7 @@ class UltrasoundRunner:
     which adds Dice to the table."""
 
     model: str | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's mask rule
     flip: bool = True
     name: ClassVar[str] = "ultrasound"
     path_columns: ClassVar[tuple[str, ...]] = ("image", "mask")
@@ -326,8 +326,9 @@ class UltrasoundRunner:
         from breastseg.evaluation.metrics import dice
         from breastseg.workflows.ultrasound.predict import predict_images
 
+        rule = state.rule if self.threshold is None else dataclasses.replace(state.rule, threshold=self.threshold)
         with atomic_path(out_dir, producer="ultrasound predict") as tmp:
-            (result,) = predict_images([case.inputs["image"]], state, tmp, self.threshold, flip=self.flip)
+            (result,) = predict_images([case.inputs["image"]], state, tmp, rule, flip=self.flip)
         out: dict[str, Any] = {
             "lesion_found": result.lesion_found,
             "area_px": result.area_px,

@@ -224,7 +224,12 @@ def batch_mri(
 @batch.command("ultrasound")
 @_common
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None, help="Default: packaged.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Probability cut; default: the model's mask rule (see its card).",
+)
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Left-right test-time augmentation.")
 def batch_ultrasound(
     manifest: Path,
@@ -233,7 +238,7 @@ def batch_ultrasound(
     scheduler: str | None,
     overwrite: bool,
     model: str | None,
-    threshold: float,
+    threshold: float | None,
     flip: bool,
 ) -> None:
     """Lesion masks of every ultrasound image (`ultrasound predict` per case).

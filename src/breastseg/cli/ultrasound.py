@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from breastseg.errors import InputError
 from breastseg.io.atomic import write_json
 from breastseg.learn.duplicates import DHASH_MAX_DISTANCE, PHASH_MAX_DISTANCE
 from breastseg.workflows.ultrasound.dataset import read_dataset
+from breastseg.workflows.ultrasound.postprocess import MaskRule
 from breastseg.workflows.ultrasound.split import make_split, read_split_folds, write_split
 
 if TYPE_CHECKING:
@@ -223,6 +225,14 @@ def _fold_list(text: str | None, n: int) -> list[int]:
     help="Training arithmetic: bfloat16 autocast is 1.4-1.7x faster where the CPU/GPU has it natively (auto "
     "uses it there); give it explicitly to reproduce a model on another machine.",
 )
+@click.option(
+    "--augmentation",
+    type=click.Choice(["standard", "strong"]),
+    default="standard",
+    show_default=True,
+    help="standard: flip, small affine, gamma / contrast / brightness; strong: wider affine ranges with a stretch, "
+    "plus blur, simulated low resolution and speckle-like noise (nnU-Net's set adapted to ultrasound).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--folds-to-run", default=None, help="Comma-separated test folds to run (default: all).")
 @click.option(
@@ -237,6 +247,13 @@ def _fold_list(text: str | None, n: int) -> list[int]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="With --final: the cross-validation's cv_summary.json, quoted in the model card.",
+)
+@click.option(
+    "--mask-rule",
+    "mask_rule_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --final: mask_rule.json from `ultrasound analyse` of the CV (default: probability ≥ 0.5).",
 )
 @click.option("--licence", default=None, help="With --final: the training data's licence, for the model card.")
 @click.option(
@@ -269,10 +286,12 @@ def train_cmd(
     schedule: str,
     patience: int,
     precision: str,
+    augmentation: str,
     seed: int,
     folds_to_run: str | None,
     final: bool,
     cv_summary: Path | None,
+    mask_rule_path: Path | None,
     licence: str | None,
     card_notes: tuple[str, ...],
     out_dir: Path,
@@ -303,7 +322,7 @@ def train_cmd(
         optimiser=Optimiser(optimiser),
         loss=Loss(loss),
         early_stopping_patience=patience,
-        patch=ultrasound_patches(input_size),
+        patch=ultrasound_patches(input_size, augmentation),
         seed=seed,
         schedule=Schedule(schedule),
         precision=resolve_precision(precision, torch.device("cpu")),
@@ -318,6 +337,7 @@ def train_cmd(
             f"{net} ({input_size} px)",
             data_dir,
             cv_summary,
+            _read_mask_rule(mask_rule_path),
             licence,
             card_notes,
             out_dir,
@@ -356,6 +376,8 @@ def _progress(label: str) -> Progress:
     return Progress(*columns, console=Console(stderr=True), transient=True)
 
 
+PRINTED_IMAGES = 20  # `predict` lists this many images on the terminal
+
 _flip_option = click.option(
     "--flip/--no-flip",
     default=True,
@@ -380,14 +402,20 @@ _model_option = click.option(
     help="An image (PNG, JPEG, TIFF, BMP or DICOM) or a folder of them.",
 )
 @_model_option
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Probability cut.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Probability cut; default: the model's mask rule (chosen on its cross-validation; see its card).",
+)
 @_flip_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-def predict_cmd(image_path: Path, model: Path | None, threshold: float, flip: bool, out_dir: Path) -> None:
+def predict_cmd(image_path: Path, model: Path | None, threshold: float | None, flip: bool, out_dir: Path) -> None:
     """Segment the lesion in one image or a whole folder (the model is loaded once).
 
     Writes NAME_mask.png, NAME_overlay.png and NAME.json (area in pixels, and in mm² when a DICOM gives the
-    pixel size) per image, and summary.json.
+    pixel size; the peak lesion probability, the network's confidence that a lesion is there) per image, and
+    summary.json; prints each image's verdict and peak probability.
 
     \b
     Example:
@@ -397,14 +425,20 @@ def predict_cmd(image_path: Path, model: Path | None, threshold: float, flip: bo
 
     paths = list_images(image_path)
     loaded = _load_model(model)
+    rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
     with _progress("predicting") as bar:
         task = bar.add_task("predict", total=len(paths))
-        results = predict_images(
-            paths, loaded, out_dir, threshold, lambda done, _n: bar.update(task, completed=done), flip
-        )
+        results = predict_images(paths, loaded, out_dir, rule, lambda done, _n: bar.update(task, completed=done), flip)
     write_json({"model": str(model or "packaged"), "images": [r.to_json() for r in results]}, out_dir / "summary.json")
+    console = Console()
+    for r in results[:PRINTED_IMAGES]:
+        area = f"{r.area_mm2:.1f} mm²" if r.area_mm2 is not None else f"{r.area_px} px"
+        verdict = f"lesion {area}" if r.lesion_found else "no lesion"
+        console.print(f"{Path(r.image).name:<40} {verdict:<22} peak probability {r.peak_probability:.2f}")
+    if len(results) > PRINTED_IMAGES:
+        console.print(f"… and {len(results) - PRINTED_IMAGES} more (summary.json)")
     found = sum(r.lesion_found for r in results)
-    Console().print(f"{len(results)} images, a lesion found in {found}; written to {out_dir}")
+    console.print(f"{len(results)} images, a lesion found in {found}; written to {out_dir}")
 
 
 @ultrasound.command("evaluate")
@@ -522,6 +556,91 @@ def compare_cmd(cv_dirs: tuple[Path, ...], out_path: Path) -> None:
     console.print(f"written {out_path}")
 
 
+@ultrasound.command("analyse")
+@click.option(
+    "--cv",
+    "cv_dir",
+    required=True,
+    type=existing_folder,
+    help="A cross-validation folder from `ultrasound train` (its fold<k>.pt models and fold<k>_images.csv).",
+)
+@_data_option
+@_masks_option
+@click.option(
+    "--worst",
+    "fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of the lesion images, lowest Dice first, to review.",
+)
+@_flip_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def analyse_cmd(
+    cv_dir: Path, data_dir: Path, masks_dir: Path | None, fraction: float, flip: bool, out_dir: Path
+) -> None:
+    """Error analysis and mask rule of a cross-validation, from its out-of-fold predictions.
+
+    Every test image is predicted again by its fold's model. Writes mask_rules.csv (each candidate rule —
+    threshold, one component kept, holes filled — scored on all images), mask_rule.json (the rule chosen: best
+    lesion Dice without more normal images with false positives than the plain 0.5 cut; give it to `train
+    --final --mask-rule`), failures.csv (the worst images, each with the cause of its failure), causes.csv,
+    causes.png (chart) and examples.png (the worst images with reference green, prediction orange).
+
+    \b
+    Example:
+      breastseg ultrasound analyse --cv build/us-cv/resunet192-poly60 --data ../shared/data/busi --out build/us-errors
+    """
+    from breastseg.io.tables import write_csv_rows
+    from breastseg.workflows.ultrasound.errors import (
+        REVIEW_COLUMNS,
+        analyse_cv,
+        cause_chart,
+        cause_table,
+        example_sheet,
+    )
+
+    cases = read_dataset(data_dir, masks_dir)
+    with _progress("predicting out of fold") as bar:
+        task = bar.add_task("analyse", total=None)
+        analysis = analyse_cv(
+            cv_dir, cases, fraction, flip, progress=lambda done, n: bar.update(task, completed=done, total=n)
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [s.row() for s in analysis.rule_scores]
+    write_csv_rows(rows, out_dir / "mask_rules.csv", tuple(rows[0]))
+    write_json({**analysis.chosen.row(), "cv": str(cv_dir)}, out_dir / "mask_rule.json")
+    write_csv_rows([r.row() for r in analysis.reviews], out_dir / "failures.csv", REVIEW_COLUMNS)
+    causes = cause_table(analysis.reviews)
+    if causes:
+        write_csv_rows(causes, out_dir / "causes.csv", tuple(causes[0]))
+    cause_chart(analysis.reviews, analysis.lesion_dice, out_dir / "causes.png")
+    example_sheet(analysis.examples, out_dir / "examples.png")
+    console = Console()
+    plain = next(s for s in analysis.rule_scores if s.rule == MaskRule())
+    chosen = analysis.chosen
+    console.print(
+        f"mask rule: {chosen.rule.describe()} — lesion Dice {chosen.mean_dice:.3f} (plain 0.5 cut "
+        f"{plain.mean_dice:.3f}); normals with false positives {chosen.normals_with_false_positives} "
+        f"(plain {plain.normals_with_false_positives}) of {chosen.normals}"
+    )
+    for row in causes:
+        console.print(f"{row['cause']:<34} {row['images']:>3} images, mean Dice {row['mean_dice']:.2f}")
+    console.print(f"written {out_dir}")
+
+
+def _read_mask_rule(path: Path | None) -> MaskRule:
+    """The rule of a ``mask_rule.json`` (``ultrasound analyse``), or the plain 0.5 cut."""
+    if path is None:
+        return MaskRule()
+    import json
+
+    try:
+        return MaskRule.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a mask rule from 'breastseg ultrasound analyse' ({exc})") from exc
+
+
 def _train_final(
     cases: list,
     network: NetConfig,
@@ -530,6 +649,7 @@ def _train_final(
     name: str,
     data_dir: Path,
     cv_summary: Path | None,
+    rule: MaskRule,
     licence: str | None,
     card_notes: tuple[str, ...],
     out_dir: Path,
@@ -571,6 +691,6 @@ def _train_final(
         card["cross_validation"] = f"{text} ({cv_summary})"
     for i, note in enumerate(card_notes, start=1):
         card[f"note_{i}"] = note
-    path = UltrasoundModel(network, result.state_dict, input_size, card).save(out_dir / "model.pt")
+    path = UltrasoundModel(network, result.state_dict, input_size, card, rule).save(out_dir / "model.pt")
     (out_dir / "model.checkpoint.pt").unlink(missing_ok=True)
     Console().print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and its card")

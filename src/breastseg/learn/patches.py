@@ -12,9 +12,12 @@ centre, so a patch of the image's size is the whole image). Augmentations, each 
 
 * ``specimen`` (the specimen study's): rotation by a multiple of 90° plus a small random angle, flips, Gaussian
   noise, Gaussian smoothing and a contrast (gamma) change — a lamella has no preferred orientation.
-* ``ultrasound``: horizontal flip only (the vertical axis is depth below the probe), a small affine (rotation,
-  scale, shift) and intensity changes that keep the speckle pattern (gamma, contrast and brightness); no added
-  noise or blur, which would change the speckle statistics the network reads.
+* ``ultrasound``: horizontal flip only (the vertical axis is depth below the probe), an affine (rotation, scale,
+  a stretch of one axis against the other — images of other widths squeezed to the square input — and shift)
+  and intensity changes (gamma, contrast and brightness). Optionally (each off at its default, ``PatchConfig``'s
+  ``us_*`` fields, nnU-Net's image-quality augmentations adapted to ultrasound): Gaussian blur, simulated low
+  resolution (down-sampled and back), and speckle-like multiplicative noise (Gaussian noise smoothed over a pixel,
+  times the image, so dark fluid stays dark).
 
 Labels follow the geometric transforms with nearest-neighbour interpolation.
 """
@@ -48,6 +51,10 @@ class PatchConfig:
     max_shift: float = 0.05  # ultrasound affine: shift up to this fraction of the patch size
     contrast_range: tuple[float, float] = (0.85, 1.15)
     brightness_shift: float = 0.1
+    us_max_stretch: float = 0.0  # ultrasound affine: one axis scaled by a further factor in [1 − s, 1 + s]
+    us_blur_sigma_px: tuple[float, float] = (0.0, 0.0)  # ultrasound: Gaussian blur σ range (0: off)
+    us_low_resolution: float = 1.0  # ultrasound: down-sampled to a factor in [this, 1] and back (1: off)
+    us_speckle_sd: float = 0.0  # ultrasound: SD of the multiplicative noise (0: off)
     volume: VolumeAugmentation = field(default_factory=VolumeAugmentation)
     focus_bias: float = 0.0  # of the patches not centred on the label, this fraction is centred on a focus voxel
     mask_channels: tuple[int, ...] = ()  # 3D: input channels that are masks (nearest interpolation, no gamma)
@@ -134,9 +141,12 @@ def augment_ultrasound(
     if rng.random() < p:
         angle = np.deg2rad(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
         scale = rng.uniform(1.0 - cfg.max_scale, 1.0 + cfg.max_scale)
+        stretch = np.ones(2)
+        stretch[int(rng.integers(2))] = rng.uniform(1.0 - cfg.us_max_stretch, 1.0 + cfg.us_max_stretch)
         shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=2) * np.array(y.shape)
         # output pixel o samples input at matrix @ (o − centre) + centre − shift: rotate and zoom about the centre
-        matrix = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / scale
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        matrix = rotation @ np.diag(1.0 / stretch) / scale
         centre = (np.array(y.shape) - 1) / 2.0
         offset = centre - matrix @ centre - shift
         x = np.stack([ndimage.affine_transform(c, matrix, offset, order=1, mode="constant", cval=0.0) for c in x])
@@ -148,7 +158,37 @@ def augment_ultrasound(
         contrast = float(rng.uniform(*cfg.contrast_range))
         brightness = float(rng.uniform(-cfg.brightness_shift, cfg.brightness_shift))
         x = np.clip((x - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
-    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+    return _degrade_ultrasound(np.asarray(x, np.float32), cfg, rng), np.ascontiguousarray(y)
+
+
+def _degrade_ultrasound(x: np.ndarray, cfg: PatchConfig, rng: np.random.Generator) -> np.ndarray:
+    """The optional image-quality augmentations of ``ultrasound`` (module docstring), each with probability
+    ``augment_probability / 2`` (nnU-Net draws its blur and low-resolution with 0.2 and 0.25)."""
+    p = cfg.augment_probability / 2.0
+    if cfg.us_blur_sigma_px[1] > 0 and rng.random() < p:
+        sigma = float(rng.uniform(*cfg.us_blur_sigma_px))
+        x = np.stack([ndimage.gaussian_filter(c, sigma) for c in x])
+    if cfg.us_low_resolution < 1.0 and rng.random() < p:
+        factor = float(rng.uniform(cfg.us_low_resolution, 1.0))
+        shape = x.shape[1:]
+        small = [max(2, round(n * factor)) for n in shape]
+        x = np.stack(
+            [
+                ndimage.zoom(
+                    ndimage.zoom(c, [a / b for a, b in zip(small, shape, strict=True)], order=0),
+                    [a / b for a, b in zip(shape, small, strict=True)],
+                    order=3,
+                    grid_mode=True,
+                    mode="grid-constant",
+                )[: shape[0], : shape[1]]
+                for c in x
+            ]
+        )
+    if cfg.us_speckle_sd > 0 and rng.random() < p:
+        noise = ndimage.gaussian_filter(rng.normal(0.0, 1.0, x.shape[1:]), 1.0)
+        noise *= cfg.us_speckle_sd / max(float(noise.std()), 1e-6)
+        x = x * (1.0 + noise[None])
+    return np.ascontiguousarray(np.clip(x, 0.0, 1.0), dtype=np.float32)
 
 
 def sample_epoch(

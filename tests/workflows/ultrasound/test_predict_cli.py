@@ -62,7 +62,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return UltrasoundModel(net, result.state_dict, 64, {"title": "tiny"}).save(root / "tiny.pt")
 
 
-def test_predict_a_folder_of_png_and_dicom(tmp_path: Path, tiny_model: Path) -> None:
+def test_predict_a_folder_of_png_and_dicom(
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     images = tmp_path / "scans"
     a, _ = speckle_scene(50, (100, 140), (50, 60, 16))
     b, _ = speckle_scene(51, (90, 120), (40, 70, 14))
@@ -80,7 +82,16 @@ def test_predict_a_folder_of_png_and_dicom(tmp_path: Path, tiny_model: Path) -> 
         assert np.asarray(PILImage.open(out / f"{name}_overlay.png")).shape == (*shape, 3)
     b_json = json.loads((out / "b.json").read_text())
     assert b_json["area_mm2"] == pytest.approx(b_json["area_px"] * 0.1 * 0.08, abs=1e-3)
-    assert json.loads((out / "a.json").read_text())["area_mm2"] is None  # a PNG has no pixel size
+    a_json = json.loads((out / "a.json").read_text())
+    assert a_json["area_mm2"] is None  # a PNG has no pixel size
+    # a mask cut at the model's 0.5 holds a pixel at least that probable; a cut above the peak finds nothing
+    assert 0.5 <= a_json["peak_probability"] <= 1.0
+    above = min(0.9999, a_json["peak_probability"] + 1e-3)
+    again = tmp_path / "again"
+    args = ["ultrasound", "predict", "--image", str(images / "a.png"), "--model", str(tiny_model)]
+    assert main([*args, "--threshold", str(above), "--out", str(again)]) == 0
+    assert json.loads((again / "a.json").read_text())["area_px"] == 0
+    assert "no lesion" in capsys.readouterr().out
 
 
 def test_evaluate_two_models_agrees_with_predict(tmp_path: Path, tiny_model: Path) -> None:

@@ -27,6 +27,7 @@ from breastseg.learn.trainer import TrainConfig
 from breastseg.nets import NetConfig, net_config_to_dict
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
 from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability, train_fold
+from breastseg.workflows.ultrasound.postprocess import MaskRule
 
 IMAGE_COLUMNS = ("case_id", "label", "fold", "dice", "pixel_accuracy", "recall", "precision", "tp", "fp", "fn", "tn")
 
@@ -102,15 +103,47 @@ def read_cv_scores(cv_dir: str | Path) -> list[ImageScore]:
     return [s for path in paths for s in read_scores(path)]
 
 
-def predictions(
+def probabilities(
     model: UltrasoundModel, cases: Iterable[UltrasoundCase], flip: bool = True
 ) -> Iterator[tuple[UltrasoundCase, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(case, image, reference, prediction)`` for each case: the model loaded once, probability ≥ 0.5, with the
-    left-right test-time flip as ``ultrasound predict`` does by default."""
+    """``(case, image, reference, probability)`` for each case, the model loaded once, with the left-right
+    test-time flip as ``ultrasound predict`` does by default."""
     network = model.network()
     for case in cases:
         image, reference = load_case(case)
-        yield case, image, reference, predict_probability([network], image, model.input_size, flip=flip) >= 0.5
+        yield case, image, reference, predict_probability([network], image, model.input_size, flip=flip)
+
+
+def predictions(
+    model: UltrasoundModel, cases: Iterable[UltrasoundCase], flip: bool = True, rule: MaskRule | None = None
+) -> Iterator[tuple[UltrasoundCase, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(case, image, reference, prediction)`` for each case: the probability made a mask by ``rule`` (default:
+    the model's own, see :attr:`UltrasoundModel.rule`)."""
+    chosen = rule if rule is not None else model.rule
+    for case, image, reference, probability in probabilities(model, cases, flip):
+        yield case, image, reference, chosen.apply(probability)
+
+
+def out_of_fold_probabilities(
+    cv_dir: str | Path, cases: Sequence[UltrasoundCase], flip: bool = True
+) -> Iterator[tuple[ImageScore, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each test image of a cross-validation folder predicted again by its fold's model (``fold<k>.pt``, the
+    one that never saw it): ``(score as recorded, image, reference, probability)``, fold by fold."""
+    by_id = {c.case_id: c for c in cases}
+    scores = read_cv_scores(cv_dir)
+    for k in sorted({s.fold for s in scores}):
+        path = Path(cv_dir) / f"fold{k}.pt"
+        if not path.is_file():
+            raise InputError(f"{path}: the fold's model is missing; re-run 'breastseg ultrasound train' there")
+        fold = [s for s in scores if s.fold == k]
+        missing = [s.case_id for s in fold if s.case_id not in by_id]
+        if missing:
+            raise InputError(f"{cv_dir}: fold {k} scored {len(missing)} images the dataset lacks, e.g. {missing[0]}")
+        model = UltrasoundModel.load(path)
+        for score, (_, image, reference, probability) in zip(
+            fold, probabilities(model, [by_id[s.case_id] for s in fold], flip), strict=True
+        ):
+            yield score, image, reference, probability
 
 
 def score_fold(model: UltrasoundModel, test: Sequence[UltrasoundCase], k: int, flip: bool = True) -> list[ImageScore]:

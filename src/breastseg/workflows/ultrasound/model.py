@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from breastseg.learn.trainer import TrainConfig, TrainImage, TrainResult, train
 from breastseg.nets import NetConfig, load_network, net_config_from_dict, net_config_to_dict
 from breastseg.predict.slices import predict_batch
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
+from breastseg.workflows.ultrasound.postprocess import MaskRule
 
 MODEL_KIND = "breastseg.ultrasound"
 MODEL_SCHEMA_VERSION = 1
@@ -68,15 +69,37 @@ def training_image(case: UltrasoundCase, size: int) -> TrainImage:
     return TrainImage(case.case_id, to_network_input(image, size), label, np.ones((size, size), bool))
 
 
-def ultrasound_patches(size: int) -> PatchConfig:
-    """Whole-image 'patches' (one per image per epoch) with the ultrasound augmentations."""
-    return PatchConfig(
+AUGMENTATIONS = ("standard", "strong")
+
+
+def ultrasound_patches(size: int, augmentation: str = "standard") -> PatchConfig:
+    """Whole-image 'patches' (one per image per epoch) with the ultrasound augmentations
+    (:func:`breastseg.learn.patches.augment_ultrasound`). ``standard``: flip, rotation ±10°, scale ±10 %, shift
+    ±5 %, gamma, contrast ±15 %, brightness. ``strong`` (nnU-Net's ranges where ultrasound allows them): rotation
+    ±15°, scale ±25 %, one axis stretched ±15 %, shift ±10 %, contrast ±25 %, and the image-quality changes —
+    blur σ 0.5–1 px, resolution down to half, speckle-like multiplicative noise SD 0.1."""
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
+    base = PatchConfig(
         size=size,
         per_image=1,
         positive_bias=0.0,
         augmentation="ultrasound",
         centring="image",
         max_rotation_deg=10.0,
+    )
+    if augmentation == "standard":
+        return base
+    return replace(
+        base,
+        max_rotation_deg=15.0,
+        max_scale=0.25,
+        us_max_stretch=0.15,
+        max_shift=0.10,
+        contrast_range=(0.75, 1.25),
+        us_blur_sigma_px=(0.5, 1.0),
+        us_low_resolution=0.5,
+        us_speckle_sd=0.1,
     )
 
 
@@ -89,6 +112,7 @@ class UltrasoundModel:
     state_dict: dict[str, torch.Tensor]
     input_size: int = DEFAULT_INPUT_SIZE
     card: dict[str, Any] = field(default_factory=dict)
+    rule: MaskRule = field(default_factory=MaskRule)
 
     def network(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         return load_network(self.net, self.state_dict, device)
@@ -101,6 +125,7 @@ class UltrasoundModel:
             "net": net_config_to_dict(self.net),
             "input_size": self.input_size,
             "intensity": "grayscale / 255, clipped to [0, 1]",
+            "mask_rule": self.rule.to_json(),
             "card": self.card,
             "breastseg_version": __version__,
         }
@@ -109,7 +134,13 @@ class UltrasoundModel:
     @classmethod
     def load(cls, path: str | Path) -> UltrasoundModel:
         header, weights = read_model_file(path, MODEL_KIND, "ultrasound model")
-        return cls(net_config_from_dict(header["net"]), weights, int(header["input_size"]), header["card"])
+        return cls(
+            net_config_from_dict(header["net"]),
+            weights,
+            int(header["input_size"]),
+            header["card"],
+            MaskRule.from_json(header.get("mask_rule")),
+        )
 
 
 def model_card_markdown(header: dict[str, Any]) -> str:
@@ -118,6 +149,7 @@ def model_card_markdown(header: dict[str, Any]) -> str:
     lines += [
         f"* **Network**: `{json.dumps(header['net'])}`",
         f"* **Input**: {header['input_size']} × {header['input_size']} px, {header['intensity']}",
+        f"* **Mask**: {MaskRule.from_json(header.get('mask_rule')).describe()}",
     ]
     lines += card_bullets(card, skip=("title",))
     lines += ["", f"Written by breastseg {header['breastseg_version']}."]

@@ -27,6 +27,7 @@ from breastseg.sanity import check_not_constant
 from breastseg.workflows.ultrasound.crossval import ImageScore, predictions, score_image
 from breastseg.workflows.ultrasound.dataset import IMAGE_SUFFIXES, UltrasoundCase, to_grayscale
 from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability
+from breastseg.workflows.ultrasound.postprocess import MaskRule
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 _CM_UNITS = 3  # DICOM Physical Units X/Y Direction: 3 = cm
@@ -117,6 +118,8 @@ class ImagePrediction:
         area_px: the mask's pixels; ``area_mm2`` its area when the image states its pixel spacing (``(row,
             column)`` mm, ``pixel_spacing_mm``), else ``None``.
         mask, overlay: the written PNGs' names, beside the JSON.
+        peak_probability: the network's highest lesion probability anywhere in the image, 0–1 — its confidence
+            that a lesion is there (not calibrated: read it against the cross-validation's normal images).
     """
 
     image: str
@@ -125,6 +128,7 @@ class ImagePrediction:
     area_mm2: float | None
     mask: str
     overlay: str
+    peak_probability: float = 0.0
 
     @property
     def lesion_found(self) -> bool:
@@ -137,6 +141,7 @@ class ImagePrediction:
             "area_px": self.area_px,
             "pixel_spacing_mm": None if self.pixel_spacing_mm is None else list(self.pixel_spacing_mm),
             "area_mm2": self.area_mm2,
+            "peak_probability": round(self.peak_probability, 4),
             "mask": self.mask,
             "overlay": self.overlay,
         }
@@ -146,19 +151,22 @@ def predict_images(
     paths: Sequence[Path],
     model: UltrasoundModel,
     out_dir: str | Path,
-    threshold: float = 0.5,
+    rule: MaskRule | None = None,
     progress: Callable[[int, int], None] | None = None,
     flip: bool = True,
 ) -> list[ImagePrediction]:
     """Predict every image with one loaded model and write mask, overlay and JSON per image (see module);
-    ``flip``: left-right test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`)."""
+    ``rule``: probability → mask (default: the model's, chosen on its cross-validation); ``flip``: left-right
+    test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     network = model.network()
+    chosen = rule if rule is not None else model.rule
     results = []
     for i, path in enumerate(paths):
         image = read_ultrasound_image(path)
-        mask = predict_probability([network], image.pixels, model.input_size, flip=flip) >= threshold
+        probability = predict_probability([network], image.pixels, model.input_size, flip=flip)
+        mask = chosen.apply(probability)
         stem = path.stem
         _save_png(mask.astype(np.uint8) * 255, out / f"{stem}_mask.png")
         _save_png(overlay_rgb(image.pixels, mask), out / f"{stem}_overlay.png")
@@ -171,6 +179,7 @@ def predict_images(
             area_mm2=round(area_px * spacing[0] * spacing[1], 3) if spacing else None,
             mask=f"{stem}_mask.png",
             overlay=f"{stem}_overlay.png",
+            peak_probability=float(probability.max()),
         )
         write_json(result.to_json(), out / f"{stem}.json")
         results.append(result)
