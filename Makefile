@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
 .PHONY: demo test test-slow lint typecheck docs install clean models demo-model demo-lamellae bench-model bench-student \
-	ultrasound-cv ultrasound-model
+	ultrasound-cv ultrasound-analysis ultrasound-model
 
 install: $(STAMP)
 
@@ -108,9 +108,13 @@ US_CV       := build/us-cv/resunet192-poly60
 ultrasound-cv: $(STAMP)
 	$(BIN)/breastseg ultrasound train --data $(BUSI) --split $(US_SPLIT) $(US_RECIPE) --out $(US_CV)
 
-ultrasound-model: ultrasound-cv
+US_ANALYSIS := build/us-analysis/resunet192-poly60
+ultrasound-analysis: ultrasound-cv
+	$(BIN)/breastseg ultrasound analyse --cv $(US_CV) --data $(BUSI) --out $(US_ANALYSIS)
+
+ultrasound-model: ultrasound-analysis
 	$(BIN)/breastseg ultrasound train --data $(BUSI) --split $(US_SPLIT) $(US_RECIPE) --final \
-	  --cv-summary $(US_CV)/cv_summary.json \
+	  --cv-summary $(US_CV)/cv_summary.json --mask-rule $(US_ANALYSIS)/mask_rule.json \
 	  --licence "CC BY 4.0 as stated by third parties (BUSI: Al-Dhabyani et al., Data in Brief 2020;28:104863); attribution given" \
 	  --card-note "Reproduce: make ultrasound-model BUSI=<path to BUSI> (the CV, then this model; docs/results/ultrasound.md)" \
 	  --card-note "Inference: 192 x 192 px, left-right flip test-time augmentation by default (ultrasound predict --no-flip to disable)" \

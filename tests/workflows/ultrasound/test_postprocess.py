@@ -93,3 +93,22 @@ def test_choice_may_not_add_false_positives_on_normals() -> None:
     assert choose_rule([plain, greedy]).rule == MaskRule()  # nothing allowed beats it: the plain cut stays
     with pytest.raises(InputError, match="plain"):
         choose_rule([greedy])
+
+
+def test_tally_from_component_counts_equals_each_masks_own_dice() -> None:
+    from scipy import ndimage
+
+    from breastseg.evaluation.metrics import dice
+
+    rng = np.random.default_rng(4)
+    rules = candidate_rules()
+    for _ in range(3):
+        p = ndimage.gaussian_filter(rng.random((90, 110)), 4)
+        p = (p - p.min()) / np.ptp(p)
+        p[20:50, 20:50] = np.where(p[20:50, 20:50] > 0.35, 0.95, p[20:50, 20:50])  # components with holes
+        reference = p > 0.62
+        scores = score_rules([(reference, p), (np.zeros_like(reference), p)], rules)
+        for rule, score in zip(rules, scores, strict=True):
+            mask = rule.apply(p)
+            assert score.mean_dice == pytest.approx(dice(mask, reference), abs=1e-12)
+            assert score.mean_false_positive_fraction == pytest.approx(mask.mean(), abs=1e-12)

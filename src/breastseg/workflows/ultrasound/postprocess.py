@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy import ndimage
 
 from breastseg.errors import InputError
-from breastseg.evaluation.metrics import dice
 from breastseg.masks import fill_holes, label_components
 
 Components = Literal["all", "largest", "most_probable"]
@@ -46,28 +46,24 @@ class MaskRule:
         if self.components not in COMPONENT_RULES:
             raise InputError(f"components must be one of {', '.join(COMPONENT_RULES)}, got {self.components!r}")
 
-    def apply(self, probability: np.ndarray) -> np.ndarray:
-        prob = np.asarray(probability, np.float32)
-        mask = prob >= self.threshold
-        if (self.components != "all" or self.min_peak is not None) and mask.any():
-            labels, n = label_components(mask, 8)
-            keep = np.ones(n + 1, bool)
-            keep[0] = False
-            if self.min_peak is not None:
-                peak = np.zeros(n + 1, np.float32)
-                np.maximum.at(peak, labels.ravel(), prob.ravel())
-                keep &= peak >= self.min_peak
-            if self.components != "all" and keep.sum() > 1:
-                if self.components == "largest":
-                    weight = np.bincount(labels.ravel(), minlength=n + 1).astype(float)
-                else:
-                    weight = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=n + 1)
-                weight[~keep] = -1.0
-                keep = np.arange(n + 1) == int(np.argmax(weight))
-            mask = keep[labels]
-        if self.fill_holes:
-            mask = fill_holes(mask)
-        return mask
+    def apply(self, probability: np.ndarray, cut: Cut | None = None) -> np.ndarray:
+        """The mask; ``cut``: this threshold's :class:`Cut` of the same map, when already made."""
+        if cut is None or cut.threshold != self.threshold:
+            cut = Cut.of(probability, self.threshold)
+        mask = self.kept(cut)[cut.labels]
+        return fill_holes(mask) if self.fill_holes else mask
+
+    def kept(self, cut: Cut) -> np.ndarray:
+        """Which labels of ``cut`` the mask keeps (index 0, the background, never), before holes are filled."""
+        keep = np.ones(cut.count + 1, bool)
+        keep[0] = False
+        if self.min_peak is not None:
+            keep &= cut.peak >= self.min_peak
+        if self.components != "all" and keep.sum() > 1:
+            weight = (cut.area if self.components == "largest" else cut.mass).astype(float)
+            weight[~keep] = -1.0
+            keep = np.arange(cut.count + 1) == int(np.argmax(weight))
+        return keep
 
     @property
     def complexity(self) -> int:
@@ -104,6 +100,34 @@ class MaskRule:
             bool(doc.get("fill_holes", False)),
             None if peak is None else float(peak),
         )
+
+
+@dataclass(frozen=True, eq=False)
+class Cut:
+    """A probability map cut at ``threshold``: its components (8-connected, labels ``1..count``) and, per label
+    (index 0 the background), the area in pixels, the sum of probability and the peak probability."""
+
+    threshold: float
+    labels: np.ndarray
+    count: int
+    area: np.ndarray
+    mass: np.ndarray
+    peak: np.ndarray
+    has_holes: bool  # whether filling holes changes the cut (if not, it changes no subset of its components)
+
+    @classmethod
+    def of(cls, probability: np.ndarray, threshold: float) -> Cut:
+        prob = np.asarray(probability, np.float32)
+        labels, n = label_components(prob >= threshold, 8)
+        flat = labels.ravel()
+        peak = np.zeros(n + 1, np.float32)
+        for i, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is not None:
+                peak[i] = prob[box][labels[box] == i].max()
+        area = np.bincount(flat, minlength=n + 1)
+        mass = np.bincount(flat, weights=prob.ravel(), minlength=n + 1)
+        mask = labels > 0
+        return cls(threshold, labels, n, area, mass, peak, bool(fill_holes(mask).sum() > area[1:].sum()))
 
 
 def candidate_rules() -> list[MaskRule]:
@@ -153,12 +177,21 @@ class RuleTally:
     def add(self, reference: np.ndarray, probability: np.ndarray) -> None:
         """One image: its reference mask and probability, on the image's own grid."""
         ref = np.asarray(reference, bool)
+        lesion = int(ref.sum())
+        cuts = {t: Cut.of(probability, t) for t in {r.threshold for r in self.rules}}
+        on_lesion = {t: np.bincount(c.labels[ref], minlength=c.count + 1) for t, c in cuts.items()}
         for i, rule in enumerate(self.rules):
-            mask = rule.apply(probability)
-            if ref.any():
-                self._dice[i].append(dice(mask, ref))
+            cut = cuts[rule.threshold]
+            if rule.fill_holes and cut.has_holes:
+                mask = rule.apply(probability, cut)
+                overlap, area = int((mask & ref).sum()), int(mask.sum())
+            else:  # from the components' counts: the same numbers without making the mask
+                keep = rule.kept(cut)
+                overlap, area = int(on_lesion[rule.threshold][keep].sum()), int(cut.area[keep].sum())
+            if lesion:
+                self._dice[i].append(2.0 * overlap / (area + lesion))
             else:
-                self._fp[i].append(float(mask.mean()))
+                self._fp[i].append(area / ref.size)
 
     def scores(self) -> list[RuleScore]:
         if not self._dice or not self._dice[0]:
