@@ -117,7 +117,8 @@ ultrasound-model: ultrasound-analysis
 	  --cv-summary $(US_CV)/cv_summary.json --mask-rule $(US_ANALYSIS)/mask_rule.json \
 	  --licence "CC BY 4.0 as stated by third parties (BUSI: Al-Dhabyani et al., Data in Brief 2020;28:104863); attribution given" \
 	  --card-note "Reproduce: make ultrasound-model BUSI=<path to BUSI> (the CV, then this model; docs/results/ultrasound.md)" \
-	  --card-note "Inference: 192 x 192 px, left-right flip test-time augmentation by default (ultrasound predict --no-flip to disable)" \
+	  --card-note "Inference: 192 x 192 px, left-right flip test-time augmentation by default (ultrasound predict --no-flip to disable); the mask rule above was chosen on the CV's out-of-fold predictions ($(US_ANALYSIS)/mask_rule.json)" \
+	  --card-note "Known failures (CV error analysis, docs/results/ultrasound.md): about 10 % of lesion images get Dice 0, mostly missed axillary lymph nodes and iso- or hyperechoic lesions, or another dark structure outlined" \
 	  --card-note "Limitations: trained from scratch on one public single-centre dataset (Cairo, 2018; one scanner family); CV Dice below published pretrained-encoder results; not validated for clinical use" \
 	  --out build/us-final/resunet192-poly60
 	cp build/us-final/resunet192-poly60/model.pt src/breastseg/models/ultrasound_busi.pt

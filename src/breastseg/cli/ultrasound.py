@@ -609,7 +609,17 @@ def analyse_cmd(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [s.row() for s in analysis.rule_scores]
     write_csv_rows(rows, out_dir / "mask_rules.csv", tuple(rows[0]))
-    write_json({**analysis.chosen.row(), "cv": str(cv_dir)}, out_dir / "mask_rule.json")
+    plain = next(s for s in analysis.rule_scores if s.rule == MaskRule())
+    write_json(
+        {
+            **analysis.chosen.row(),
+            "cv": str(cv_dir),
+            "plain_cut_mean_dice": round(plain.mean_dice, 4),
+            "plain_cut_normals_with_false_positives": plain.normals_with_false_positives,
+            "wilcoxon_p_vs_plain_cut": analysis.chosen_vs_plain_p,
+        },
+        out_dir / "mask_rule.json",
+    )
     write_csv_rows([r.row() for r in analysis.reviews], out_dir / "failures.csv", REVIEW_COLUMNS)
     causes = cause_table(analysis.reviews)
     if causes:
@@ -617,28 +627,38 @@ def analyse_cmd(
     cause_chart(analysis.reviews, analysis.lesion_dice, out_dir / "causes.png")
     example_sheet(analysis.examples, out_dir / "examples.png")
     console = Console()
-    plain = next(s for s in analysis.rule_scores if s.rule == MaskRule())
     chosen = analysis.chosen
     console.print(
         f"mask rule: {chosen.rule.describe()} — lesion Dice {chosen.mean_dice:.3f} (plain 0.5 cut "
         f"{plain.mean_dice:.3f}); normals with false positives {chosen.normals_with_false_positives} "
-        f"(plain {plain.normals_with_false_positives}) of {chosen.normals}"
+        f"(plain {plain.normals_with_false_positives}) of {chosen.normals}; paired Wilcoxon p = "
+        f"{analysis.chosen_vs_plain_p:.3g}"
     )
     for row in causes:
         console.print(f"{row['cause']:<34} {row['images']:>3} images, mean Dice {row['mean_dice']:.2f}")
     console.print(f"written {out_dir}")
 
 
-def _read_mask_rule(path: Path | None) -> MaskRule:
-    """The rule of a ``mask_rule.json`` (``ultrasound analyse``), or the plain 0.5 cut."""
+def _read_mask_rule(path: Path | None) -> tuple[MaskRule, str | None]:
+    """The rule of a ``mask_rule.json`` (``ultrasound analyse``), or the plain 0.5 cut, and a line for the
+    model card saying what the rule did on the cross-validation (``None`` without one)."""
     if path is None:
-        return MaskRule()
+        return MaskRule(), None
     import json
 
     try:
-        return MaskRule.from_json(json.loads(path.read_text(encoding="utf-8")))
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        rule = MaskRule.from_json(doc)
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a mask rule from 'breastseg ultrasound analyse' ({exc})") from exc
+    if "plain_cut_mean_dice" not in doc:
+        return rule, f"chosen on {doc.get('cv', 'the cross-validation')} ({path})"
+    return rule, (
+        f"lesion Dice {doc['mean_dice']:.3f} (the plain 0.5 cut: {doc['plain_cut_mean_dice']:.3f}, paired Wilcoxon "
+        f"p = {doc['wilcoxon_p_vs_plain_cut']:.2g}); normal images with false positives "
+        f"{doc['normals_with_false_positives']}/{doc['normals']} (plain cut "
+        f"{doc['plain_cut_normals_with_false_positives']}), on the out-of-fold predictions of {doc.get('cv')}"
+    )
 
 
 def _train_final(
@@ -649,7 +669,7 @@ def _train_final(
     name: str,
     data_dir: Path,
     cv_summary: Path | None,
-    rule: MaskRule,
+    rule: tuple[MaskRule, str | None],
     licence: str | None,
     card_notes: tuple[str, ...],
     out_dir: Path,
@@ -689,8 +709,11 @@ def _train_final(
             normal = summary["normal"]
             text += f"; normal images with false positives {normal['images_with_false_positives']}/{normal['images']}"
         card["cross_validation"] = f"{text} ({cv_summary})"
+    mask_rule, rule_on_cv = rule
+    if rule_on_cv is not None:
+        card["mask_rule_on_the_cross_validation"] = rule_on_cv
     for i, note in enumerate(card_notes, start=1):
         card[f"note_{i}"] = note
-    path = UltrasoundModel(network, result.state_dict, input_size, card, rule).save(out_dir / "model.pt")
+    path = UltrasoundModel(network, result.state_dict, input_size, card, mask_rule).save(out_dir / "model.pt")
     (out_dir / "model.checkpoint.pt").unlink(missing_ok=True)
     Console().print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and its card")

@@ -34,3 +34,17 @@ def save_png(array: np.ndarray, path: Path) -> Path:
     else:
         PILImage.fromarray(array).save(path)
     return path
+
+
+def write_busi_like(root: Path, counts: dict[str, int], seed: int, first_scene: int) -> Path:
+    """A small BUSI-layout dataset of 80 × 100 px speckle scenes: ``counts`` images per class (``normal`` without
+    a lesion, the others with one dark disc of radius 10–17 px), deterministic by ``seed``; returns ``root``."""
+    rng = np.random.default_rng(seed)
+    for cls, n in counts.items():
+        for i in range(n):
+            r = int(rng.integers(10, 18))
+            lesion = None if cls == "normal" else (int(rng.integers(25, 55)), int(rng.integers(25, 75)), r)
+            image, mask = speckle_scene(first_scene + 10 * i + len(cls), shape=(80, 100), lesion=lesion)
+            save_png(image, root / cls / f"{cls} ({i}).png")
+            save_png(mask, root / cls / f"{cls} ({i})_mask.png")
+    return root

@@ -12,7 +12,7 @@ import pytest
 from breastseg.cli.main import main
 from breastseg.workflows.ultrasound.crossval import ImageScore, fold_cases, score_image, summarise_cv
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase
-from tests.workflows.ultrasound.conftest import save_png, speckle_scene
+from tests.workflows.ultrasound.conftest import write_busi_like
 
 
 def test_fold_roles() -> None:
@@ -44,14 +44,7 @@ def test_scores_and_summary_by_hand() -> None:
 
 
 def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
-    rng = np.random.default_rng(9)
-    for cls, n in (("benign", 8), ("malignant", 4), ("normal", 3)):
-        for i in range(n):
-            r = int(rng.integers(10, 18))
-            lesion = None if cls == "normal" else (int(rng.integers(25, 55)), int(rng.integers(25, 75)), r)
-            image, mask = speckle_scene(700 + 10 * i + len(cls), shape=(80, 100), lesion=lesion)
-            save_png(image, tmp_path / "data" / cls / f"{cls} ({i}).png")
-            save_png(mask, tmp_path / "data" / cls / f"{cls} ({i})_mask.png")
+    write_busi_like(tmp_path / "data", {"benign": 8, "malignant": 4, "normal": 3}, seed=9, first_scene=700)
     tiny = ["ultrasound", "train", "--data", str(tmp_path / "data"), "--depth", "3", "--channels", "4", "--size", "64"]
     args = [
         *tiny,

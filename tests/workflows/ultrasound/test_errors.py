@@ -16,7 +16,7 @@ from breastseg.workflows.ultrasound.crossval import ImageScore, read_cv_scores
 from breastseg.workflows.ultrasound.errors import failure_cause, has_colour_overlay, worst_lesion_images
 from breastseg.workflows.ultrasound.model import UltrasoundModel
 from breastseg.workflows.ultrasound.postprocess import MaskRule
-from tests.workflows.ultrasound.conftest import save_png, speckle_scene
+from tests.workflows.ultrasound.conftest import save_png, speckle_scene, write_busi_like
 
 
 def _box(shape: tuple[int, int], *boxes: tuple[int, int, int, int]) -> np.ndarray:
@@ -64,14 +64,7 @@ def test_colour_overlay_is_found_in_colour_pixels_only(tmp_path: Path) -> None:
 
 
 def test_analyse_command_matches_the_recorded_cv_and_feeds_the_final_model(tmp_path: Path) -> None:
-    rng = np.random.default_rng(19)
-    for cls, n in (("benign", 10), ("malignant", 5), ("normal", 5)):
-        for i in range(n):
-            r = int(rng.integers(10, 18))
-            lesion = None if cls == "normal" else (int(rng.integers(25, 55)), int(rng.integers(25, 75)), r)
-            image, mask = speckle_scene(300 + 10 * i + len(cls), shape=(80, 100), lesion=lesion)
-            save_png(image, tmp_path / "data" / cls / f"{cls} ({i}).png")
-            save_png(mask, tmp_path / "data" / cls / f"{cls} ({i})_mask.png")
+    write_busi_like(tmp_path / "data", {"benign": 10, "malignant": 5, "normal": 5}, seed=19, first_scene=300)
     data = str(tmp_path / "data")
     tiny = ["ultrasound", "train", "--data", data, "--depth", "3", "--channels", "4", "--size", "64", "--epochs", "3"]
     cv = tmp_path / "cv"
@@ -100,9 +93,13 @@ def test_analyse_command_matches_the_recorded_cv_and_feeds_the_final_model(tmp_p
         if int(r["normals_with_false_positives"]) <= int(plain["normals_with_false_positives"])
     )
     assert chosen["mean_dice"] == pytest.approx(best, abs=1e-4)
+    assert chosen["plain_cut_mean_dice"] == pytest.approx(float(plain["mean_dice"]), abs=1e-4)
+    assert 0.0 <= chosen["wilcoxon_p_vs_plain_cut"] <= 1.0
     final = tmp_path / "final"
     args = [*tiny, "--final", "--mask-rule", str(out / "mask_rule.json"), "--epochs", "1", "--out", str(final)]
     assert main(args) == 0
     model = UltrasoundModel.load(final / "model.pt")
     assert model.rule == MaskRule.from_json(chosen)
-    assert model.rule.describe() in (final / "model.card.md").read_text()
+    card = (final / "model.card.md").read_text()
+    assert model.rule.describe() in card
+    assert f"lesion Dice {chosen['mean_dice']:.3f} (the plain 0.5 cut: {chosen['plain_cut_mean_dice']:.3f}" in card

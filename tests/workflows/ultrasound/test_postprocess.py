@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from breastseg.errors import InputError
-from breastseg.workflows.ultrasound.postprocess import MaskRule, RuleScore, candidate_rules, choose_rule, score_rules
+from breastseg.workflows.ultrasound.postprocess import (
+    MaskRule,
+    RuleScore,
+    RuleTally,
+    candidate_rules,
+    choose_rule,
+    score_rules,
+)
 
 
 def _two_blobs() -> np.ndarray:
@@ -79,6 +86,10 @@ def test_scores_by_hand() -> None:
     assert strict.mean_dice == 0.0
     assert largest.mean_dice == 1.0 and largest.normals_with_false_positives == 1
     assert largest.mean_false_positive_fraction == pytest.approx(1 / 400)
+    tally = RuleTally([MaskRule(), MaskRule(0.4, "largest")])
+    for ref in (reference, np.zeros((20, 20), bool), reference[::-1]):
+        tally.add(ref, _two_blobs())
+    assert tally.lesion_dice(MaskRule(0.4, "largest")) == [1.0, 0.0]  # lesion images only, in the order added
 
 
 def test_choice_may_not_add_false_positives_on_normals() -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from breastseg.evaluation.stats import wilcoxon
 from breastseg.io.raster import read_pixels
 from breastseg.masks import label_components
 from breastseg.workflows.ultrasound.crossval import ImageScore, out_of_fold_probabilities, read_cv_scores
@@ -183,11 +184,15 @@ def cause_chart(reviews: Sequence[FailureReview], all_lesion_dice: Sequence[floa
     from breastseg.report.figures import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1.25]})
-    values = np.asarray(all_lesion_dice, float)
-    cut = max(r.dice for r in reviews) if reviews else 0.0
+    values = np.sort(np.asarray(all_lesion_dice, float))  # the reviewed are the lowest (ties as they were broken)
     bins = np.linspace(0, 1, 41)
-    left.hist(values[values > cut], bins=bins, color="#9ecae1", label="other lesion images")
-    left.hist(values[values <= cut], bins=bins, color="#de2d26", label=f"worst {len(reviews)} (reviewed)")
+    left.hist(
+        [values[: len(reviews)], values[len(reviews) :]],
+        bins=bins,
+        stacked=True,
+        color=["#de2d26", "#9ecae1"],
+        label=[f"worst {len(reviews)} (reviewed)", "other lesion images"],
+    )
     left.set_xlabel("Dice per image")
     left.set_ylabel("images")
     left.set_title(f"{values.size} lesion images, out of fold", fontsize=10)
@@ -236,6 +241,7 @@ class CvAnalysis:
 
     rule_scores: list[RuleScore]
     chosen: RuleScore
+    chosen_vs_plain_p: float  # paired Wilcoxon signed-rank p of the lesion images' Dice, chosen rule vs 0.5 cut
     reviews: list[FailureReview]
     lesion_dice: list[float]
     examples: list[tuple[FailureReview, np.ndarray, np.ndarray, np.ndarray]]
@@ -272,9 +278,12 @@ def analyse_cv(
             progress(i + 1, len(scores))
     order = sorted(range(len(reviews)), key=lambda j: (reviews[j].dice, reviews[j].case_id))
     rule_scores = tally.scores()
+    chosen = choose_rule(rule_scores)
+    plain = tally.lesion_dice(MaskRule())
     return CvAnalysis(
         rule_scores,
-        choose_rule(rule_scores),
+        chosen,
+        wilcoxon(plain, tally.lesion_dice(chosen.rule)).p_value,
         [reviews[j] for j in order],
         [float(s.dice or 0.0) for s in scores if s.tp + s.fn > 0],
         [examples[j] for j in order],

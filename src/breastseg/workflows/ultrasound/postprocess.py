@@ -193,6 +193,10 @@ class RuleTally:
             else:
                 self._fp[i].append(area / ref.size)
 
+    def lesion_dice(self, rule: MaskRule) -> list[float]:
+        """Per lesion image, in the order added, the Dice ``rule`` gives (for paired tests between rules)."""
+        return list(self._dice[self.rules.index(rule)])
+
     def scores(self) -> list[RuleScore]:
         if not self._dice or not self._dice[0]:
             raise InputError("choosing a mask rule needs images with a lesion")
