@@ -48,7 +48,8 @@ _masks_option = click.option(
     "masks_dir",
     default=None,
     type=existing_folder,
-    help="Masks folder, when --data is a plain images folder.",
+    help="Masks folder (NAME.png or NAME_mask.png per image), when the images are a plain folder rather than a "
+    "whole dataset (BUSI, images/ + masks/, nnU-Net raw).",
 )
 
 
