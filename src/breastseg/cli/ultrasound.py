@@ -610,7 +610,7 @@ def analyse_cmd(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [s.row() for s in analysis.rule_scores]
     write_csv_rows(rows, out_dir / "mask_rules.csv", tuple(rows[0]))
-    plain = next(s for s in analysis.rule_scores if s.rule == MaskRule())
+    plain = analysis.plain
     write_json(
         {
             **analysis.chosen.row(),

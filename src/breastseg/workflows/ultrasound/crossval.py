@@ -126,9 +126,10 @@ def predictions(
 
 def out_of_fold_probabilities(
     cv_dir: str | Path, cases: Sequence[UltrasoundCase], flip: bool = True
-) -> Iterator[tuple[ImageScore, np.ndarray, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[ImageScore, MaskRule, np.ndarray, np.ndarray, np.ndarray]]:
     """Each test image of a cross-validation folder predicted again by its fold's model (``fold<k>.pt``, the
-    one that never saw it): ``(score as recorded, image, reference, probability)``, fold by fold."""
+    one that never saw it): ``(score as recorded, the model's mask rule, image, reference, probability)``, fold
+    by fold."""
     by_id = {c.case_id: c for c in cases}
     scores = read_cv_scores(cv_dir)
     for k in sorted({s.fold for s in scores}):
@@ -143,7 +144,7 @@ def out_of_fold_probabilities(
         for score, (_, image, reference, probability) in zip(
             fold, probabilities(model, [by_id[s.case_id] for s in fold], flip), strict=True
         ):
-            yield score, image, reference, probability
+            yield score, model.rule, image, reference, probability
 
 
 def score_fold(model: UltrasoundModel, test: Sequence[UltrasoundCase], k: int, flip: bool = True) -> list[ImageScore]:

@@ -35,7 +35,6 @@ from breastseg.io.raster import read_pixels
 from breastseg.masks import label_components
 from breastseg.workflows.ultrasound.crossval import ImageScore, out_of_fold_probabilities, read_cv_scores
 from breastseg.workflows.ultrasound.dataset import UltrasoundCase
-from breastseg.workflows.ultrasound.model import UltrasoundModel
 from breastseg.workflows.ultrasound.postprocess import MaskRule, RuleScore, RuleTally, candidate_rules, choose_rule
 
 CAUSES = (
@@ -241,6 +240,7 @@ class CvAnalysis:
 
     rule_scores: list[RuleScore]
     chosen: RuleScore
+    plain: RuleScore  # the plain 0.5 cut, the reference of the choice
     chosen_vs_plain_p: float  # paired Wilcoxon signed-rank p of the lesion images' Dice, chosen rule vs 0.5 cut
     reviews: list[FailureReview]
     lesion_dice: list[float]
@@ -264,13 +264,11 @@ def analyse_cv(
     tally = RuleTally(rules if rules is not None else candidate_rules())
     reviews: list[FailureReview] = []
     examples = []
-    rule_of_fold: dict[int, MaskRule] = {}
-    for i, (score, image, reference, probability) in enumerate(out_of_fold_probabilities(cv_dir, cases, flip)):
+    oof = out_of_fold_probabilities(cv_dir, cases, flip)
+    for i, (score, fold_rule, image, reference, probability) in enumerate(oof):
         tally.add(reference, probability)
         if score.case_id in worst:
-            if score.fold not in rule_of_fold:
-                rule_of_fold[score.fold] = UltrasoundModel.load(Path(cv_dir) / f"fold{score.fold}.pt").rule
-            prediction = rule_of_fold[score.fold].apply(probability)
+            prediction = fold_rule.apply(probability)
             review = review_image(by_id[score.case_id], score, reference, prediction)
             reviews.append(review)
             examples.append((review, image, reference, prediction))
@@ -279,11 +277,11 @@ def analyse_cv(
     order = sorted(range(len(reviews)), key=lambda j: (reviews[j].dice, reviews[j].case_id))
     rule_scores = tally.scores()
     chosen = choose_rule(rule_scores)
-    plain = tally.lesion_dice(MaskRule())
     return CvAnalysis(
         rule_scores,
         chosen,
-        wilcoxon(plain, tally.lesion_dice(chosen.rule)).p_value,
+        next(s for s in rule_scores if s.rule == MaskRule()),
+        wilcoxon(tally.lesion_dice(MaskRule()), tally.lesion_dice(chosen.rule)).p_value,
         [reviews[j] for j in order],
         [float(s.dice or 0.0) for s in scores if s.tp + s.fn > 0],
         [examples[j] for j in order],
