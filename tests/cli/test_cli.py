@@ -25,6 +25,16 @@ def test_version_and_help_through_the_console_script() -> None:
         assert group in helped.stdout
 
 
+def test_top_level_help_names_every_command_group(capsys: pytest.CaptureFixture[str]) -> None:
+    from breastseg.cli.main import cli
+
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    overview = text[text.index("Workflows:") : text.index("Start here:")]  # the guide above click's own list
+    listed = {line.split()[0] for line in overview.splitlines() if line.startswith("    ") and line.strip()}
+    assert set(cli.commands) <= listed, set(cli.commands) - listed
+
+
 def test_phantom_specimen_writes_the_promised_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rc = main(
         [

@@ -37,6 +37,11 @@ def cli() -> None:
       petct       metastatic lesions, SUV biomarkers and response on whole-body PET/CT
       mri         tumour mask, volume and kinetics on breast DCE-MRI
       ultrasound  tumour mask and area on 2D breast ultrasound
+    Cohorts and service:
+      batch       any workflow over a cohort table, locally or on a Dask cluster; reruns skip finished cases
+      serve       a DICOM node that assesses specimens as the scanner sends them (serve dicom), its workers,
+                  and a web viewer of the results (serve web)
+      jobs        the service's jobs: list, show, retry
     Tools:
       phantom     synthetic cases with known truth, for demos and tests
       evaluate    score a segmentation against a reference (Dice, HD95, surface Dice …)

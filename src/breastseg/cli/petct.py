@@ -338,8 +338,21 @@ def nnunet_import_cmd(predictions: Path, dataset: Path, name: str) -> None:
     help="Predicted mask file in each scan folder; two or more are compared (Wilcoxon on per-scan Dice).",
 )
 @click.option("--ref-name", default="lesions.nii.gz", show_default=True, help="Reference mask file.")
+@click.option(
+    "--pred-dir",
+    type=existing_folder,
+    default=None,
+    help="Read the predictions from a `petct predict --out` folder (PRED_DIR/<patient>/<timepoint>/<pred-name>).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...], ref_name: str, out_dir: Path) -> None:
+def evaluate_cmd(
+    patients_csv: Path,
+    timepoint: str,
+    pred_names: tuple[str, ...],
+    ref_name: str,
+    pred_dir: Path | None,
+    out_dir: Path,
+) -> None:
     """Score lesion segmentations as the study: mean and global Dice, lesion recall/precision, FP/FN volumes.
 
     Per prediction: scans_<name>.csv (one row per scan) and its summary in evaluation.json; with several
@@ -354,7 +367,8 @@ def evaluate_cmd(patients_csv: Path, timepoint: str, pred_names: tuple[str, ...]
     from breastseg.workflows.petct.evaluate import evaluate_patients
     from breastseg.workflows.petct.longitudinal import read_patients_csv
 
-    evaluation = evaluate_patients(read_patients_csv(patients_csv), pred_names, out_dir, ref_name, timepoint)
+    patients = read_patients_csv(patients_csv)
+    evaluation = evaluate_patients(patients, pred_names, out_dir, ref_name, timepoint, pred_dir)
     console = Console()
     for name, s in evaluation.summaries.items():
         mean = f"{s.mean_dice:.3f}" if s.mean_dice is not None else "—"
@@ -552,7 +566,17 @@ class _ContrastType(click.ParamType):
     show_default=True,
     help="Follow-up model: the baseline lesion mask in the baseline folder (a reference or a prediction).",
 )
-@click.option("--out-name", default="lesions_pred.nii.gz", show_default=True, help="Mask written in each folder.")
+@click.option(
+    "--out-name", default="lesions_pred.nii.gz", show_default=True, help="Mask written in each folder (or --out)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the masks here as OUT/<patient>/<timepoint>/<out-name> instead of into the scan folders (then "
+    "`petct evaluate --pred-dir OUT`); a follow-up model finds the baseline masks there too.",
+)
 @click.option("--mirror", is_flag=True, help="Test-time augmentation: also predict the left-right mirror.")
 @click.option(
     "--min-contrast",
@@ -572,11 +596,13 @@ def predict_cmd(
     timepoint: str,
     baseline_mask_name: str,
     out_name: str,
+    out_dir: Path | None,
     mirror: bool,
     min_contrast: float | Literal["model"] | None,
     device: str,
 ) -> None:
-    """Segment lesions with a trained PET/CT model; writes the mask (PET grid) into each scan folder.
+    """Segment lesions with a trained PET/CT model; writes the mask (PET grid) into each scan folder, or into
+    --out.
 
     A scan of a patient the model was trained on is segmented only by the members that did not train on that
     patient (cross-validated predictions, e.g. the baseline network on the same patients' follow-ups). Then
@@ -620,10 +646,11 @@ def predict_cmd(
             mirror,
             progress=status.update,
             min_contrast=min_contrast,
+            out_dir=out_dir,
         )
     for pid, info in done.items():
         who = pid or "new patient"
-        line = f"{who}: {info['scan']}/{out_name} (members {', '.join(info['members'])})"
+        line = f"{who}: {info['mask']} (members {', '.join(info['members'])})"
         if info["removed"]:
             found = ", ".join(f"{c['voxels']} voxels at contrast {c['contrast']:.2f}" for c in info["removed"])
             line += f"; dropped as indistinct: {found}"

@@ -53,6 +53,13 @@ _manifest_option = click.option(
     help="Lamella manifest CSV (rows: patient_id, slice_id, tumour_type, ct, pet, label) or an nnU-Net raw "
     "dataset folder (_0000 CT, _0001 PET); repeatable.",
 )
+_patient_pattern_option = click.option(
+    "--patient-pattern",
+    default=None,
+    help="For an nnU-Net dataset without breastseg's patient map in dataset.json: a regular expression whose group "
+    "'patient' (or first group) takes the patient id from each case name, e.g. '^(?P<patient>[^_]+)_' for P01_s03 "
+    "(lamellae are split by patient; without a map or a pattern the dataset is refused).",
+)
 _tumour_type_option = click.option(
     "--tumour-type",
     "tumour_types",
@@ -284,6 +291,7 @@ def assess(
 
 @specimen.command("fit-threshold")
 @_manifest_option
+@_patient_pattern_option
 @click.option(
     "--input",
     "kind",
@@ -311,6 +319,7 @@ def assess(
 @click.option("--description", default="", help="What the training data is, for the model card.")
 def fit_threshold(
     manifests: tuple[str, ...],
+    patient_pattern: str | None,
     kind: str,
     tumour_types: tuple[str, ...],
     folds: int,
@@ -324,7 +333,7 @@ def fit_threshold(
     CT's high-density tissue (Otsu) gates the PET, then a relative threshold. The best mean Dice over the
     training patients wins.
     """
-    cases = cases_from_manifests(manifests, tumour_types)
+    cases = cases_from_manifests(manifests, tumour_types, patient_pattern)
     model = fit_threshold_model(
         "ct" if kind == "ct" else "pet" if kind == "pet" else "petct",
         cases,
@@ -341,11 +350,12 @@ def fit_threshold(
     for i, f in enumerate(model.folds):
         table.add_row(str(i), f"{f.value:g}", f"{f.mean_training_dice:.3f}")
     Console().print(table)
-    Console().print(f"written {out_path} and {out_path.with_suffix('.card.md')}")
+    Console().print(f"{model.card['folds_note']}; written {out_path} and {out_path.with_suffix('.card.md')}")
 
 
 @specimen.command("train")
 @_manifest_option
+@_patient_pattern_option
 @click.option(
     "--input",
     "inputs",
@@ -421,6 +431,7 @@ def fit_threshold(
 @scheduler_option
 def train_cmd(
     manifests: tuple[str, ...],
+    patient_pattern: str | None,
     inputs: str,
     tumour_types: tuple[str, ...],
     folds: int,
@@ -453,7 +464,7 @@ def train_cmd(
     from breastseg.workflows.specimen.bundle import ModelBundle
     from breastseg.workflows.specimen.train import ResUNetTraining, train_bundle
 
-    slices = read_lamellae(manifests, tumour_types)
+    slices = read_lamellae(manifests, tumour_types, patient_pattern)
     spec = ResUNetTraining(
         inputs=inputs,
         net=ResUNetConfig(depth=depth, first_channels=first_channels),
@@ -587,6 +598,7 @@ def distil(
 
 @specimen.command("search")
 @_manifest_option
+@_patient_pattern_option
 @click.option("--input", "inputs", type=click.Choice(["ct", "pet", "petct"]), default="petct", show_default=True)
 @_tumour_type_option
 @click.option(
@@ -630,6 +642,7 @@ def distil(
 @scheduler_option
 def search(
     manifests: tuple[str, ...],
+    patient_pattern: str | None,
     inputs: str,
     tumour_types: tuple[str, ...],
     trials: int,
@@ -653,7 +666,7 @@ def search(
     from breastseg.workflows.specimen.search import SearchSpace, run_search, summarise
     from breastseg.workflows.specimen.train import to_train_images
 
-    slices = read_lamellae(manifests, tumour_types)
+    slices = read_lamellae(manifests, tumour_types, patient_pattern)
     types = {s.patient_id: s.tumour_type for s in slices}
     folds = nested_folds(types, outer, inner, seed)
     if test_fold >= len(folds):

@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from breastseg.cli.options import existing_folder, existing_path
+from breastseg.cli.options import device_option, existing_folder, existing_path
 from breastseg.errors import InputError
 from breastseg.io.atomic import write_json
 from breastseg.learn.duplicates import DHASH_MAX_DISTANCE, PHASH_MAX_DISTANCE
@@ -21,6 +21,8 @@ from breastseg.workflows.ultrasound.postprocess import MaskRule
 from breastseg.workflows.ultrasound.split import make_split, read_split_folds, write_split
 
 if TYPE_CHECKING:
+    import torch
+
     from breastseg.learn.trainer import TrainConfig
     from breastseg.nets import NetConfig
     from breastseg.workflows.ultrasound.model import UltrasoundModel
@@ -234,6 +236,7 @@ def _fold_list(text: str | None, n: int) -> list[int]:
     help="standard: flip, small affine, gamma / contrast / brightness; strong: wider affine ranges with a stretch, "
     "plus blur, simulated low resolution and speckle-like noise (nnU-Net's set adapted to ultrasound).",
 )
+@device_option
 @click.option("--seed", default=0, show_default=True)
 @click.option("--folds-to-run", default=None, help="Comma-separated test folds to run (default: all).")
 @click.option(
@@ -288,6 +291,7 @@ def train_cmd(
     patience: int,
     precision: str,
     augmentation: str,
+    device: str,
     seed: int,
     folds_to_run: str | None,
     final: bool,
@@ -307,13 +311,13 @@ def train_cmd(
     Example (BUSI, the project's split):
       breastseg ultrasound train --data ../shared/data/busi --net resunet --size 256 --out cv/resunet
     """
-    import torch
 
     from breastseg.learn.trainer import Loss, Optimiser, Schedule, TrainConfig
-    from breastseg.predict.device import resolve_precision
+    from breastseg.predict.device import resolve_device, resolve_precision
     from breastseg.workflows.ultrasound.crossval import cross_validate, summarise_cv
     from breastseg.workflows.ultrasound.model import ultrasound_patches
 
+    run_on = resolve_device(device)
     cases = read_dataset(data_dir, masks_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(
@@ -326,7 +330,7 @@ def train_cmd(
         patch=ultrasound_patches(input_size, augmentation),
         seed=seed,
         schedule=Schedule(schedule),
-        precision=resolve_precision(precision, torch.device("cpu")),
+        precision=resolve_precision(precision, run_on),
     )
     network = _net_config(net, depth, first_channels, backbone_weights)
     if final:
@@ -342,6 +346,7 @@ def train_cmd(
             licence,
             card_notes,
             out_dir,
+            run_on,
         )
         return
     if split_path is None:
@@ -354,9 +359,8 @@ def train_cmd(
         dice = [s.dice for s in scores if s.dice is not None]
         console.print(f"fold {k}: {len(scores)} test images, mean Dice on lesion images {np.mean(dice):.3f}")
 
-    scores = cross_validate(
-        cases, folds, network, config, input_size, out_dir, _fold_list(folds_to_run, len(folds)), card, report
-    )
+    which = _fold_list(folds_to_run, len(folds))
+    scores = cross_validate(cases, folds, network, config, input_size, out_dir, which, card, report, run_on)
     summary = summarise_cv(scores)
     write_json({"folds_run": sorted({s.fold for s in scores}), **summary}, out_dir / "cv_summary.json")
     for name in ("lesion", "benign", "malignant"):
@@ -410,8 +414,11 @@ _model_option = click.option(
     help="Probability cut; default: the model's mask rule (chosen on its cross-validation; see its card).",
 )
 @_flip_option
+@device_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-def predict_cmd(image_path: Path, model: Path | None, threshold: float | None, flip: bool, out_dir: Path) -> None:
+def predict_cmd(
+    image_path: Path, model: Path | None, threshold: float | None, flip: bool, device: str, out_dir: Path
+) -> None:
     """Segment the lesion in one image or a whole folder (the model is loaded once).
 
     Writes NAME_mask.png, NAME_overlay.png and NAME.json (area in pixels, and in mm² when a DICOM gives the
@@ -422,14 +429,18 @@ def predict_cmd(image_path: Path, model: Path | None, threshold: float | None, f
     Example:
       breastseg ultrasound predict --image scans/ --out masks/
     """
+    from breastseg.predict.device import resolve_device
     from breastseg.workflows.ultrasound.predict import list_images, predict_images
 
+    run_on = resolve_device(device)
     paths = list_images(image_path)
     loaded = _load_model(model)
     rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
     with _progress("predicting") as bar:
         task = bar.add_task("predict", total=len(paths))
-        results = predict_images(paths, loaded, out_dir, rule, lambda done, _n: bar.update(task, completed=done), flip)
+        results = predict_images(
+            paths, loaded, out_dir, rule, lambda done, _n: bar.update(task, completed=done), flip, run_on
+        )
     write_json({"model": str(model or "packaged"), "images": [r.to_json() for r in results]}, out_dir / "summary.json")
     console = Console()
     for r in results[:PRINTED_IMAGES]:
@@ -460,9 +471,16 @@ def predict_cmd(image_path: Path, model: Path | None, threshold: float | None, f
 )
 @click.option("--overlays/--no-overlays", default=True, show_default=True, help="Write one overlay per image.")
 @_flip_option
+@device_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def evaluate_cmd(
-    images_dir: Path, masks_dir: Path | None, models: tuple[Path, ...], overlays: bool, flip: bool, out_dir: Path
+    images_dir: Path,
+    masks_dir: Path | None,
+    models: tuple[Path, ...],
+    overlays: bool,
+    flip: bool,
+    device: str,
+    out_dir: Path,
 ) -> None:
     """Score model(s) against reference masks: Dice, pixel accuracy, recall, precision, confusion matrix.
 
@@ -474,10 +492,12 @@ def evaluate_cmd(
     Example:
       breastseg ultrasound evaluate --images test/images --masks test/masks --model a.pt --model b.pt --out eval
     """
+    from breastseg.predict.device import resolve_device
     from breastseg.report.figures import confusion_matrix_figure
     from breastseg.workflows.ultrasound.crossval import summarise_cv, write_scores
-    from breastseg.workflows.ultrasound.predict import compare_models, score_cases
+    from breastseg.workflows.ultrasound.predict import compare_models, score_cases, seen_in_training
 
+    run_on = resolve_device(device)
     cases = read_dataset(images_dir, masks_dir)
     paths: list[Path | None] = list(models) or [None]
     names = [p.stem if p is not None else "packaged" for p in paths]
@@ -494,10 +514,18 @@ def evaluate_cmd(
             def advance(done: int, _total: int, task: TaskID = task, bar: Progress = bar) -> None:
                 bar.update(task, completed=done)
 
-            scores = score_cases(cases, loaded, folder / "overlays" if overlays else None, advance, flip)
+            scores = score_cases(cases, loaded, folder / "overlays" if overlays else None, advance, flip, run_on)
+        seen = seen_in_training(loaded, cases)
+        if seen:
+            click.echo(
+                f"breastseg: warning: {len(seen)} of {len(cases)} images (e.g. {seen[0]}) were in {name}'s training "
+                "data: these scores measure memory, not how the model does on new images",
+                err=True,
+            )
         summary = summarise_cv(scores)
         write_scores(scores, folder / "images.csv")
-        write_json({"model": str(path or "packaged"), "images": len(scores), **summary}, folder / "metrics.json")
+        document = {"model": str(path or "packaged"), "images": len(scores), "images_seen_in_training": len(seen)}
+        write_json({**document, **summary}, folder / "metrics.json")
         if "lesion" in summary:
             counts = summary["lesion"]["pooled"]["confusion_matrix"]["counts"]
             confusion_matrix_figure(counts, ["background", "lesion"], folder / "confusion_matrix.png", name)
@@ -674,15 +702,17 @@ def _train_final(
     licence: str | None,
     card_notes: tuple[str, ...],
     out_dir: Path,
+    device: torch.device,
 ) -> None:
     import json
 
+    from breastseg.workflows.ultrasound.dataset import case_fingerprints
     from breastseg.workflows.ultrasound.model import UltrasoundModel, train_final
 
     # Every image, normals included: the cross-validation trained on its folds' normal images too, so its
     # estimate describes this recipe (and normal images teach the network that an image may have no lesion).
     n_lesion = sum(c.label != "normal" for c in cases)
-    result = train_final(cases, network, config, input_size, checkpoint=out_dir / "model.checkpoint.pt")
+    result = train_final(cases, network, config, input_size, out_dir / "model.checkpoint.pt", device)
     card: dict[str, object] = {
         "title": f"breastseg ultrasound {name}",
         "data": f"{data_dir}: all {len(cases)} images ({n_lesion} with a lesion, {len(cases) - n_lesion} normal) used "
@@ -715,6 +745,7 @@ def _train_final(
         card["mask_rule_on_the_cross_validation"] = rule_on_cv
     for i, note in enumerate(card_notes, start=1):
         card[f"note_{i}"] = note
-    path = UltrasoundModel(network, result.state_dict, input_size, card, mask_rule).save(out_dir / "model.pt")
+    seen = frozenset(case_fingerprints(cases))
+    path = UltrasoundModel(network, result.state_dict, input_size, card, mask_rule, seen).save(out_dir / "model.pt")
     (out_dir / "model.checkpoint.pt").unlink(missing_ok=True)
     Console().print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB) and its card")

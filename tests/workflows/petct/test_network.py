@@ -114,6 +114,17 @@ def test_train_predict_and_read_outs_end_to_end(cohort: Path, tmp_path: Path, ca
     unfiltered = post["cv"][0]
     for key in ("global_dice", "lesion_recall", "lesion_precision"):
         assert summary[key] == pytest.approx(unfiltered[key]), key
+    # --out: the same masks into a folder of their own, the scan folders untouched; evaluate reads them there
+    before = {f: sorted(x.name for x in (cohort / f / "baseline").iterdir()) for f in ("p0", "p1")}
+    preds = tmp_path / "preds"
+    assert main([*predict, *raw, "--out", str(preds)]) == 0
+    assert before == {f: sorted(x.name for x in (cohort / f / "baseline").iterdir()) for f in ("p0", "p1")}
+    for i in range(6):
+        apart = read_image(preds / f"p{i}" / "baseline" / "lesions_raw.nii.gz").array
+        np.testing.assert_array_equal(apart, read_image(cohort / f"p{i}" / "baseline" / "lesions_raw.nii.gz").array)
+    assert main([*ev, "--pred-dir", str(preds), "--out", str(tmp_path / "raw_apart")]) == 0
+    apart_summary = json.loads((tmp_path / "raw_apart" / "evaluation.json").read_text())["summaries"]
+    assert apart_summary["lesions_raw.nii.gz"] == summary
     assert main([*predict, "--min-contrast", "nonsense"]) == 2
     assert "'model', 'off' or a ratio" in capsys.readouterr().err
     # choosing again on an existing model (one trained by an older breastseg) stores the same choice

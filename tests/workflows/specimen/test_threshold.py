@@ -71,6 +71,20 @@ def test_model_round_trip_and_card(tmp_path: Path) -> None:
     assert doc["kind"] == T.MODEL_KIND and doc["input"] == "petct"
 
 
+def test_fold_count_is_what_the_patients_allow_and_the_card_says_why() -> None:
+    cases = [_case(str(i), 80 + i, 20, 4.0, 1.0) for i in range(3)]
+    one = T.fit_threshold_model("ct", cases, n_folds=1)
+    # one fold is fitted on every patient (not on the patients left after leaving all of them out)
+    assert len(one.folds) == 1 and one.folds[0].training_patients == ("0", "1", "2")
+    assert one.folds[0].mean_training_dice == 1.0
+    assert one.card["folds_note"] == "1 fold as asked, fitted on all 3 patients"
+    three = T.fit_threshold_model("ct", cases, n_folds=5)
+    assert len(three.folds) == 3 and all(len(f.training_patients) == 2 for f in three.folds)
+    assert three.card["folds_note"].startswith("3 folds instead of 5: only 3 patients")
+    single = T.fit_threshold_model("ct", cases[:1], n_folds=5)
+    assert len(single.folds) == 1 and "single patient" in single.card["folds_note"]
+
+
 def test_ensemble_probability_is_the_fraction_of_folds() -> None:
     a = np.array([True, True, False])
     b = np.array([True, False, False])

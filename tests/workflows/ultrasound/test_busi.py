@@ -75,3 +75,25 @@ def test_packaged_model_is_small_carded_and_segments_busi(busi: Path, tmp_path: 
         predicted = np.asarray(Image.open(tmp_path / "out" / f"{name}_mask.png")) > 0
         scores.append(dice(predicted, load_case(cases[name])[1]))
     assert np.mean(scores) >= 0.75, scores
+
+
+def test_the_packaged_model_knows_its_training_images(busi: Path, tmp_path: Path) -> None:
+    """Scoring the packaged model on BUSI measures memory: it recognises every BUSI picture (stored fingerprints),
+    also re-encoded under another name, and not a picture it never saw."""
+    from breastseg.workflows.ultrasound.dataset import UltrasoundCase
+    from breastseg.workflows.ultrasound.model import UltrasoundModel
+    from breastseg.workflows.ultrasound.predict import seen_in_training
+
+    model = UltrasoundModel.load(default_model_path())
+    cases = read_busi(busi)
+    picked = [cases[0], cases[400], cases[-1]]
+    assert seen_in_training(model, picked) == [c.case_id for c in picked]
+    pixels = np.asarray(Image.open(picked[1].image_path))
+    Image.fromarray(pixels).save(tmp_path / "renamed.tif")
+    flipped = np.ascontiguousarray(pixels[:, ::-1])
+    Image.fromarray(flipped).save(tmp_path / "flipped.png")
+    others = [
+        UltrasoundCase("renamed", tmp_path / "renamed.tif", ()),
+        UltrasoundCase("new", tmp_path / "flipped.png", ()),
+    ]
+    assert seen_in_training(model, others) == ["renamed"]

@@ -17,7 +17,7 @@ from breastseg.cli.main import main
 from breastseg.evaluation.metrics import dice
 from breastseg.learn.trainer import TrainConfig
 from breastseg.nets import ResUNetConfig
-from breastseg.workflows.ultrasound.dataset import read_busi
+from breastseg.workflows.ultrasound.dataset import case_fingerprints, pixel_fingerprint, read_busi
 from breastseg.workflows.ultrasound.model import UltrasoundModel, train_fold, ultrasound_patches
 from breastseg.workflows.ultrasound.predict import read_ultrasound_image
 from tests.workflows.ultrasound.conftest import save_png, speckle_scene
@@ -59,7 +59,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         epochs=20, batch_size=4, learning_rate=2e-3, optimiser="adamw", loss="dice_ce", patch=ultrasound_patches(64)
     )
     result = train_fold(cases[:16], cases[16:], net, cfg, 64)
-    return UltrasoundModel(net, result.state_dict, 64, {"title": "tiny"}).save(root / "tiny.pt")
+    seen = frozenset(case_fingerprints(cases))
+    return UltrasoundModel(net, result.state_dict, 64, {"title": "tiny"}, training_fingerprints=seen).save(
+        root / "tiny.pt"
+    )
 
 
 def test_predict_a_folder_of_png_and_dicom(
@@ -192,3 +195,36 @@ def test_batch_ultrasound_scores_each_image_against_its_mask(tmp_path: Path, tin
     assert summary["dice"]["n"] == 3 and summary["lesion_found"] == sum(
         t["lesion_found"] == "True" for t in table.values()
     )
+
+
+def test_evaluate_warns_when_it_scores_the_model_s_training_images(
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_root = tiny_model.parent / "benign"
+    data = tmp_path / "data"
+    # two training pictures under new names and another lossless format, and one picture never seen
+    (data / "images").mkdir(parents=True)
+    for i, suffix in ((3, ".tif"), (7, ".bmp")):
+        pixels = np.asarray(PILImage.open(train_root / f"benign ({i}).png"))
+        PILImage.fromarray(pixels).save(data / "images" / f"renamed{i}{suffix}")
+        mask = np.asarray(PILImage.open(train_root / f"benign ({i})_mask.png").convert("L")) > 0
+        save_png(mask, data / "masks" / f"renamed{i}.png")
+    new, new_mask = speckle_scene(4242, (96, 128), (50, 60, 15))
+    save_png(new, data / "images" / "new.png")
+    save_png(new_mask, data / "masks" / "new.png")
+    assert pixel_fingerprint(new.astype(np.float32)) not in UltrasoundModel.load(tiny_model).training_fingerprints
+    out = tmp_path / "eval"
+    args = ["ultrasound", "evaluate", "--images", str(data / "images"), "--masks", str(data / "masks")]
+    assert main([*args, "--model", str(tiny_model), "--device", "cpu", "--no-overlays", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 2 of 3 images" in err and "training" in err
+    assert json.loads((out / "metrics.json").read_text())["images_seen_in_training"] == 2
+    assert "20 pixel fingerprints" in tiny_model.with_suffix(".card.md").read_text()
+
+
+def test_unknown_device_is_a_clear_error(tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image, _ = speckle_scene(71, (64, 64))
+    save_png(image, tmp_path / "x.png")
+    args = ["ultrasound", "predict", "--image", str(tmp_path / "x.png"), "--model", str(tiny_model)]
+    assert main([*args, "--device", "cuda:7", "--out", str(tmp_path / "o")]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err

@@ -167,28 +167,29 @@ def evaluate_patients(
     out_dir: str | Path,
     reference_name: str = "lesions.nii.gz",
     timepoint: str = "baseline",
+    prediction_dir: str | Path | None = None,
 ) -> PetctEvaluation:
-    """``petct evaluate``: score each prediction file (``prediction_names``, in every scan folder) against the
-    reference mask of the same folder, for the ``baseline``, ``followup`` or ``both`` scans; pairwise Wilcoxon
-    comparisons between predictions. Writes ``scans_<name>.csv`` per prediction and ``evaluation.json`` into
-    ``out_dir``. Predictions on another grid are scored on the reference's
-    (:func:`~breastseg.workflows.petct.readout.read_mask_on`)."""
+    """``petct evaluate``: score each prediction file (``prediction_names``, in every scan folder, or in
+    ``prediction_dir`` as ``petct predict --out`` wrote them) against the reference mask of the scan's folder, for
+    the ``baseline``, ``followup`` or ``both`` scans; pairwise Wilcoxon comparisons between predictions. Writes
+    ``scans_<name>.csv`` per prediction and ``evaluation.json`` into ``out_dir``. Predictions on another grid are
+    scored on the reference's (:func:`~breastseg.workflows.petct.readout.read_mask_on`)."""
     if timepoint not in ("baseline", "followup", "both"):
         raise InputError(f"timepoint {timepoint!r}: use baseline, followup or both")
     scans = []
     for p in patients:
         if timepoint in ("baseline", "both"):
-            scans.append((f"{p.patient_id}_baseline", p.baseline))
+            scans.append((f"{p.patient_id}_baseline", p, "baseline"))
         if timepoint in ("followup", "both") and p.followup is not None:
-            scans.append((f"{p.patient_id}_followup", p.followup))
+            scans.append((f"{p.patient_id}_followup", p, "followup"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, dict[str, ScanScore]] = {}
     for name in prediction_names:
         per_scan = {}
-        for case, folder in scans:
-            reference = read_image(folder / reference_name)
-            prediction = read_mask_on(folder / name, reference, "prediction")
+        for case, patient, when in scans:
+            reference = read_image(patient.scan(when) / reference_name)
+            prediction = read_mask_on(patient.mask_path(when, name, prediction_dir), reference, "prediction")
             per_scan[case] = score_scan(case, prediction, reference.array > 0, reference.spacing)
         scores[name] = per_scan
         write_csv_rows([s.row() for s in per_scan.values()], out / f"scans_{name.split('.')[0]}.csv")

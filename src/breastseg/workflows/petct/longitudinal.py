@@ -87,6 +87,14 @@ class PatientScans:
             return self.followup
         return self.baseline
 
+    def mask_path(self, timepoint: str, name: str, out_dir: str | Path | None = None) -> Path:
+        """Where a mask ``name`` of the ``timepoint`` scan lives: in the scan's folder, or with ``out_dir`` (a
+        predictions folder, ``petct predict --out``) at ``out_dir/<patient_id>/<timepoint>/name`` — the one layout
+        that ``petct predict`` writes and ``petct evaluate --pred-dir`` reads."""
+        if out_dir is None:
+            return self.scan(timepoint) / name
+        return Path(out_dir) / (self.patient_id or "scan") / timepoint / name
+
 
 def patient_folds(patients: Sequence[PatientScans], n_folds: int, seed: int = 0) -> list[list[str]]:
     """The held-out patient ids of each cross-validation fold: patients grouped (a patient's scans stay

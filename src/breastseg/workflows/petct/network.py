@@ -364,10 +364,13 @@ def predict_patients(
     mirror: bool = False,
     progress: Callable[[str], None] | None = None,
     min_contrast: float | Literal["model"] | None = "model",
+    out_dir: str | Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Segment every patient's ``timepoint`` scan, writing ``out_name`` into its folder; each scan is predicted
-    only by the members that did not train on its patient. Returns, per patient, the folder, the members used
-    and the findings the post-processing dropped (see :func:`predict_scan`)."""
+    """Segment every patient's ``timepoint`` scan, writing ``out_name`` into its folder (or, with ``out_dir``,
+    to :meth:`PatientScans.mask_path` there, the inputs untouched; a follow-up model then reads the baseline mask
+    from ``out_dir`` where an earlier run wrote it); each scan is predicted only by the members that did not train
+    on its patient. Returns, per patient, the scan folder, the mask written, the members used and the findings
+    the post-processing dropped (see :func:`predict_scan`)."""
     from breastseg.io import write_image
 
     kind = model.preprocessing.kind
@@ -384,9 +387,19 @@ def predict_patients(
         folder = p.scan(timepoint)
         if progress is not None:
             progress(f"segmenting {p.patient_id} {timepoint} ({i + 1} of {len(patients)})")
-        scan = read_channels(folder, kind, None, p.baseline, baseline_mask_name)
+        base_mask = p.mask_path("baseline", baseline_mask_name, out_dir)
+        if not base_mask.is_file():
+            base_mask = p.baseline / baseline_mask_name
+        scan = read_channels(folder, kind, None, p.baseline, str(base_mask))
         result = predict_scan(model, scan, p.patient_id, device, mirror=mirror, min_contrast=min_contrast)
-        write_image(result.mask, folder / out_name)
+        target = p.mask_path(timepoint, out_name, out_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(result.mask, target)
         removed = [c.row() for c in result.removed]
-        done[p.patient_id] = {"scan": str(folder), "members": list(result.members_used), "removed": removed}
+        done[p.patient_id] = {
+            "scan": str(folder),
+            "mask": str(target),
+            "members": list(result.members_used),
+            "removed": removed,
+        }
     return done

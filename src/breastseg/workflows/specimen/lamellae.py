@@ -26,11 +26,13 @@ REQUIRED_COLUMNS = ("patient_id", "slice_id", "tumour_type", "ct", "pet", "label
 UNKNOWN_LABEL = 2
 
 
-def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a lamella manifest (a CSV, or an nnU-Net raw dataset folder), paths absolute; checks the columns."""
+def read_manifest(path: str | Path, patient_pattern: str | None = None) -> list[dict[str, str]]:
+    """Rows of a lamella manifest (a CSV, or an nnU-Net raw dataset folder, whose patients come from its
+    ``dataset.json`` or ``patient_pattern``: see :func:`~breastseg.workflows.specimen.nnunet.nnunet_rows`), paths
+    absolute; checks the columns."""
     path = Path(path)
     if path.is_dir():
-        return nnunet_rows(path)
+        return nnunet_rows(path, patient_pattern)
     rows = read_csv_rows(path, REQUIRED_COLUMNS, "manifest")
     for row in rows:
         for key in ("ct", "pet", "label"):
@@ -72,11 +74,14 @@ class LamellaSlice:
     spacing: tuple[float, ...]
 
 
-def read_lamellae(paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None) -> list[LamellaSlice]:
-    """Read and preprocess every slice of the manifests (optionally only some tumour types)."""
+def read_lamellae(
+    paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None, patient_pattern: str | None = None
+) -> list[LamellaSlice]:
+    """Read and preprocess every slice of the manifests (optionally only some tumour types; ``patient_pattern``
+    as in :func:`read_manifest`)."""
     out = []
     for manifest in paths:
-        for row in read_manifest(manifest):
+        for row in read_manifest(manifest, patient_pattern):
             if tumour_types and row["tumour_type"] not in tumour_types:
                 continue
             ct = read_image(row["ct"])
@@ -111,6 +116,8 @@ def cases_from_slices(slices: Sequence[LamellaSlice]) -> list[ThresholdCase]:
     ]
 
 
-def cases_from_manifests(paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None) -> list[ThresholdCase]:
+def cases_from_manifests(
+    paths: Iterable[str | Path], tumour_types: Sequence[str] | None = None, patient_pattern: str | None = None
+) -> list[ThresholdCase]:
     """Read and preprocess every slice of the manifests, grouped into one case per patient."""
-    return cases_from_slices(read_lamellae(paths, tumour_types))
+    return cases_from_slices(read_lamellae(paths, tumour_types, patient_pattern))

@@ -4,11 +4,16 @@ Layout (``DatasetXXX_Name/``): ``imagesTr/<case>_0000.nii.gz`` (CT), ``imagesTr/
 ``labelsTr/<case>.nii.gz`` and ``dataset.json`` with ``channel_names`` (``{"0": "CT", "1": "PET"}``), ``labels``
 (``{"background": 0, "tumour": 1, "ignore": 2}``: nnU-Net's ignore label is our unknown) and ``file_ending``.
 nnU-Net has no patient or tumour type fields; breastseg keeps them under ``dataset.json["breastseg"]``
-(``patients``: case → patient id, ``tumour_types``: case → type). Missing, a case is its own patient, NST.
+(``patients``: case → patient id, ``tumour_types``: case → type; a missing type is NST). A dataset written
+elsewhere has no such map: its patients then come from a pattern on the case names (``patient_pattern``, a regular
+expression whose group ``patient`` — or first group — is the patient id), and without either the dataset is refused,
+because every split of lamellae is by patient and a case taken for its own patient puts slices of one specimen on
+both sides of a split.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,12 +24,28 @@ from breastseg.io.atomic import write_json
 from breastseg.io.nnunet import read_dataset_json, unknown_label
 
 
-def nnunet_rows(root: str | Path) -> list[dict[str, str]]:
+def patient_of(case: str, pattern: re.Pattern[str], where: Path) -> str:
+    """The patient id a case name holds by ``pattern`` (its group ``patient``, or its first group)."""
+    match = pattern.match(case)
+    if match is None:
+        raise InputError(f"{where}: case {case!r} does not match the patient pattern {pattern.pattern!r}")
+    groups = match.groupdict()
+    found = groups["patient"] if "patient" in groups else (match.group(1) if pattern.groups else None)
+    if not found:
+        raise InputError(f"patient pattern {pattern.pattern!r}: give it a group, e.g. '^(?P<patient>[^_]+)_'")
+    return found
+
+
+def nnunet_rows(root: str | Path, patient_pattern: str | None = None) -> list[dict[str, str]]:
     """Lamella manifest rows (absolute paths) of an nnU-Net raw dataset's training cases.
 
+    Args:
+        patient_pattern: a regular expression matched at the start of each case name whose group ``patient``
+            (or first group) is the case's patient; used where ``dataset.json`` has no ``breastseg.patients`` map.
+
     Raises:
-        InputError: no dataset.json, channels other than CT and PET, an unknown label other than 2, or a case
-            without its PET channel or label.
+        InputError: no dataset.json, channels other than CT and PET, an unknown label other than 2, a case
+            without its PET channel or label, or no way to tell the cases' patients.
     """
     root = Path(root)
     doc = read_dataset_json(root)
@@ -37,9 +58,23 @@ def nnunet_rows(root: str | Path) -> list[dict[str, str]]:
     ending = str(doc.get("file_ending", ".nii.gz"))
     meta = doc.get("breastseg", {})
     patients, types = meta.get("patients", {}), meta.get("tumour_types", {})
+    try:
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+    except re.error as exc:
+        raise InputError(f"patient pattern {patient_pattern!r}: not a regular expression ({exc})") from exc
     rows = []
     for ct in sorted((root / "imagesTr").glob(f"*_0000{ending}")):
         case = ct.name[: -len(f"_0000{ending}")]
+        if case in patients:
+            patient = str(patients[case])
+        elif pattern is not None:
+            patient = patient_of(case, pattern, root)
+        else:
+            raise InputError(
+                f"{root}/dataset.json: no patient for case {case!r} (breastseg.patients), and no --patient-pattern; "
+                "lamellae are split by patient, so give a pattern such as '^(?P<patient>[^_]+)_' for names like "
+                "P01_slice03"
+            )
         pet = root / "imagesTr" / f"{case}_0001{ending}"
         label = root / "labelsTr" / f"{case}{ending}"
         for needed in (pet, label):
@@ -47,7 +82,7 @@ def nnunet_rows(root: str | Path) -> list[dict[str, str]]:
                 raise InputError(f"{root}: case {case} lacks {needed.relative_to(root)}")
         rows.append(
             {
-                "patient_id": patients.get(case, case),
+                "patient_id": patient,
                 "slice_id": case,
                 "tumour_type": types.get(case, "NST"),
                 "ct": str(ct.resolve()),

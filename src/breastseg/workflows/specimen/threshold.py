@@ -265,14 +265,26 @@ def fit_threshold_model(
 ) -> ThresholdModel:
     """Fit one threshold per fold of a patient-grouped K-fold split (each fold leaves 1/K of patients out).
 
-    With fewer patients than folds, every fold uses all patients (one threshold repeated would add
-    nothing, so the model then has a single fold).
+    With one fold, or data of one patient, the single threshold is fitted on every patient; with fewer patients
+    than folds, one fold per patient. The card's ``folds_note`` says which happened and why (the command prints
+    it).
     """
     ids = sorted({c.patient_id for c in cases})
-    if len(ids) < 2:
+    if len(ids) < 2 or n_folds < 2:
         folds = [fit_threshold(kind, cases)]
+        note = (
+            f"1 fold as asked, fitted on all {len(ids)} patients"
+            if n_folds < 2
+            else f"1 fold instead of {n_folds}: the lamellae come from a single patient, and a fold leaves whole "
+            "patients out"
+        )
     else:
         k = min(n_folds, len(ids))
+        note = (
+            f"{k} folds as asked, each leaving about {len(ids) / k:.1f} of {len(ids)} patients out"
+            if k == n_folds
+            else f"{k} folds instead of {n_folds}: only {len(ids)} patients, and a fold leaves whole patients out"
+        )
         order = np.random.default_rng(seed).permutation(len(ids))
         groups = [set(np.asarray(ids)[order[i::k]]) for i in range(k)]
         folds = [fit_threshold(kind, [c for c in cases if c.patient_id not in g]) for g in groups]
@@ -283,6 +295,7 @@ def fit_threshold_model(
         "training_patients": ids,
         "n_slices": int(sum(len(c.label) for c in cases)),
         "folds": len(folds),
+        "folds_note": note,
         "seed": seed,
         "data": data_description or "not described",
         "intended_use": "research; baseline for the specimen margin workflow",

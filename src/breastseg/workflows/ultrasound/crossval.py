@@ -15,7 +15,7 @@ import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,9 +25,12 @@ from breastseg.io.atomic import write_json
 from breastseg.io.tables import write_csv_rows
 from breastseg.learn.trainer import TrainConfig
 from breastseg.nets import NetConfig, net_config_to_dict
-from breastseg.workflows.ultrasound.dataset import UltrasoundCase, load_case
+from breastseg.workflows.ultrasound.dataset import UltrasoundCase, case_fingerprints, load_case
 from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability, train_fold
 from breastseg.workflows.ultrasound.postprocess import MaskRule
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_COLUMNS = ("case_id", "label", "fold", "dice", "pixel_accuracy", "recall", "precision", "tp", "fp", "fn", "tn")
 
@@ -104,23 +107,27 @@ def read_cv_scores(cv_dir: str | Path) -> list[ImageScore]:
 
 
 def probabilities(
-    model: UltrasoundModel, cases: Iterable[UltrasoundCase], flip: bool = True
+    model: UltrasoundModel, cases: Iterable[UltrasoundCase], flip: bool = True, device: str | torch.device = "cpu"
 ) -> Iterator[tuple[UltrasoundCase, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(case, image, reference, probability)`` for each case, the model loaded once, with the left-right
-    test-time flip as ``ultrasound predict`` does by default."""
-    network = model.network()
+    """``(case, image, reference, probability)`` for each case, the model loaded once (onto ``device``), with the
+    left-right test-time flip as ``ultrasound predict`` does by default."""
+    network = model.network(device)
     for case in cases:
         image, reference = load_case(case)
         yield case, image, reference, predict_probability([network], image, model.input_size, flip=flip)
 
 
 def predictions(
-    model: UltrasoundModel, cases: Iterable[UltrasoundCase], flip: bool = True, rule: MaskRule | None = None
+    model: UltrasoundModel,
+    cases: Iterable[UltrasoundCase],
+    flip: bool = True,
+    rule: MaskRule | None = None,
+    device: str | torch.device = "cpu",
 ) -> Iterator[tuple[UltrasoundCase, np.ndarray, np.ndarray, np.ndarray]]:
     """``(case, image, reference, prediction)`` for each case: the probability made a mask by ``rule`` (default:
     the model's own, see :attr:`UltrasoundModel.rule`)."""
     chosen = rule if rule is not None else model.rule
-    for case, image, reference, probability in probabilities(model, cases, flip):
+    for case, image, reference, probability in probabilities(model, cases, flip, device):
         yield case, image, reference, chosen.apply(probability)
 
 
@@ -147,9 +154,15 @@ def out_of_fold_probabilities(
             yield score, model.rule, image, reference, probability
 
 
-def score_fold(model: UltrasoundModel, test: Sequence[UltrasoundCase], k: int, flip: bool = True) -> list[ImageScore]:
+def score_fold(
+    model: UltrasoundModel,
+    test: Sequence[UltrasoundCase],
+    k: int,
+    flip: bool = True,
+    device: str | torch.device = "cpu",
+) -> list[ImageScore]:
     """Score fold ``k``'s model on its test cases (see :func:`predictions`)."""
-    return [score_image(case, k, pred, ref) for case, _, ref, pred in predictions(model, test, flip)]
+    return [score_image(case, k, pred, ref) for case, _, ref, pred in predictions(model, test, flip, device=device)]
 
 
 def run_fold(
@@ -161,8 +174,9 @@ def run_fold(
     input_size: int,
     out_dir: Path,
     card: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[ImageScore]:
-    """Train test fold ``k``'s network, save it, score its test images (see the module docstring)."""
+    """Train test fold ``k``'s network on ``device``, save it, score its test images (see the module docstring)."""
     scores_path = out_dir / f"fold{k}_images.csv"
     if scores_path.is_file():
         return read_scores(scores_path)
@@ -175,6 +189,7 @@ def run_fold(
         input_size,
         checkpoint=out_dir / f"fold{k}.checkpoint.pt",
         description=f"fold {k} ({len(train)} train, {len(validation)} validation)",
+        device=device,
     )
     model = UltrasoundModel(
         net,
@@ -187,9 +202,10 @@ def run_fold(
             "best_epoch": result.best_epoch,
             "training_images": len(train),
         },
+        training_fingerprints=frozenset(case_fingerprints([*train, *validation])),
     )
     model.save(out_dir / f"fold{k}.pt")
-    scores = score_fold(model, test, k)
+    scores = score_fold(model, test, k, device=device)
     write_scores(scores, scores_path)
     (out_dir / f"fold{k}.checkpoint.pt").unlink(missing_ok=True)
     return scores
@@ -205,15 +221,17 @@ def cross_validate(
     which: Iterable[int] | None = None,
     card: Mapping[str, Any] | None = None,
     on_fold: Callable[[int, list[ImageScore]], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[ImageScore]:
-    """Run (or resume) the folds ``which`` (default all) into ``out_dir``; returns every test image's score."""
+    """Run (or resume) the folds ``which`` (default all) into ``out_dir`` on ``device``; returns every test
+    image's score."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"net": net_config_to_dict(net), "train": asdict(config), "input_size": input_size}
     write_json(settings, out / "settings.json")
     scores: list[ImageScore] = []
     for k in which if which is not None else range(len(folds)):
-        fold_scores = run_fold(cases, folds, k, net, config, input_size, out, card)
+        fold_scores = run_fold(cases, folds, k, net, config, input_size, out, card, device)
         if on_fold is not None:
             on_fold(k, fold_scores)
         scores += fold_scores

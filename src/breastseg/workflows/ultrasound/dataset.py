@@ -12,6 +12,7 @@ grayscale image ``(y, x)`` float32 in 0–255 and the union of its masks ``(y, x
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +138,21 @@ def to_grayscale(pixels: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[-1] in (1, 2):
         return np.asarray(array[..., 0], np.float32)
     raise InputError(f"not a 2D grayscale or colour image: shape {pixels.shape}")
+
+
+def pixel_fingerprint(image: np.ndarray) -> str:
+    """A short content hash of a grayscale image ``(y, x)`` (its shape and pixels rounded to 8 bits): the same
+    picture gives the same fingerprint whatever file format or name it is stored under, so that a model can
+    recognise its own training images (16 hex digits of SHA-256)."""
+    pixels = np.clip(np.rint(np.asarray(image, np.float32)), 0, 255).astype(np.uint8)
+    digest = hashlib.sha256(f"{pixels.shape[0]}x{pixels.shape[1]}:".encode())
+    digest.update(np.ascontiguousarray(pixels).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def case_fingerprints(cases: Sequence[UltrasoundCase]) -> list[str]:
+    """:func:`pixel_fingerprint` of each case's image, sorted (the list a model file stores)."""
+    return sorted({pixel_fingerprint(load_case(c)[0]) for c in cases})
 
 
 def load_case(case: UltrasoundCase) -> tuple[np.ndarray, np.ndarray]:

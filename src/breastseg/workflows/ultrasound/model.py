@@ -113,6 +113,9 @@ class UltrasoundModel:
     input_size: int = DEFAULT_INPUT_SIZE
     card: dict[str, Any] = field(default_factory=dict)
     rule: MaskRule = field(default_factory=MaskRule)
+    #: :func:`~breastseg.workflows.ultrasound.dataset.pixel_fingerprint` of every image the network was trained
+    #: or validated on (empty for models written before they were recorded): evaluation warns about leakage
+    training_fingerprints: frozenset[str] = frozenset()
 
     def network(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         return load_network(self.net, self.state_dict, device)
@@ -126,6 +129,7 @@ class UltrasoundModel:
             "input_size": self.input_size,
             "intensity": "grayscale / 255, clipped to [0, 1]",
             "mask_rule": self.rule.to_json(),
+            "training_image_fingerprints": sorted(self.training_fingerprints),
             "card": self.card,
             "breastseg_version": __version__,
         }
@@ -140,6 +144,7 @@ class UltrasoundModel:
             int(header["input_size"]),
             header["card"],
             MaskRule.from_json(header.get("mask_rule")),
+            frozenset(header.get("training_image_fingerprints", ())),
         )
 
 
@@ -151,6 +156,12 @@ def model_card_markdown(header: dict[str, Any]) -> str:
         f"* **Input**: {header['input_size']} × {header['input_size']} px, {header['intensity']}",
         f"* **Mask**: {MaskRule.from_json(header.get('mask_rule')).describe()}",
     ]
+    seen = header.get("training_image_fingerprints")
+    if seen:
+        lines.append(
+            f"* **Training images**: {len(seen)} pixel fingerprints stored in the model file; `ultrasound evaluate` "
+            "warns when it scores any of them"
+        )
     lines += card_bullets(card, skip=("title",))
     lines += ["", f"Written by breastseg {header['breastseg_version']}."]
     return "\n".join(lines) + "\n"
@@ -164,13 +175,14 @@ def train_fold(
     input_size: int = DEFAULT_INPUT_SIZE,
     checkpoint: str | Path | None = None,
     description: str = "training",
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
-    """Train one network on ``train_cases``, keeping the epoch with the best mean Dice on the validation cases
-    that have a lesion (a normal image's Dice says nothing about the lesion's outline)."""
+    """Train one network on ``train_cases`` (on ``device``), keeping the epoch with the best mean Dice on the
+    validation cases that have a lesion (a normal image's Dice says nothing about the lesion's outline)."""
     train_images = [training_image(c, input_size) for c in train_cases]
     validation = [training_image(c, input_size) for c in validation_cases]
     validation = [v for v in validation if v.label.any()] or validation
-    return train(net, train_images, validation, config, checkpoint=checkpoint, description=description)
+    return train(net, train_images, validation, config, checkpoint=checkpoint, description=description, device=device)
 
 
 def train_final(
@@ -179,11 +191,13 @@ def train_final(
     config: TrainConfig,
     input_size: int = DEFAULT_INPUT_SIZE,
     checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
     """The model to ship: trained on every case for exactly ``config.epochs`` epochs (take the median best
     epoch of the cross-validation), the last epoch kept — no image is held out, so none can choose an epoch."""
     images = [training_image(c, input_size) for c in cases]
-    return train(net, images, [], config, checkpoint=checkpoint, description=f"final model ({len(images)} images)")
+    description = f"final model ({len(images)} images)"
+    return train(net, images, [], config, checkpoint=checkpoint, description=description, device=device)
 
 
 def predict_probability(

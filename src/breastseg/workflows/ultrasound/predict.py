@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -25,9 +25,18 @@ from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.raster import read_pixels
 from breastseg.sanity import check_not_constant
 from breastseg.workflows.ultrasound.crossval import ImageScore, predictions, score_image
-from breastseg.workflows.ultrasound.dataset import IMAGE_SUFFIXES, UltrasoundCase, to_grayscale
+from breastseg.workflows.ultrasound.dataset import (
+    IMAGE_SUFFIXES,
+    UltrasoundCase,
+    load_case,
+    pixel_fingerprint,
+    to_grayscale,
+)
 from breastseg.workflows.ultrasound.model import UltrasoundModel, predict_probability
 from breastseg.workflows.ultrasound.postprocess import MaskRule
+
+if TYPE_CHECKING:
+    import torch
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 _CM_UNITS = 3  # DICOM Physical Units X/Y Direction: 3 = cm
@@ -154,13 +163,15 @@ def predict_images(
     rule: MaskRule | None = None,
     progress: Callable[[int, int], None] | None = None,
     flip: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[ImagePrediction]:
     """Predict every image with one loaded model and write mask, overlay and JSON per image (see module);
     ``rule``: probability → mask (default: the model's, chosen on its cross-validation); ``flip``: left-right
-    test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`)."""
+    test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`); ``device``: where
+    the network runs."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    network = model.network()
+    network = model.network(device)
     chosen = rule if rule is not None else model.rule
     results = []
     for i, path in enumerate(paths):
@@ -194,11 +205,12 @@ def score_cases(
     overlay_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     flip: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[ImageScore]:
     """Each case's prediction scored against its reference (optionally writing overlays: reference green,
-    prediction orange); ``flip`` as in :func:`predict_images`."""
+    prediction orange); ``flip`` and ``device`` as in :func:`predict_images`."""
     scores = []
-    for i, (case, image, reference, prediction) in enumerate(predictions(model, cases, flip)):
+    for i, (case, image, reference, prediction) in enumerate(predictions(model, cases, flip, device=device)):
         scores.append(score_image(case, 0, prediction, reference))
         if overlay_dir is not None:
             overlay_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +220,14 @@ def score_cases(
         if progress is not None:
             progress(i + 1, len(cases))
     return scores
+
+
+def seen_in_training(model: UltrasoundModel, cases: Sequence[UltrasoundCase]) -> list[str]:
+    """The ids of ``cases`` whose image the model was trained or validated on (by pixel fingerprint, see
+    :attr:`UltrasoundModel.training_fingerprints`): scores on them measure memory, not generalisation."""
+    if not model.training_fingerprints:
+        return []
+    return [c.case_id for c in cases if pixel_fingerprint(load_case(c)[0]) in model.training_fingerprints]
 
 
 def compare_models(a: Sequence[ImageScore], b: Sequence[ImageScore]) -> dict[str, Any]:
