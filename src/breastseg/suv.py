@@ -246,26 +246,57 @@ def pet_info_from_values(
     )
 
 
+def already_suv(units: str | None) -> bool:
+    """Whether PET ``units`` are SUV already (SUVbw, GML or SUL): no dose or times are needed to read them."""
+    return (units or "").upper() in {*_ALREADY_SUVBW, "SUL"}
+
+
+#: what each PET-info key is needed for (the error lists every missing one at once)
+_NEEDED_FOR_BQML = ("patient_weight_kg", "injected_dose_bq", "injection_datetime", "scan_datetime")
+
+
 def pet_info_from_mapping(doc: Mapping[str, Any], source: str) -> PetInfo:
     """SUV metadata from a JSON-like mapping (a phantom's ``truth.json`` ``"pet"`` section has this form).
 
     Keys: ``patient_weight_kg``, ``patient_height_m``, ``patient_sex``, ``injected_dose_bq``,
-    ``injection_datetime``, ``scan_datetime`` (ISO 8601); optional ``half_life_s`` and ``units``.
+    ``injection_datetime``, ``scan_datetime`` (ISO 8601); optional ``half_life_s`` and ``units`` (default
+    ``BQML``). A PET in Bq/ml needs the weight, the dose and both times (SUVbw); height and sex are needed only
+    for SUL. A PET already in SUV (``units`` ``SUVbw``, ``GML`` or ``SUL``) needs nothing; weight, height and
+    sex, when given, give it its SUL. Every missing key is named in one error.
     """
-    try:
-        extra = {"half_life_s": float(doc["half_life_s"])} if "half_life_s" in doc else {}
-        return pet_info_from_values(
-            weight_kg=float(doc["patient_weight_kg"]),
-            height_m=float(doc["patient_height_m"]),
-            sex=str(doc["patient_sex"]),
-            injected_dose_bq=float(doc["injected_dose_bq"]),
-            injection_time=datetime.fromisoformat(doc["injection_datetime"]),
-            scan_time=datetime.fromisoformat(doc["scan_datetime"]),
-            units=str(doc.get("units", "BQML")),
-            source=source,
-            **extra,
+    units = str(doc.get("units", "BQML")).upper()
+    missing = [] if already_suv(units) else [k for k in _NEEDED_FOR_BQML if doc.get(k) in (None, "")]
+    if missing:
+        raise InputError(
+            f"{source}: a PET in {units} needs {', '.join(missing)} for SUV (and patient_height_m and patient_sex "
+            'for SUL); a PET already in SUV needs none of them: give "units": "SUVbw"'
         )
-    except KeyError as exc:
-        raise InputError(f"{source}: PET info lacks {exc.args[0]!r}") from exc
+
+    def number(key: str) -> float | None:
+        return float(doc[key]) if doc.get(key) not in (None, "") else None
+
+    def moment(key: str) -> datetime | None:
+        return datetime.fromisoformat(str(doc[key])) if doc.get(key) not in (None, "") else None
+
+    try:
+        scan_time = moment("scan_datetime")
+        return PetInfo(
+            source=source,
+            patient=PatientInfo(
+                weight_kg=number("patient_weight_kg"),
+                height_m=number("patient_height_m"),
+                sex=str(doc["patient_sex"]) if doc.get("patient_sex") not in (None, "") else None,
+            ),
+            radiopharmaceutical=Radiopharmaceutical(
+                total_dose_bq=number("injected_dose_bq"),
+                half_life_s=number("half_life_s") or F18_HALF_LIFE_S,
+                start_datetime=moment("injection_datetime"),
+            ),
+            units=units,
+            decay_correction="START",
+            corrected_image=("ATTN", "DECY"),
+            series_datetime=scan_time,
+            acquisition_datetimes=(scan_time,) if scan_time is not None else (),
+        )
     except (TypeError, ValueError) as exc:
         raise InputError(f"{source}: malformed PET info ({exc})") from exc

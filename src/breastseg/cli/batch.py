@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from breastseg.batch.engine import BatchResult, run_batch
@@ -16,6 +15,7 @@ from breastseg.batch.manifest import read_manifest
 from breastseg.cli.options import device_option, peak_option, scheduler_option
 from breastseg.cli.outputs import OVERWRITE_HELP
 from breastseg.errors import BreastsegError
+from breastseg.progress import bar
 
 
 def _common(f: Any) -> Any:
@@ -56,14 +56,12 @@ def _run(
     cases = read_manifest(manifest, runner.path_columns, runner.required)
     workers = workers or os.cpu_count() or 1
     console = Console(stderr=True)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
-        bar = progress.add_task(f"{runner.name} cohort", total=len(cases))
+    with bar(f"{runner.name} cohort", total=len(cases)) as shown:
 
         def advance(record: dict[str, Any]) -> None:
             if record["status"] != "done":
                 console.print(f"[red]{record['case_id']} failed:[/] {record['error']}")
-            progress.advance(bar)
+            shown.update(advance=1, info=f"last: {record['case_id']}")
 
         result = run_batch(
             runner,

@@ -22,13 +22,22 @@ from breastseg.cli.serve import jobs, serve
 from breastseg.cli.specimen import specimen
 from breastseg.cli.ultrasound import ultrasound
 from breastseg.errors import BreastsegError
+from breastseg.progress import Verbosity, set_verbosity
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="breastseg")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr (results, warnings and errors still print).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Every step and update as a timestamped line on stderr, also on a terminal (without -v: a live display "
+    "on a terminal, a line every 30 s in a log or pipe).",
+)
+def cli(quiet: bool, verbose: bool) -> None:
     """Breast tumour segmentation and the read-outs physicians act on.
 
     \b
@@ -52,6 +61,9 @@ def cli() -> None:
       breastseg phantom specimen --out demo/ --seed 0     # a specimen with a 2 mm margin
       breastseg phantom specimen --help                   # every option, explained
     """
+    if quiet and verbose:
+        raise click.UsageError("give -q/--quiet or -v/--verbose, not both")
+    set_verbosity(Verbosity.QUIET if quiet else Verbosity.VERBOSE if verbose else Verbosity.NORMAL)
 
 
 cli.add_command(phantom)

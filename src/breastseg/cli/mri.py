@@ -12,6 +12,7 @@ from rich.table import Table
 
 from breastseg.cli.options import device_option, existing_folder, existing_path
 from breastseg.image import Image
+from breastseg.progress import status
 
 _cases_option = click.option(
     "--exams",
@@ -122,10 +123,9 @@ def segment(
         given: str | list[float] = times if Path(times).suffix == ".json" else [float(t) for t in times.split(",")]
         exam = read_dce_files(t1_path, list(t1c_paths), given, t2_path)
     model = MriModel.load(model_path)
-    console = Console(stderr=True)
-    with console.status("segmenting…") as status:
+    with status("segmenting…") as step:
         breast = _breast_network(breast_model_path, device)
-        result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, status.update, breast)
+        result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, step, breast)
     t = result.tumour
     table = Table(title=f"breast DCE-MRI: {exam.source}", show_header=False)
     table.add_row("tumour volume", f"{t.volume_ml:.2f} ml")
@@ -236,15 +236,14 @@ def train_cmd(
     breast_mode = BreastMode.THRESHOLD if breast_model_path is None else BreastMode.NETWORK
     pre = MriPreprocessing(upsample_above_mm, Method(registration), breast_mode)
     cases = read_cases_csv(cases_csv)
-    console = Console(stderr=True)
-    with console.status("preparing exams…") as status:
-        prepared = prepare_cases(cases, pre, status.update, _breast_network(breast_model_path, device))
+    with status("preparing exams…") as step:
+        prepared = prepare_cases(cases, pre, step, _breast_network(breast_model_path, device))
     train_ids, held = validation_split([c.case_id for c in cases], validation_fraction, seed)
     model = train_mri(
         [c for c in prepared if c[0] in train_ids], [c for c in prepared if c[0] in held], recipe, pre, device
     )
     model.save(out_path)
-    console.print(
+    Console().print(
         f"trained on {len(train_ids)} exams, watched {len(held)}: validation Dice "
         f"{model.card['validation_dice']} → {out_path}"
     )
@@ -272,9 +271,9 @@ def evaluate_cmd(
     model = MriModel.load(model_path)
     cases = read_cases_csv(cases_csv)
     breast = _breast_network(breast_model_path, device)
-    with Console(stderr=True).status("evaluating…") as status:
+    with status("evaluating…") as step:
         evaluation = evaluate_cases(
-            cases, model, out_dir, fraction, device, breast, progress=status.update, model_source=str(model_path)
+            cases, model, out_dir, fraction, device, breast, progress=step, model_source=str(model_path)
         )
     table = Table(title=f"MRI evaluation, {len(evaluation.cases)} exams")
     for col in ("case", "Dice", "HD95 (mm)", "volume ref / pred (ml)", "curve"):

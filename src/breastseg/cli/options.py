@@ -31,6 +31,14 @@ def dicom_out_option(what: str) -> Callable[[F], F]:
     )
 
 
+pet_units_option = click.option(
+    "--pet-units",
+    type=click.Choice(["BQML", "SUVbw", "SUL"], case_sensitive=False),
+    default=None,
+    help="What a NIfTI/NRRD PET's values are (the file cannot say; DICOM says it itself): Bq/ml, SUVbw (as "
+    "public whole-body data such as autoPET's SUV.nii.gz come; needs no dose or times) or SUL; any letter case.",
+)
+
 peak_option = click.option(
     "--peak",
     "peak_definition",

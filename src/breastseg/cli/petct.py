@@ -10,7 +10,15 @@ import click
 import numpy as np
 from rich.console import Console
 
-from breastseg.cli.options import device_option, dicom_out_option, existing_folder, existing_path, peak_option
+from breastseg.cli.options import (
+    device_option,
+    dicom_out_option,
+    existing_folder,
+    existing_path,
+    peak_option,
+    pet_units_option,
+)
+from breastseg.progress import status
 
 _mask_name_option = click.option(
     "--mask-name", default="lesions.nii.gz", show_default=True, help="Lesion mask file in each folder."
@@ -19,8 +27,9 @@ _patients_option = click.option(
     "--patients",
     "patients_csv",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="CSV: patient_id, baseline[, followup] scan folders (relative to the CSV).",
+    type=click.Path(exists=True, path_type=Path),
+    help="CSV: patient_id, baseline[, followup][, site] scan folders (relative to the CSV); or an autoPET tree "
+    "(<patient>/<study>/ with SUV.nii.gz, CTres.nii.gz, SEG.nii.gz: a second study is the follow-up).",
 )
 
 _kind_option = click.option(
@@ -55,6 +64,7 @@ def petct() -> None:
     default=None,
     help="JSON with weight, height, sex, injected dose and times, for a PET without DICOM headers.",
 )
+@pet_units_option
 @click.option("--mask", "mask_path", required=True, type=existing_path, help="Lesion mask (any grid; >0 = lesion).")
 @click.option("--ct", "ct_path", type=existing_path, default=None, help="CT, for --bone-from-ct.")
 @click.option("--bone-mask", type=existing_path, default=None, help="Bone mask, for the PET Bone Index.")
@@ -73,6 +83,7 @@ def petct() -> None:
 def biomarkers_cmd(
     pet_path: Path,
     pet_info: Path | None,
+    pet_units: str | None,
     mask_path: Path,
     ct_path: Path | None,
     bone_mask: Path | None,
@@ -86,8 +97,9 @@ def biomarkers_cmd(
 
     SULpeak (the study's definition by default; the JSON says which), SUVmax, SUVmean, MTV (ml), TLG
     (sum of lesion MTV x SUVmean), lesion count, and with bone / liver masks the PET Bone and Liver Indices.
-    Masks on another grid are resampled onto the PET's (nearest neighbour). Missing weight, height, sex, dose or
-    times are refused by name, never guessed.
+    Masks on another grid are resampled onto the PET's (nearest neighbour). A Bq/ml PET without weight, dose or
+    times is refused by name, never guessed; a PET already in SUVbw (--pet-units SUVbw) needs no patient data, and
+    without height and sex the SUL read-outs are left out (SUVpeak on SUVbw is given instead, labelled so).
 
     \b
     Example:
@@ -113,13 +125,18 @@ def biomarkers_cmd(
         bone_from_ct_threshold=bone_from_ct,
         peak_definition=peak_definition,
         dicom_out=dicom_out,
+        pet_units=pet_units,
     )
     result, written = measured.biomarkers, measured.written
     console = Console()
-    peak = f"{result.sul_peak:.2f}" if result.sul_peak is not None else "—"
+    if result.sul_peak is not None:
+        peak = f"SULpeak {result.sul_peak:.2f}"
+    elif result.suv_peak is not None:
+        peak = f"SUVpeak {result.suv_peak:.2f} on SUVbw (no SUL: needs the patient's weight, height and sex)"
+    else:
+        peak = "no peak"
     console.print(
-        f"{result.lesion_count} lesions, SULpeak {peak} ({peak_definition}), MTV {result.mtv_ml:.1f} ml, "
-        f"TLG {result.tlg:.1f}"
+        f"{result.lesion_count} lesions, {peak} ({peak_definition}), MTV {result.mtv_ml:.1f} ml, TLG {result.tlg:.1f}"
     )
     console.print(f"written {written['json']} and {written['csv']}")
     if dicom_out is not None:
@@ -138,6 +155,7 @@ def biomarkers_cmd(
     "--followup", "followup_dir", required=True, type=existing_folder, help="Follow-up scan folder, same layout."
 )
 @_mask_name_option
+@pet_units_option
 @peak_option
 @click.option(
     "--new-lesion-tolerance-mm",
@@ -157,6 +175,7 @@ def response_cmd(
     baseline_dir: Path,
     followup_dir: Path,
     mask_name: str,
+    pet_units: str | None,
     peak_definition: str,
     new_lesion_tolerance_mm: float,
     allow_pair_mismatch: bool,
@@ -177,8 +196,7 @@ def response_cmd(
     """
     from breastseg.workflows.petct.longitudinal import measure_response
 
-    console = Console(stderr=True)
-    with console.status("reading the scans…") as status:
+    with status("reading the scans…") as step:
         result = measure_response(
             baseline_dir,
             followup_dir,
@@ -187,7 +205,8 @@ def response_cmd(
             peak_definition=peak_definition,
             tolerance_mm=new_lesion_tolerance_mm,
             check_pairing=not allow_pair_mismatch,
-            progress=lambda step: status.update(f"{step}…"),
+            progress=lambda text: step(f"{text}…"),
+            pet_units=pet_units,
         )
     p = result.percist
     if not result.assessable:
@@ -283,8 +302,18 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
     "--folds", type=click.IntRange(2), default=5, show_default=True, help="splits_final.json folds (as petct train)."
 )
 @click.option("--seed", default=0, show_default=True, help="Fold seed (petct train's: the same held-out patients).")
-def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Path, folds: int, seed: int) -> None:
-    """Write scan folders as an nnU-Net v2 raw dataset (channels _0000.._0003 on the PET grid).
+@click.option(
+    "--channel-order",
+    type=click.Choice(["autopet", "pet-first"]),
+    default="autopet",
+    show_default=True,
+    help="autopet: _0000 CT, _0001 PET (autoPET's nnU-Net datasets, so their models run on the export); "
+    "pet-first: _0000 PET, _0001 CT, as earlier breastseg versions exported.",
+)
+def nnunet_export_cmd(
+    patients_csv: Path, kind: str, mask_name: str, out_dir: Path, folds: int, seed: int, channel_order: str
+) -> None:
+    """Write scan folders as an nnU-Net v2 raw dataset (channels _0000.._0003 on the PET grid; CT first).
 
     PET channels are SUVbw clipped to [0, 5] and declared "noNorm", CT is declared "CT", so nnU-Net normalises
     each as intended; dataset.json records each case's patient, and splits_final.json holds the folds
@@ -297,12 +326,12 @@ def nnunet_export_cmd(patients_csv: Path, kind: str, mask_name: str, out_dir: Pa
       nnUNetv2_plan_and_preprocess -d 502 && nnUNetv2_train 502 3d_fullres 0 ...
       breastseg petct nnunet-import --predictions preds/ --dataset $nnUNet_raw/Dataset502_PetctFollowup
     """
-    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.longitudinal import read_patients
     from breastseg.workflows.petct.nnunet import export_dataset
 
-    patients = read_patients_csv(patients_csv)
-    with Console(stderr=True).status(f"exporting {len(patients)} patients…"):
-        root = export_dataset(patients, out_dir, kind, mask_name, folds, seed)
+    patients = read_patients(patients_csv)
+    with status(f"exporting {len(patients)} patients…"):
+        root = export_dataset(patients, out_dir, kind, mask_name, folds, seed, channel_order)
     Console().print(f"written {root} ({len(patients)} cases, {kind})")
 
 
@@ -365,9 +394,9 @@ def evaluate_cmd(
     """
 
     from breastseg.workflows.petct.evaluate import evaluate_patients
-    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.longitudinal import read_patients
 
-    patients = read_patients_csv(patients_csv)
+    patients = read_patients(patients_csv)
     evaluation = evaluate_patients(patients, pred_names, out_dir, ref_name, timepoint, pred_dir)
     console = Console()
     for name, s in evaluation.summaries.items():
@@ -443,7 +472,7 @@ def train_cmd(
     """
     from breastseg.predict.device import Precision
     from breastseg.workflows.petct.inputs import Kind
-    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.longitudinal import read_patients
     from breastseg.workflows.petct.network import Recipe, cross_validate
 
     recipe = Recipe(
@@ -457,7 +486,7 @@ def train_cmd(
         folds=folds,
         seed=seed,
     )
-    patients = read_patients_csv(patients_csv)
+    patients = read_patients(patients_csv)
     console = Console(stderr=True)
     model = cross_validate(
         patients,
@@ -510,12 +539,12 @@ def postprocess_cmd(model_path: Path, patients_csv: Path, mask_name: str, out_pa
     Example:
       breastseg petct postprocess --model followup.pt --patients patients.csv
     """
-    from breastseg.workflows.petct.longitudinal import read_patients_csv
+    from breastseg.workflows.petct.longitudinal import read_patients
     from breastseg.workflows.petct.network import PetctModel, choose_postprocessing
 
     model = PetctModel.load(model_path)
-    patients = read_patients_csv(patients_csv)
-    with Console(stderr=True).status("predicting the training scans out of fold…"):
+    patients = read_patients(patients_csv)
+    with status("predicting the training scans out of fold…"):
         model.postprocessing = choose_postprocessing(model, patients, mask_name, device).to_json()
     target = out_path or model_path
     model.save(target)
@@ -555,9 +584,9 @@ class _ContrastType(click.ParamType):
 @click.option(
     "--patients",
     "patients_csv",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Or a patients table: segment every patient's --timepoint scan.",
+    help="Or a patients table (or an autoPET tree): segment every patient's --timepoint scan.",
 )
 @click.option("--timepoint", type=click.Choice(["baseline", "followup"]), default="baseline", show_default=True)
 @click.option(
@@ -615,14 +644,14 @@ def predict_cmd(
           --baseline-mask-name lesions_pred.nii.gz --out-name lesions_fu_pred.nii.gz
     """
     from breastseg.workflows.petct.inputs import Kind
-    from breastseg.workflows.petct.longitudinal import PatientScans, read_patients_csv
+    from breastseg.workflows.petct.longitudinal import PatientScans, read_patients
     from breastseg.workflows.petct.network import PetctModel, predict_patients
 
     if (scan_dir is None) == (patients_csv is None):
         raise click.UsageError("give one of --scan or --patients")
     model = PetctModel.load(model_path)
     if patients_csv is not None:
-        patients = read_patients_csv(patients_csv)
+        patients = read_patients(patients_csv)
     else:
         assert scan_dir is not None
         kind = model.preprocessing.kind
@@ -634,8 +663,7 @@ def predict_cmd(
         else:
             patients = [PatientScans(pid, scan_dir)]
         timepoint = "followup" if kind == "followup" else "baseline"
-    console = Console(stderr=True)
-    with console.status("segmenting…") as status:
+    with status("segmenting…") as step:
         done = predict_patients(
             model,
             patients,
@@ -644,7 +672,7 @@ def predict_cmd(
             baseline_mask_name,
             device,
             mirror,
-            progress=status.update,
+            progress=step,
             min_contrast=min_contrast,
             out_dir=out_dir,
         )
@@ -683,7 +711,7 @@ def organs_cmd(scan_dir: Path, fast: bool, device: str) -> None:
     from breastseg.workflows.petct.organs import organ_masks
 
     suv, _ = read_scan_pet(scan_dir)
-    with Console(stderr=True).status("TotalSegmentator: liver and bones…"):
+    with status("TotalSegmentator: liver and bones…"):
         masks = organ_masks(ct_path(scan_dir), suv, fast, device)
     for name, mask in masks.items():
         write_image(suv.with_array(mask.astype(np.uint8), units="label"), scan_dir / f"{name}.nii.gz")

@@ -18,6 +18,7 @@ from breastseg.phantoms.specimen import (
     write_lamellae,
     write_specimen_dicom,
 )
+from breastseg.progress import status
 
 
 @click.group()
@@ -171,10 +172,9 @@ def specimen(
         version=int(phantom_version),
         placement="translated" if placement == "translated" else "clipped",
     )
-    console = Console(stderr=True)
-    with console.status("generating the specimen phantom…"):
+    with status("generating the specimen phantom…"):
         ph = make_specimen_phantom(cfg)
-    with console.status(f"writing to {out_dir}…"):
+    with status(f"writing to {out_dir}…"):
         written = write_phantom(ph, out_dir)
         if dicom:
             for name, path in write_specimen_dicom(ph, out_dir / "dicom").items():
@@ -276,9 +276,8 @@ def specimen_cohort(
         phantom_version=int(phantom_version),
         placement="translated" if placement == "translated" else "clipped",
     )
-    console = Console(stderr=True)
-    with console.status("generating…") as status:
-        written = write_cohort(out_dir, cfg, progress=lambda text: status.update(text))
+    with status("generating…") as step:
+        written = write_cohort(out_dir, cfg, progress=step)
     # what the phantoms' truths say, not what was asked for: specimens of lamella patients keep that patient's margin
     rows = read_csv_rows(written["specimens"], ("margin_status",), "specimen manifest") if specimens else []
     n_pos = sum(r["margin_status"] == "positive" for r in rows)
@@ -332,12 +331,11 @@ def petct_phantom(
         ct_spacing_mm=(ct_spacing_mm,) * 3,
         pet_spacing_mm=(pet_spacing_mm,) * 3,
     )
-    console = Console(stderr=True)
-    with console.status("generating the whole-body phantom…"):
+    with status("generating the whole-body phantom…"):
         pair = make_wholebody_pair(cfg)
     table = Table(title=f"whole-body PET/CT phantom, seed {seed}, response {response}", show_header=False)
     for timepoint, ph in pair.items():
-        with console.status(f"writing {timepoint}…"):
+        with status(f"writing {timepoint}…"):
             write_phantom(ph, out_dir / timepoint)
             if dicom:
                 write_pet_ct_dicom(ph, out_dir / timepoint / "dicom", "Phantom^WholeBody", "CT phantom", "PET phantom")

@@ -14,10 +14,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from breastseg.cli.options import dicom_out_option, existing_folder, existing_path, scheduler_option
+from breastseg.cli.options import dicom_out_option, existing_folder, existing_path, pet_units_option, scheduler_option
 from breastseg.errors import InputError
 from breastseg.learn.patches import PatchConfig
 from breastseg.learn.splits import nested_folds
+from breastseg.progress import bar, status
 from breastseg.workflows.specimen.distil import DistilConfig
 from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference
 from breastseg.workflows.specimen.lamellae import cases_from_manifests, read_lamellae
@@ -119,12 +120,7 @@ def specimen() -> None:
     default=None,
     help="Leave out bundle members trained on this patient (leakage guard when evaluating).",
 )
-@click.option(
-    "--pet-units",
-    type=click.Choice(["BQML", "SUVbw", "SUL"], case_sensitive=False),
-    default=None,
-    help="Units of a NIfTI/NRRD PET, which does not store them (DICOM says it itself); any letter case.",
-)
+@pet_units_option
 @click.option(
     "--pet-info",
     "pet_info",
@@ -253,15 +249,14 @@ def assess(
         if exact
         else VolumeInference(slice_step=slice_step, precision=precision, device=device, confirm_band=confirm_band),
     )
-    console = Console(stderr=True)
-    with console.status("starting…") as status:
+    with status("starting…") as step:
         result = run_assessment(
             ct_path,
             pet_path,
             out_dir,
             config,
             pet_info,
-            progress=lambda step: status.update(f"{step}…"),
+            progress=lambda text: step(f"{text}…"),
             dicom_out=dicom_out,
             overwrite=overwrite,
         )
@@ -587,8 +582,8 @@ def distil(
         seed=seed,
         precision=resolve_precision(precision, resolve_device(device)),
     )
-    with Console(stderr=True).status("distilling…") as status:
-        result = distil_bundle(model_path, manifest, out_path, cfg, device, progress=status.update)
+    with status("distilling…") as step:
+        result = distil_bundle(model_path, manifest, out_path, cfg, device, progress=step)
     Console().print(
         f"written {out_path}: a student of {result.teacher_members} members, learnt on {result.specimens} specimens "
         f"(teacher {result.seconds['teacher']:.0f} s, training {result.seconds['training']:.0f} s, "
@@ -770,7 +765,6 @@ def study(
       breastseg phantom specimen-cohort --out cohort
       breastseg specimen study --data cohort --out study
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from breastseg.workflows.specimen.cohort import read_specimen_manifest
     from breastseg.workflows.specimen.study import StudyConfig, run_study, steps
@@ -792,19 +786,12 @@ def study(
         storage=storage,
         seed=seed,
     )
-    console = Console(stderr=True)
-    with console.status("reading the cohort…"):
+    with status("reading the cohort…"):
         slices = read_lamellae([lamellae], cfg.tumour_types)
         cases = read_specimen_manifest(specimen_manifest) if specimen_manifest.is_file() else []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("study", total=steps(cfg, len(cases)))
+    with bar("study", total=steps(cfg, len(cases))) as shown:
         result = run_study(
-            slices,
-            cases,
-            out_dir,
-            cfg,
-            progress=lambda text, advance: bar.update(task, description=text, advance=advance),
+            slices, cases, out_dir, cfg, progress=lambda text, advance: shown.update(description=text, advance=advance)
         )
     written = write_study(result, out_dir)
     for key in ("table2", "table3", "table4"):

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from breastseg.cli.options import device_option, existing_folder, existing_path
 from breastseg.errors import InputError
 from breastseg.io.atomic import write_json
 from breastseg.learn.duplicates import DHASH_MAX_DISTANCE, PHASH_MAX_DISTANCE
+from breastseg.progress import Bar, bar
 from breastseg.workflows.ultrasound.dataset import read_dataset
 from breastseg.workflows.ultrasound.postprocess import MaskRule
 from breastseg.workflows.ultrasound.split import make_split, read_split_folds, write_split
@@ -107,10 +107,8 @@ def split(
       breastseg ultrasound split --data ../shared/data/busi --out busi_split.json
     """
     cases = read_dataset(data_dir, masks_dir)
-    columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("hash", total=len(cases))
-        result = make_split(cases, folds, seed, phash_max, dhash_max, lambda done, _n: bar.update(task, completed=done))
+    with bar("hashing", total=len(cases)) as shown:
+        result = make_split(cases, folds, seed, phash_max, dhash_max, lambda done, _n: shown.update(completed=done))
     write_split(result, out_path)
     sizes = Counter(result.groups.values())
     n_groups = len(sizes)
@@ -376,11 +374,6 @@ def _load_model(model: Path | None) -> UltrasoundModel:
     return UltrasoundModel.load(model if model is not None else default_model_path())
 
 
-def _progress(label: str) -> Progress:
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*columns, console=Console(stderr=True), transient=True)
-
-
 PRINTED_IMAGES = 20  # `predict` lists this many images on the terminal
 
 _flip_option = click.option(
@@ -436,10 +429,9 @@ def predict_cmd(
     paths = list_images(image_path)
     loaded = _load_model(model)
     rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
-    with _progress("predicting") as bar:
-        task = bar.add_task("predict", total=len(paths))
+    with bar("predicting", total=len(paths)) as shown:
         results = predict_images(
-            paths, loaded, out_dir, rule, lambda done, _n: bar.update(task, completed=done), flip, run_on
+            paths, loaded, out_dir, rule, lambda done, _n: shown.update(completed=done), flip, run_on
         )
     write_json({"model": str(model or "packaged"), "images": [r.to_json() for r in results]}, out_dir / "summary.json")
     console = Console()
@@ -508,11 +500,10 @@ def evaluate_cmd(
     for name, path in zip(names, paths, strict=True):
         folder = out_dir / name if len(paths) > 1 else out_dir
         loaded = _load_model(path)
-        with _progress(f"evaluating {name}") as bar:
-            task = bar.add_task(name, total=len(cases))
+        with bar(f"evaluating {name}", total=len(cases)) as shown:
 
-            def advance(done: int, _total: int, task: TaskID = task, bar: Progress = bar) -> None:
-                bar.update(task, completed=done)
+            def advance(done: int, _total: int, shown: Bar = shown) -> None:
+                shown.update(completed=done)
 
             scores = score_cases(cases, loaded, folder / "overlays" if overlays else None, advance, flip, run_on)
         seen = seen_in_training(loaded, cases)
@@ -630,10 +621,9 @@ def analyse_cmd(
     )
 
     cases = read_dataset(data_dir, masks_dir)
-    with _progress("predicting out of fold") as bar:
-        task = bar.add_task("analyse", total=None)
+    with bar("predicting out of fold") as shown:
         analysis = analyse_cv(
-            cv_dir, cases, fraction, flip, progress=lambda done, n: bar.update(task, completed=done, total=n)
+            cv_dir, cases, fraction, flip, progress=lambda done, n: shown.update(completed=done, total=n)
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [s.row() for s in analysis.rule_scores]

@@ -12,7 +12,6 @@ CPU by default, or a CUDA GPU.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from breastseg.nets.valid_unet import centre_crop
 from breastseg.predict.device import Precision
 from breastseg.predict.slices import predict_slice
 from breastseg.predict.valid_tiles import predict_whole_volume
+from breastseg.progress import bar as progress_bar
 
 
 class Optimiser(StrEnum):
@@ -386,44 +386,20 @@ class _Run:
 
 @contextmanager
 def console_progress(description: str, total: int, completed: int, enabled: bool = True) -> Iterator[EpochCallback]:
-    """A progress callback for :func:`train`: a bar on a terminal; in a log or pipe, one line per epoch at most
-    every 30 s (and the last), on stderr — so that a long job run in the background shows that it moves."""
+    """A progress callback for :func:`train`, shown as :func:`breastseg.progress.bar` shows counted work: a bar
+    on a terminal; in a log or pipe, one line per epoch at most every 30 s (and the last), on stderr — so that a
+    long job run in the background shows that it moves; nothing with ``--quiet``."""
     if not enabled:
         yield lambda _report: None
         return
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    with progress_bar(description, total, completed) as shown:
 
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task(description, total=total, completed=completed, info="")
+        def update(r: EpochReport) -> None:
+            validation = "" if math.isnan(r.validation_dice) else f", validation Dice {r.validation_dice:.3f}"
+            best = "" if r.best < 0 else f" (best {r.best:.3f})"
+            shown.update(completed=r.epoch, info=f"loss {r.loss:.3f}{validation}{best}")
 
-            def update(r: EpochReport) -> None:
-                info = f"loss {r.loss:.3f}  val Dice {r.validation_dice:.3f}  best {r.best:.3f}"
-                bar.update(task, completed=r.epoch, info=info)
-
-            yield update
-        return
-    last = [-math.inf]
-
-    def log(r: EpochReport) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 30.0 or r.epoch == r.epochs:
-            last[0] = now
-            print(
-                f"{r.description}: epoch {r.epoch}/{r.epochs}, loss {r.loss:.3f}, validation Dice "
-                f"{r.validation_dice:.3f}, {r.seconds:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    yield log
+        yield update
 
 
 def train(

@@ -112,3 +112,40 @@ def test_ibsi_peak_is_named_and_missing_tags_are_refused(case: dict, capsys: pyt
     assert main([*base, "--pet-info", str(d / "no_weight.json"), "--out", str(d / "o3")]) == 2
     assert "patient_weight_kg" in capsys.readouterr().err
     assert not (d / "o3").exists()  # nothing written on a refused input
+
+
+def test_a_pet_already_in_suv_needs_no_patient_data_and_its_peak_is_labelled_suvbw(
+    case: dict, capsys: pytest.CaptureFixture
+) -> None:
+    d = case["dir"]
+    from breastseg.io import read_image
+
+    pet = read_image(d / "pet.nii.gz")
+    write_image(pet.with_array((pet.array * _suv_factor()).astype(np.float32)), d / "suv.nii.gz")  # SUVbw by hand
+    base = ["petct", "biomarkers", "--pet", str(d / "suv.nii.gz"), "--mask", str(d / "lesion_ct_grid.nii.gz")]
+    assert main([*base, "--pet-units", "suvbw", "--out", str(d / "suv_only")]) == 0  # any letter case
+    said = capsys.readouterr().out
+    assert "SUVpeak 6.00 on SUVbw (no SUL" in said
+    doc = json.loads((d / "suv_only" / "biomarkers.json").read_text())
+    # SUV-based values as the hand calculation gives them; every SUL value left out, and why
+    assert doc["suv_peak"] == pytest.approx(6.0, rel=1e-5) and doc["suv_max"] == pytest.approx(6.0, rel=1e-5)
+    assert doc["mtv_ml"] == pytest.approx(case["lesion_voxels"] * 0.064)
+    assert doc["sul_peak"] is None and doc["lesions"][0]["sul_peak"] in ("", None)
+    assert doc["units"]["sul"] == "not available" and "height" in doc["sul_missing"]
+    # a PET info with only the patient gives the same PET its SUL (no dose or times needed for SUVbw)
+    (d / "patient.json").write_text(
+        json.dumps({"units": "SUVbw", "patient_weight_kg": WEIGHT_KG, "patient_height_m": HEIGHT_M, "patient_sex": "F"})
+    )
+    assert main([*base, "--pet-info", str(d / "patient.json"), "--out", str(d / "with_sul")]) == 0
+    doc = json.loads((d / "with_sul" / "biomarkers.json").read_text())
+    assert doc["sul_peak"] == pytest.approx(6.0 * _lbm_kg() / WEIGHT_KG, rel=1e-5) and doc["sul_missing"] is None
+    assert doc["suv_peak"] == pytest.approx(6.0, rel=1e-5)
+
+
+def test_a_bqml_pet_info_names_every_missing_item_at_once(case: dict, capsys: pytest.CaptureFixture) -> None:
+    d = case["dir"]
+    (d / "thin.json").write_text(json.dumps({"patient_weight_kg": WEIGHT_KG, "units": "BQML"}))
+    args = ["petct", "biomarkers", "--pet", str(d / "pet.nii.gz"), "--mask", str(d / "lesion_ct_grid.nii.gz")]
+    assert main([*args, "--pet-info", str(d / "thin.json"), "--out", str(d / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "injected_dose_bq, injection_datetime, scan_datetime" in err and "SUVbw" in err

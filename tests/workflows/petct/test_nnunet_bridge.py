@@ -31,15 +31,25 @@ def test_followup_export_channels_and_declared_normalisation(cohort: Path, tmp_p
     args = ["petct", "nnunet-export", "--patients", str(cohort / "patients.csv"), "--kind", "followup"]
     assert main([*args, "--out", str(out)]) == 0
     doc = json.loads((out / "dataset.json").read_text())
-    assert doc["channel_names"] == {"0": "noNorm", "1": "CT", "2": "noNorm", "3": "noNorm"}  # never PET as "CT"
+    # autoPET's order (CT _0000, PET _0001), the CT normalised as CT and never the PET
+    assert doc["channel_names"] == {"0": "CT", "1": "noNorm", "2": "noNorm", "3": "noNorm"}
+    assert doc["breastseg"]["channel_order"] == "autopet" and doc["breastseg"]["channels"][0].startswith("CT")
     assert doc["breastseg"]["patients"] == {"p0_followup": "p0", "p1_followup": "p1"} and doc["numTraining"] == 2
     pet = read_image(cohort / "p0" / "followup" / "pet.nii.gz")
     channels = [read_image(out / "imagesTr" / f"p0_followup_{c:04d}.nii.gz") for c in range(4)]
     for image in channels:
         assert image.grid.same_as(pet.grid)  # every channel on the follow-up PET grid
     suv = pet.array * json.loads((cohort / "p0" / "followup" / "truth.json").read_text())["pet"]["suvbw_per_bqml"]
-    np.testing.assert_allclose(channels[0].array, np.clip(suv, 0, 5), rtol=1e-5, atol=1e-5)
-    assert channels[1].array.min() > -1100 and channels[1].array.max() > 500  # HU (air with noise), bone included
+    np.testing.assert_allclose(channels[1].array, np.clip(suv, 0, 5), rtol=1e-5, atol=1e-5)
+    assert channels[0].array.min() > -1100 and channels[0].array.max() > 500  # HU (air with noise), bone included
+    # the earlier order on request: the same images, PET and CT swapped (the registered channels, 2 and 3, stay
+    # where they were; a second registration run need not repeat the first to the last bit)
+    legacy = tmp_path / "Dataset503_Legacy"
+    assert main([*args, "--channel-order", "pet-first", "--out", str(legacy)]) == 0
+    assert json.loads((legacy / "dataset.json").read_text())["channel_names"]["1"] == "CT"
+    for a, b in ((0, 1), (1, 0)):
+        legacy_image = read_image(legacy / "imagesTr" / f"p0_followup_{a:04d}.nii.gz").array
+        np.testing.assert_array_equal(legacy_image, channels[b].array)
     # the registered baseline mask overlaps the follow-up lesions it shrank into (PMR)
     label = read_image(out / "labelsTr" / "p0_followup.nii.gz").array > 0
     assert (channels[3].array > 0)[label].mean() > 0.6
@@ -50,7 +60,7 @@ def test_baseline_export_and_prediction_import(cohort: Path, tmp_path: Path, cap
     out = tmp_path / "Dataset501_Baseline"
     assert main(["petct", "nnunet-export", "--patients", str(cohort / "patients.csv"), "--out", str(out)]) == 0
     doc = json.loads((out / "dataset.json").read_text())
-    assert doc["channel_names"] == {"0": "noNorm", "1": "CT"} and len(list((out / "imagesTr").iterdir())) == 4
+    assert doc["channel_names"] == {"0": "CT", "1": "noNorm"} and len(list((out / "imagesTr").iterdir())) == 4
     # stand-in for nnUNetv2_predict: the reference labels as "predictions"
     preds = tmp_path / "preds"
     preds.mkdir()

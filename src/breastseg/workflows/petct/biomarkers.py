@@ -174,8 +174,8 @@ def peak(
 
 @dataclass(frozen=True)
 class Lesion:
-    """One connected lesion: volume (ml), SUVbw max/mean, TLG (SUVbw·ml), SULpeak and its sphere's centre voxel
-    ``(z, y, x)``, SULmax, site, centroid voxel."""
+    """One connected lesion: volume (ml), SUVbw max/mean/peak, TLG (SUVbw·ml), SULpeak and its sphere's centre
+    voxel ``(z, y, x)``, SULmax (``None`` without SUL), site, centroid voxel."""
 
     label: int
     voxels: int
@@ -183,11 +183,12 @@ class Lesion:
     suv_max: float
     suv_mean: float
     tlg: float
-    sul_peak: float
+    sul_peak: float | None
     sul_peak_voxel: tuple[int, int, int]
-    sul_max: float
+    sul_max: float | None
     site: str
     centroid_voxel: tuple[float, float, float]
+    suv_peak: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,10 @@ class Biomarkers:
     liver_ml: float | None
     pet_liver_index: float | None
     lesions: tuple[Lesion, ...]
+    #: the same peak on SUVbw (present also where the SUL is not: a PET in SUV without the patient's height, sex)
+    suv_peak: float | None = None
+    #: why ``sul_peak`` is ``None`` although there are lesions (no SUL: the patient data it needs are missing)
+    sul_missing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -236,20 +241,23 @@ def _check_mask(mask: np.ndarray | None, shape: tuple[int, ...], name: str) -> n
 
 def compute_biomarkers(
     suv: np.ndarray,
-    sul: np.ndarray,
+    sul: np.ndarray | None,
     lesions: np.ndarray,
     spacing: Sequence[float],
     bone: np.ndarray | None = None,
     liver: np.ndarray | None = None,
     peak_definition: PeakDefinition | str = PeakDefinition.STUDY,
+    sul_missing: str | None = None,
 ) -> Biomarkers:
     """Biomarkers of a lesion mask on a PET (SUVbw ``suv`` and SUL ``sul`` on the same grid, ``(z, y, x)``,
     ``spacing`` mm). Bone and liver masks (on the PET grid) give the PET Bone and Liver Indices; without one,
-    its index is ``None``."""
+    its index is ``None``. ``sul`` ``None`` (no patient height or sex; ``sul_missing`` says why): every SUL value
+    is ``None`` and the peak is reported on SUVbw only (``suv_peak``), the same sphere at the same place."""
     if peak_definition not in PEAK_DEFINITIONS:
         raise InputError(f"peak definition {peak_definition!r}: use one of {', '.join(PEAK_DEFINITIONS)}")
-    suv, sul = np.asarray(suv), np.asarray(sul)
-    if suv.shape != sul.shape:
+    suv = np.asarray(suv)
+    sul = np.asarray(sul) if sul is not None else None
+    if sul is not None and suv.shape != sul.shape:
         raise InputError(f"SUV shape {suv.shape} differs from the SUL's {sul.shape}")
     mask = _check_mask(lesions, suv.shape, "lesion mask")
     assert mask is not None
@@ -269,9 +277,14 @@ def compute_biomarkers(
         inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown, strict=True))
         around = np.zeros([g.stop - g.start for g in grown], bool)
         around[inner] = component
-        lesion_peak = peak(sul[grown], around, spacing, peak_definition)
+        # the peak sphere is placed on SUVbw; SUL is SUVbw times one factor, so it peaks at the same place
+        lesion_peak = peak(suv[grown], around, spacing, peak_definition)
         assert lesion_peak is not None  # a component is never empty
         peak_voxel = tuple(int(v + g.start) for v, g in zip(lesion_peak.voxel, grown, strict=True))
+        sul_peak = None
+        if sul is not None:
+            on_sul = peak(sul[grown], around, spacing, peak_definition)
+            sul_peak = on_sul.value if on_sul is not None else None
         volume = component.sum() * voxel_ml
         found.append(
             Lesion(
@@ -281,22 +294,23 @@ def compute_biomarkers(
                 suv_max=float(values.max()),
                 suv_mean=float(values.mean(dtype=np.float64)),
                 tlg=float(volume * values.mean(dtype=np.float64)),
-                sul_peak=lesion_peak.value,
+                sul_peak=sul_peak,
                 sul_peak_voxel=(peak_voxel[0], peak_voxel[1], peak_voxel[2]),
-                sul_max=float(sul[box][component].max()),
+                sul_max=float(sul[box][component].max()) if sul is not None else None,
                 site=_site(component, *(m[box] if m is not None else None for m in (bone_mask, liver_mask))),
                 centroid_voxel=tuple(
                     float(c) + b.start for c, b in zip(np.argwhere(component).mean(axis=0), box, strict=True)
                 ),
+                suv_peak=lesion_peak.value,
             )
         )
     # the scan's peak is the best lesion's: for the global definitions the maximum over every segmented voxel,
     # for ibsi-local the peak at the hottest voxel of the whole mask (the best among lesions sharing it)
     candidates = found
     if PEAK_DEFINITIONS[peak_definition][1] == "local" and found:
-        hottest = max(lesion.sul_max for lesion in found)
-        candidates = [lesion for lesion in found if lesion.sul_max == hottest]
-    best = max(candidates, key=lambda lesion: lesion.sul_peak, default=None)
+        hottest = max(lesion.suv_max for lesion in found)
+        candidates = [lesion for lesion in found if lesion.suv_max == hottest]
+    best = max(candidates, key=lambda lesion: lesion.suv_peak, default=None)
 
     def index(site: str, organ: np.ndarray | None) -> tuple[float | None, float | None, float | None]:
         if organ is None:
@@ -323,4 +337,6 @@ def compute_biomarkers(
         liver_ml=liver_ml,
         pet_liver_index=pli,
         lesions=tuple(found),
+        suv_peak=best.suv_peak if best else None,
+        sul_missing=sul_missing if sul is None else None,
     )

@@ -28,7 +28,7 @@ from breastseg.evaluation.stats import wilcoxon
 from breastseg.io import read_image
 from breastseg.io.atomic import write_json
 from breastseg.io.tables import write_csv_rows
-from breastseg.workflows.petct.longitudinal import PatientScans
+from breastseg.workflows.petct.longitudinal import PatientScans, lesion_mask_path
 from breastseg.workflows.petct.readout import read_mask_on
 
 
@@ -188,7 +188,7 @@ def evaluate_patients(
     for name in prediction_names:
         per_scan = {}
         for case, patient, when in scans:
-            reference = read_image(patient.scan(when) / reference_name)
+            reference = read_image(lesion_mask_path(patient.scan(when), reference_name))
             prediction = read_mask_on(patient.mask_path(when, name, prediction_dir), reference, "prediction")
             per_scan[case] = score_scan(case, prediction, reference.array > 0, reference.spacing)
         scores[name] = per_scan

@@ -29,7 +29,7 @@ from breastseg.errors import InputError, ModelError
 from breastseg.image import Grid, Image
 from breastseg.io import read_image
 from breastseg.registration import register_rigid
-from breastseg.workflows.petct.longitudinal import first_existing, read_scan_pet
+from breastseg.workflows.petct.longitudinal import first_existing, lesion_mask_path, read_scan_pet
 from breastseg.workflows.petct.readout import read_mask_on
 
 
@@ -54,7 +54,8 @@ DESCRIPTIONS = {
     "baseline_mask": "baseline lesion mask, registered (nearest)",
 }
 #: the CT's names in a scan folder
-CT_NAMES = ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct")
+#: a scan folder's CT; autoPET gives it resampled onto the PET (CTres) and at its own resolution (CT)
+CT_NAMES = ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "ct", "CTres.nii.gz", "CT.nii.gz")
 
 
 @dataclass(eq=False)
@@ -121,7 +122,7 @@ def read_channels(
         images.append(registration.warp(base_suv.with_array(base_mask.astype(np.float32)), suv, order=0))
     lesions = None
     if mask_name is not None:
-        lesions = read_mask_on(folder / mask_name, suv, "lesion mask")
+        lesions = read_mask_on(lesion_mask_path(folder, mask_name), suv, "lesion mask")
     return ScanChannels(folder, CHANNELS[kind], images, lesions, ct.array > BODY_HU, suv_bw)
 
 

@@ -4,7 +4,10 @@ biomarker changes and the PERCIST category out.
 **Scan folder** (what ``breastseg phantom petct`` writes; any of these names): the PET as ``pet.nii.gz`` /
 ``pet.nrrd`` / ``pet.mha`` or a DICOM folder ``pet/``; the lesion mask ``lesions.nii.gz`` (any grid); optional
 ``liver.nii.gz``, ``bone.nii.gz``; for a PET without DICOM headers, ``pet_info.json`` or a ``truth.json`` with a
-``"pet"`` section.
+``"pet"`` section, or ``pet_units`` for a PET already in SUV. An **autoPET study folder** is a scan folder too:
+``SUV.nii.gz`` (SUVbw, so no PET info is needed; SUL only with a ``pet_info.json`` giving weight, height and
+sex), ``CTres.nii.gz`` and ``SEG.nii.gz`` (read where ``lesions.nii.gz`` is asked for and absent); see
+:func:`read_patients` for the whole autoPET tree.
 
 **New lesions.** The baseline PET is registered rigidly onto the follow-up PET (mutual information,
 :func:`breastseg.registration.register_rigid`) and the baseline lesion mask warped with it (nearest neighbour).
@@ -15,6 +18,7 @@ residual misregistration) of a warped baseline lesion.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,28 +44,35 @@ from breastseg.workflows.petct.response import (
     percist,
 )
 
-_PET_NAMES = ("pet.nii.gz", "pet.nii", "pet.nrrd", "pet.mha", "pet")
+_PET_NAMES = ("pet.nii.gz", "pet.nii", "pet.nrrd", "pet.mha", "pet", "SUV.nii.gz")
+#: PET files whose name says their units (autoPET's SUV.nii.gz is SUVbw)
+_UNITS_BY_NAME = {"SUV.nii.gz": "SUVbw"}
 _INFO_NAMES = ("pet_info.json", "truth.json")
+#: the lesion mask's default name, and autoPET's name for it (read when the default is absent)
+LESION_MASK = "lesions.nii.gz"
+AUTOPET_MASK = "SEG.nii.gz"
 #: files a scan folder is read from (with the CT's names and the lesion mask's): a prediction never takes one
-SCAN_INPUT_NAMES = (*_PET_NAMES, *_INFO_NAMES, "liver.nii.gz", "bone.nii.gz", "lesions.nii.gz")
+SCAN_INPUT_NAMES = (*_PET_NAMES, *_INFO_NAMES, "liver.nii.gz", "bone.nii.gz", LESION_MASK, AUTOPET_MASK)
 #: the biomarkers whose change is reported
 CHANGE_KEYS = ("sul_peak", "suv_max", "suv_mean", "mtv_ml", "tlg", "lesion_count", "pet_bone_index", "pet_liver_index")
 
 
 @dataclass(eq=False)
 class Scan:
-    """One time point: PET in SUVbw and SUL, lesion / liver / bone masks on the PET grid, where it came from, and
-    (when the headers or the PET info say) when and of whom it was acquired."""
+    """One time point: PET in SUVbw and SUL (``None`` without the patient's height and sex: ``sul_missing`` says
+    why), lesion / liver / bone masks on the PET grid, where it came from, and (when the headers or the PET info
+    say) when and of whom it was acquired."""
 
     folder: Path
     suv: Image
-    sul: Image
+    sul: Image | None
     lesions: np.ndarray
     liver: np.ndarray | None
     bone: np.ndarray | None
     acquired: datetime | None = None
     identity: SeriesIdentity | None = None
     sex: str | None = None
+    sul_missing: str | None = None
 
 
 def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -121,27 +132,76 @@ def read_patients_csv(path: str | Path) -> list[PatientScans]:
     ]
 
 
-def read_scan_pet(folder: str | Path) -> tuple[Image, Image]:
+def read_patients(path: str | Path) -> list[PatientScans]:
+    """The patients of a patients table (:func:`read_patients_csv`) or of an autoPET tree
+    (:func:`read_autopet`), whichever ``path`` is."""
+    path = Path(path)
+    return read_autopet(path) if path.is_dir() else read_patients_csv(path)
+
+
+_STUDY_DATE = re.compile(r"^(\d{2})-(\d{2})-(\d{4})")
+
+
+def _study_order(folder: Path) -> tuple[str, str]:
+    """autoPET study folders start with the study date as MM-DD-YYYY; chronological order, then the name."""
+    m = _STUDY_DATE.match(folder.name)
+    return (f"{m.group(3)}{m.group(1)}{m.group(2)}" if m else "", folder.name)
+
+
+def read_autopet(root: str | Path) -> list[PatientScans]:
+    """The patients of an autoPET tree: ``root/<patient>/<study>/`` with ``SUV.nii.gz``, ``CTres.nii.gz`` and
+    ``SEG.nii.gz`` in each study folder (FDG-PET-CT-Lesions, TCIA). A patient's study is its baseline; a patient
+    with two studies gets the later one (by the date the folder name starts with) as its follow-up; more than
+    two is refused, naming the patient, rather than some studies being left out unseen."""
+    root = Path(root)
+    patients = []
+    for patient in sorted(p for p in root.iterdir() if p.is_dir()):
+        studies = sorted((s for s in patient.iterdir() if (s / "SUV.nii.gz").is_file()), key=_study_order)
+        if not studies:
+            continue
+        if len(studies) > 2:
+            raise InputError(
+                f"{patient}: {len(studies)} studies; breastseg pairs a baseline with one follow-up: give a "
+                "patients table naming the two scans to use"
+            )
+        patients.append(PatientScans(patient.name, studies[0], studies[1] if len(studies) == 2 else None))
+    if not patients:
+        raise InputError(f"{root}: no autoPET studies (<patient>/<study>/SUV.nii.gz) and not a patients table")
+    return patients
+
+
+def read_scan_pet(folder: str | Path, pet_units: str | None = None) -> tuple[Image, Image | None]:
     """The PET of a scan folder in SUVbw and SUL (see the module docstring for the names looked for)."""
-    loaded = _load_scan_pet(Path(folder))
+    loaded = load_scan_pet(Path(folder), pet_units)
     return loaded.suv, loaded.sul
 
 
-def _load_scan_pet(folder: Path) -> LoadedPet:
+def load_scan_pet(folder: Path, pet_units: str | None = None) -> LoadedPet:
+    """The PET of a scan folder (see the module docstring), its units from ``pet_units``, else from its name
+    (autoPET's ``SUV.nii.gz``), else from the PET info or DICOM."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such scan folder")
     pet_path = first_existing(folder, _PET_NAMES)
     if pet_path is None:
         raise InputError(f"{folder}: no PET ({', '.join(_PET_NAMES)})")
-    return load_pet(pet_path, first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None)
+    info = first_existing(folder, _INFO_NAMES) if not pet_path.is_dir() else None
+    return load_pet(pet_path, info, pet_units or _UNITS_BY_NAME.get(pet_path.name))
 
 
-def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
+def lesion_mask_path(folder: Path, mask_name: str = LESION_MASK) -> Path:
+    """The lesion mask ``mask_name`` of a scan folder; the default name falls back to autoPET's ``SEG.nii.gz``."""
+    path = folder / mask_name
+    if not path.exists() and mask_name == LESION_MASK and (folder / AUTOPET_MASK).exists():
+        return folder / AUTOPET_MASK
+    return path
+
+
+def read_scan(folder: str | Path, mask_name: str = LESION_MASK, pet_units: str | None = None) -> Scan:
     """Read a scan folder (see the module docstring)."""
     folder = Path(folder)
-    pet = _load_scan_pet(folder)
+    pet = load_scan_pet(folder, pet_units)
     suv = pet.suv
-    mask_path = folder / mask_name
+    mask_path = lesion_mask_path(folder, mask_name)
     if not mask_path.exists():
         raise InputError(f"{folder}: no lesion mask {mask_name}")
     organs = {
@@ -152,7 +212,9 @@ def read_scan(folder: str | Path, mask_name: str = "lesions.nii.gz") -> Scan:
     }
     lesions = read_mask_on(mask_path, suv, "lesion mask")
     sex = (pet.info.patient.sex or "").strip().upper()[:1] or None
-    return Scan(folder, suv, pet.sul, lesions, organs["liver"], organs["bone"], pet.acquired, pet.identity, sex)
+    return Scan(
+        folder, suv, pet.sul, lesions, organs["liver"], organs["bone"], pet.acquired, pet.identity, sex, pet.sul_missing
+    )
 
 
 def check_same_patient_in_order(baseline: Scan, followup: Scan, override: str = "") -> None:
@@ -206,8 +268,9 @@ def registration_quality(fixed: Image, moving: Image, registration: Registration
 
 
 def scan_biomarkers(scan: Scan, peak_definition: PeakDefinition | str = PeakDefinition.STUDY) -> Biomarkers:
+    sul = scan.sul.array if scan.sul is not None else None
     return compute_biomarkers(
-        scan.suv.array, scan.sul.array, scan.lesions, scan.suv.spacing, scan.bone, scan.liver, peak_definition
+        scan.suv.array, sul, scan.lesions, scan.suv.spacing, scan.bone, scan.liver, peak_definition, scan.sul_missing
     )
 
 
@@ -329,6 +392,13 @@ def assess_response(
     """
     if check_pairing:
         check_same_patient_in_order(baseline, followup, override="--allow-pair-mismatch")
+    for scan in (baseline, followup):
+        if scan.sul is None:  # PERCIST's thresholds (30 %, 0.8 SUL, the liver's SUL) are defined on SUL
+            raise InputError(
+                f"{scan.folder}: PERCIST is read on SULpeak and this PET has no SUL ({scan.sul_missing}); give a "
+                "pet_info.json with patient_weight_kg, patient_height_m and patient_sex (a PET in SUVbw needs no "
+                "dose or times); `petct biomarkers` reads SUV-based values without them"
+            )
     before = scan_biomarkers(baseline, peak_definition)
     after = scan_biomarkers(followup, peak_definition)
     registration = register_rigid(followup.suv, baseline.suv)
@@ -340,7 +410,7 @@ def assess_response(
     warped = registration.warp(mask_image, followup.suv, order=0)
     new = new_lesions(followup.lesions, warped.array > 0, followup.suv.spacing, tolerance_mm)
     liver: LiverReference | None = None
-    if baseline.liver is not None and baseline.liver.any():
+    if baseline.liver is not None and baseline.liver.any() and baseline.sul is not None:
         liver = liver_reference(baseline.sul.array, baseline.liver, baseline.suv.spacing, baseline.lesions)
     category = percist(before.sul_peak, after.sul_peak, bool(new), liver)
     if not registered:  # new lesions cannot be told from misplaced old ones: no category
@@ -403,6 +473,7 @@ def measure_response(
     tolerance_mm: float = 10.0,
     check_pairing: bool = True,
     progress: Callable[[str], None] | None = None,
+    pet_units: str | None = None,
 ) -> ResponseAssessment:
     """``petct response``: read both scan folders (:func:`read_scan`), assess the response
     (:func:`assess_response`) and write ``out_dir`` (:func:`write_response`); returns the assessment
@@ -410,8 +481,8 @@ def measure_response(
     the batch runner and the Python API call this."""
     say = progress or (lambda _step: None)
     say("reading the scans")
-    baseline = read_scan(baseline_dir, mask_name)
-    followup = read_scan(followup_dir, mask_name)
+    baseline = read_scan(baseline_dir, mask_name, pet_units)
+    followup = read_scan(followup_dir, mask_name, pet_units)
     say("registering and measuring")
     result, warped = assess_response(baseline, followup, peak_definition, tolerance_mm, check_pairing=check_pairing)
     write_response(result, warped, baseline, followup, out_dir)

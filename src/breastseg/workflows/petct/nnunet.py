@@ -4,9 +4,13 @@ Users who train with nnU-Net itself keep every breastseg read-out: export, run `
 / ``nnUNetv2_train`` / ``nnUNetv2_predict``, import the predictions, then ``petct biomarkers`` / ``response``
 with ``--mask-name lesions_nnunet.nii.gz``.
 
-**Channels** (:mod:`breastseg.workflows.petct.inputs`, the same as breastseg's own networks take; all on the PET
-grid of the scan that is segmented): baseline dataset ``_0000`` PET in SUVbw clipped to [0, 5], ``_0001`` CT;
-follow-up dataset also ``_0002`` baseline PET and ``_0003`` baseline lesion mask, registered onto the follow-up.
+**Channels** (:mod:`breastseg.workflows.petct.inputs`, the same images breastseg's own networks take; all on the
+PET grid of the scan that is segmented), in autoPET's order by default, so that a model trained on autoPET's
+nnU-Net datasets runs on an export and the other way round: baseline dataset ``_0000`` CT, ``_0001`` PET in SUVbw
+clipped to [0, 5]; the follow-up dataset adds ``_0002`` baseline PET and ``_0003`` baseline lesion mask, registered
+onto the follow-up. ``channel_order="pet-first"`` writes the order earlier breastseg versions wrote (PET ``_0000``,
+CT ``_0001``), for models trained on such exports; ``dataset.json["breastseg"]["channel_order"]`` names the
+order of every dataset written (a dataset without it is pet-first).
 
 **Normalisation is set explicitly** in ``dataset.json``'s ``channel_names``: the CT channel is ``"CT"`` (nnU-Net's
 CT normalisation: clip to the foreground's 0.5–99.5 percentiles, z-score with its statistics); the PET channels
@@ -36,6 +40,18 @@ from breastseg.workflows.petct.inputs import CHANNELS, DESCRIPTIONS, Kind, read_
 from breastseg.workflows.petct.longitudinal import PatientScans, patient_folds
 
 PREDICTION_NAME = "lesions_nnunet.nii.gz"
+#: the export's channel orders: autoPET's (CT first; the default) and breastseg's earlier one (PET first)
+CHANNEL_ORDERS = ("autopet", "pet-first")
+
+
+def export_channels(kind: str, channel_order: str = "autopet") -> tuple[str, ...]:
+    """The channel names of an export, ``_0000`` first (see the module docstring)."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise InputError(f"channel order {channel_order!r}: use {' or '.join(CHANNEL_ORDERS)}")
+    own = CHANNELS[Kind(kind)]
+    if channel_order == "pet-first":
+        return own
+    return ("ct", "pet", *own[2:])
 
 
 def nnunet_splits(
@@ -57,11 +73,14 @@ def export_dataset(
     mask_name: str = "lesions.nii.gz",
     folds: int = 5,
     seed: int = 0,
+    channel_order: str = "autopet",
 ) -> Path:
     """Write the baseline (2 channels) or follow-up (4 channels) nnU-Net raw dataset (see the module docstring);
     returns the dataset folder. ``folds`` and ``seed`` are ``petct train``'s (same values, same held-out patients)."""
     if kind not in ("baseline", "followup"):
         raise InputError(f"dataset kind must be baseline or followup, got {kind!r}")
+    order = export_channels(kind, channel_order)
+    own = CHANNELS[Kind(kind)]
     if not patients:
         raise InputError("no patients to export")
     root = Path(out_root)
@@ -74,15 +93,17 @@ def export_dataset(
         folder = p.scan(kind)
         case = f"{p.patient_id}_{kind}"
         scan = read_channels(folder, Kind(kind), mask_name, p.baseline, mask_name)
-        for c, image in enumerate(scan.images):
+        by_name = dict(zip(own, scan.images, strict=True))
+        for c, channel in enumerate(order):
+            image = by_name[channel]
             write_image(image.with_array(image.array.astype(np.float32)), images / f"{case}_{c:04d}.nii.gz")
         assert scan.lesions is not None
         label = scan.images[0].with_array(scan.lesions.astype(np.uint8), units="label")
         write_image(label, labels / f"{case}.nii.gz")
         cases[case] = p.patient_id
         sources[case] = str(folder.resolve())
-    names = {str(i): "CT" if c == "ct" else "noNorm" for i, c in enumerate(CHANNELS[kind])}
-    described = [DESCRIPTIONS[c] for c in CHANNELS[kind]]
+    names = {str(i): "CT" if c == "ct" else "noNorm" for i, c in enumerate(order)}
+    described = [DESCRIPTIONS[c] for c in order]
     doc = {
         "channel_names": names,
         "labels": {"background": 0, "lesion": 1},
@@ -90,7 +111,13 @@ def export_dataset(
         "file_ending": ".nii.gz",
         "name": root.name,
         "description": f"breastseg PET/CT {kind} dataset (Moreau et al. 2022 inputs)",
-        "breastseg": {"kind": kind, "channels": described, "patients": cases, "sources": sources},
+        "breastseg": {
+            "kind": kind,
+            "channel_order": channel_order,
+            "channels": described,
+            "patients": cases,
+            "sources": sources,
+        },
     }
     write_json(doc, root / "dataset.json")
     if len(set(cases.values())) >= folds:

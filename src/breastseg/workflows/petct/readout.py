@@ -21,12 +21,12 @@ from breastseg.image import Image
 from breastseg.io import read_image
 from breastseg.io.atomic import write_json
 from breastseg.io.dicom import SeriesIdentity
-from breastseg.io.dicom_meta import PetInfo
+from breastseg.io.dicom_meta import PatientInfo, PetInfo, Radiopharmaceutical
 from breastseg.io.pet import read_pet_series
 from breastseg.io.tables import write_csv_rows
 from breastseg.masks import outside_voxels
 from breastseg.sanity import check_finite, check_pet_values, check_suv_range
-from breastseg.suv import scan_datetime, to_suv
+from breastseg.suv import already_suv, scan_datetime, to_suv
 from breastseg.workflows.petct.biomarkers import Biomarkers
 
 #: CT bone fallback: cortical and dense trabecular bone, then each axial slice's holes (marrow) filled
@@ -36,12 +36,14 @@ MIN_BONE_COMPONENT_ML = 1.0
 
 @dataclass(frozen=True, eq=False)
 class LoadedPet:
-    """A PET in SUVbw and SUL, with what it says about whose scan it is and when it was acquired."""
+    """A PET in SUVbw and, when the patient's weight, height and sex are known, SUL; with what it says about whose
+    scan it is and when it was acquired. ``sul_missing``: why there is no SUL (``None`` when there is one)."""
 
     suv: Image
-    sul: Image
+    sul: Image | None
     info: PetInfo
     identity: SeriesIdentity | None  # DICOM only
+    sul_missing: str | None = None
 
     @property
     def acquired(self) -> datetime | None:
@@ -52,30 +54,64 @@ class LoadedPet:
             return None
 
 
-def load_pet(pet_path: str | Path, pet_info_path: str | Path | None = None) -> LoadedPet:
-    """Read a PET (DICOM or a file with ``pet_info_path``) into SUVbw and SUL. Missing weight, height, sex, dose or
-    times are refused with the tag's name (:mod:`breastseg.suv`), never guessed; a PET that is not finite, constant,
+def load_pet(pet_path: str | Path, pet_info_path: str | Path | None = None, pet_units: str | None = None) -> LoadedPet:
+    """Read a PET (DICOM, or a file with ``pet_info_path``) into SUVbw and, where the patient data allow, SUL.
+
+    ``pet_units`` (``BQML``, ``SUVbw``, ``SUL``; any letter case) says what a NIfTI/NRRD PET's values are, which the
+    file cannot say (it overrides a PET-info's ``units``; DICOM's Units tag is never overridden). A PET already in
+    SUVbw needs no PET info at all; a Bq/ml PET without the weight, dose or times is refused with each missing
+    item's name (:mod:`breastseg.suv`), never guessed. Without height or sex the SUL is left out
+    (``sul_missing`` says why) — the SUV-based read-outs stay available. A PET that is not finite, constant,
     negative or beyond any SUV is refused by :mod:`breastseg.sanity`."""
     pet, info, series = read_pet_series(pet_path, pet_info_path)
+    if pet_units:
+        units = normalise_pet_units(pet_units)
+        if series is not None and (pet.units or "").upper() not in ("", units.upper()):
+            raise InputError(f"{pet_path}: --pet-units {pet_units} contradicts the DICOM Units {pet.units}")
+        pet = pet.with_array(pet.array, units=units)
     if info is None:
-        if pet.units in ("SUVbw", "SUL"):
-            raise InputError(
-                f"{pet_path}: a PET in {pet.units} still needs the patient's weight, height and sex for both SUVbw "
-                "and SUL; give --pet-info (JSON)"
+        if already_suv(pet.units):
+            info = PetInfo(
+                source=f"{pet_path} (values in {pet.units}; no patient data)",
+                patient=PatientInfo(),
+                radiopharmaceutical=Radiopharmaceutical(),
+                units=(pet.units or "").upper(),
             )
-        raise InputError(
-            f"{pet_path}: no SUV metadata: read the PET from DICOM, or give --pet-info (JSON with weight, height, "
-            "sex, injected dose and times)"
-        )
+        else:
+            raise InputError(
+                f"{pet_path}: no SUV metadata: read the PET from DICOM, give --pet-info (JSON with weight, injected "
+                "dose and times; height and sex for SUL), or --pet-units SUVbw for a PET already in SUV"
+            )
     check_pet_values(pet, str(pet_path))
+    if (pet.units or "").upper() == "SUL" and info.patient.weight_kg is None:
+        raise InputError(
+            f"{pet_path}: a PET in SUL needs the patient's weight, height and sex for SUVbw (MTV, TLG and SUVmax "
+            "are in SUVbw); give --pet-info"
+        )
     suv = to_suv(pet, info, "bw")
     check_suv_range(suv, str(pet_path), "SUVbw")
-    return LoadedPet(suv, to_suv(pet, info, "lbm"), info, series.identity() if series is not None else None)
+    sul, why = None, None
+    try:
+        sul = to_suv(pet, info, "lbm")
+    except InputError as exc:
+        why = f"SUL needs the patient's weight, height and sex: {exc}"
+    return LoadedPet(suv, sul, info, series.identity() if series is not None else None, why)
 
 
-def load_pet_suv(pet_path: str | Path, pet_info_path: str | Path | None = None) -> tuple[Image, Image]:
-    """The PET as SUVbw and as SUL (Janmahasatian): :func:`load_pet`'s images."""
-    loaded = load_pet(pet_path, pet_info_path)
+def normalise_pet_units(text: str) -> str:
+    """``--pet-units`` in any letter case → ``BQML``, ``SUVbw`` or ``SUL``."""
+    known = {"BQML": "BQML", "SUVBW": "SUVbw", "SUV": "SUVbw", "GML": "SUVbw", "SUL": "SUL"}
+    try:
+        return known[text.strip().upper()]
+    except KeyError as exc:
+        raise InputError(f"PET units {text!r}: use BQML, SUVbw or SUL (any letter case)") from exc
+
+
+def load_pet_suv(
+    pet_path: str | Path, pet_info_path: str | Path | None = None, pet_units: str | None = None
+) -> tuple[Image, Image | None]:
+    """The PET as SUVbw and as SUL (Janmahasatian, ``None`` without height and sex): :func:`load_pet`'s images."""
+    loaded = load_pet(pet_path, pet_info_path, pet_units)
     return loaded.suv, loaded.sul
 
 
@@ -148,6 +184,7 @@ LESION_COLUMNS = (
     "suv_max",
     "suv_mean",
     "tlg",
+    "suv_peak",
     "sul_peak",
     "sul_max",
     "centroid_x_mm",
@@ -177,7 +214,7 @@ def write_biomarkers(
     doc = {
         "units": {
             "suv": "SUVbw (g/ml)",
-            "sul": "SUL (lean body mass, Janmahasatian)",
+            "sul": "SUL (lean body mass, Janmahasatian)" if result.sul_missing is None else "not available",
             "volume": "ml",
             "tlg": "SUVbw·ml",
         },
