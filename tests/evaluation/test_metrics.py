@@ -211,6 +211,24 @@ def test_lesion_detection_50_percent_rules() -> None:
     assert sorted(round(r["volume_ml"], 3) for r in result.reference_lesions) == [0.096, 0.64, 0.64]
 
 
+def test_one_component_over_several_lesions_is_counted_as_merged() -> None:
+    ref = np.zeros((20, 20, 20), bool)
+    ref[1:5, 1:5, 1:5] = True  # lesion A
+    ref[1:5, 10:14, 1:5] = True  # lesion B
+    ref[12:16, 12:16, 12:16] = True  # lesion C
+    bridge = np.zeros_like(ref)
+    bridge[1:5, 1:14, 1:5] = True  # one component over A and B (and the tissue between)
+    bridge[12:16, 12:16, 12:16] = True  # C on its own
+    result = M.lesion_detection(bridge, ref)
+    assert (result.tp, result.fp, result.merged) == (3, 0, 1)  # the 50 % rules see nothing wrong
+    holders = [r["predicted_label"] for r in result.reference_lesions]
+    assert holders[0] == holders[1] != holders[2] and 0 not in holders
+    separate = M.lesion_detection(ref, ref)
+    assert separate.merged == 0 and separate.tp == 3
+    missed = M.lesion_detection(np.zeros_like(ref), ref)
+    assert missed.merged == 0 and [r["predicted_label"] for r in missed.reference_lesions] == [0, 0, 0]
+
+
 def test_autopet_false_positive_and_negative_volumes() -> None:
     ref = np.zeros((20, 20, 20), bool)
     ref[1:5, 1:5, 1:5] = True  # touched by the prediction

@@ -393,7 +393,7 @@ def evaluate_cmd(
       breastseg petct evaluate --patients patients.csv --pred-name lesions_nnunet.nii.gz --out eval/
     """
 
-    from breastseg.workflows.petct.evaluate import evaluate_patients
+    from breastseg.workflows.petct.evaluate import MAX_BODY_FRACTION, evaluate_patients
     from breastseg.workflows.petct.longitudinal import read_patients
 
     patients = read_patients(patients_csv)
@@ -402,10 +402,19 @@ def evaluate_cmd(
     for name, s in evaluation.summaries.items():
         mean = f"{s.mean_dice:.3f}" if s.mean_dice is not None else "—"
         pooled = f"{s.global_dice:.3f}" if s.global_dice is not None else "—"
+        ratio = f"{s.median_volume_ratio:.2f}" if s.median_volume_ratio is not None else "—"
         console.print(
             f"{name}: {s.scans} scans, mean Dice {mean}, global Dice {pooled}, lesion recall "
-            f"{s.lesion_recall}, precision {s.lesion_precision}"
+            f"{s.lesion_recall}, precision {s.lesion_precision}; predicted/reference volume {ratio} (median), "
+            f"{s.merged_components} components merging lesions"
         )
+        if s.degenerate_scans:
+            click.echo(
+                f"breastseg: warning: {name} covers more than {100 * MAX_BODY_FRACTION:.0f} % of the body in "
+                f"{len(s.degenerate_scans)} scans ({', '.join(s.degenerate_scans[:5])}): a blob, not lesions — the "
+                "detection counts above mean nothing for them",
+                err=True,
+            )
     console.print(f"written {out_dir / 'evaluation.json'}")
 
 
@@ -507,6 +516,9 @@ def train_cmd(
 
 def _say_postprocessing(post: dict | None) -> None:
     if not post:
+        return
+    if post.get("refused"):
+        click.echo(f"breastseg: warning: post-processing not chosen: {post['refused']}", err=True)
         return
     chosen = post["min_contrast"]
     best = next(row for row in post["cv"] if row["min_contrast"] == chosen)

@@ -504,6 +504,11 @@ class LesionDetection:
 
     ``recall = TP / (TP + FN)``, ``precision = TP / (TP + FP)`` (the study's definition, which counts TP on
     reference lesions). ``None`` when the denominator is 0.
+
+    The 50 % rules cannot see one predicted component swallowing many lesions (a blob over the body detects every
+    lesion and is a single false positive), so ``merged`` counts the predicted components that hold the larger
+    part of two or more detected reference lesions, and each reference lesion's row names the predicted component
+    that holds most of it (``predicted_label``, 0 for none).
     """
 
     tp: int
@@ -511,6 +516,7 @@ class LesionDetection:
     fp: int
     reference_lesions: list[dict[str, Any]] = field(default_factory=list)
     predicted_lesions: list[dict[str, Any]] = field(default_factory=list)
+    merged: int = 0
 
     @property
     def recall(self) -> float | None:
@@ -550,13 +556,21 @@ def lesion_detection(
     pred_labels, n_pred = label_components(p, conn)
     ref_table = _component_table(ref_labels, n_ref, p, voxel_ml)
     pred_table = _component_table(pred_labels, n_pred, r, voxel_ml)
+    both = (ref_labels > 0) & (pred_labels > 0)
+    pairs = np.bincount(
+        ref_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both], minlength=(n_ref + 1) * (n_pred + 1)
+    ).reshape(n_ref + 1, n_pred + 1)
+    holder = pairs.argmax(axis=1)  # each reference lesion's predicted component with most of its voxels
     for row in ref_table:
         row["detected"] = row["overlap_fraction"] >= threshold
+        row["predicted_label"] = int(holder[row["label"]]) if pairs[row["label"]].any() else 0
     for row in pred_table:
         row["false_positive"] = row["overlap_fraction"] < threshold
     tp = sum(row["detected"] for row in ref_table)
     fp = sum(row["false_positive"] for row in pred_table)
-    return LesionDetection(tp=tp, fn=n_ref - tp, fp=fp, reference_lesions=ref_table, predicted_lesions=pred_table)
+    held = np.bincount([row["predicted_label"] for row in ref_table if row["detected"]], minlength=n_pred + 1)
+    merged = int((held[1:] >= 2).sum())
+    return LesionDetection(tp, n_ref - tp, fp, ref_table, pred_table, merged)
 
 
 def false_positive_negative_volumes_ml(

@@ -55,3 +55,31 @@ def test_scores_by_hand(tmp_path: Path) -> None:
     with (tmp_path / "eval" / "scans_pred.csv").open() as f:
         rows = {r["case"]: r for r in csv.DictReader(f)}
     assert rows["p1_followup"]["dice"] == "" and float(rows["p1_followup"]["fp_volume_ml"]) == pytest.approx(0.064)
+
+
+def test_a_blob_over_the_body_is_flagged_not_rewarded(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The case the 50 % rules miss: one component over 99 % of the body 'detects' all six lesions."""
+    shape = (20, 20, 20)
+    ref = np.zeros(shape, np.uint8)
+    for k in range(6):  # six 2 × 2 × 2 lesions along a diagonal
+        ref[2 + 3 * k : 4 + 3 * k, 2 + 3 * k : 4 + 3 * k, 5:7] = 1
+    ct = np.full(shape, -1000.0, np.float32)
+    ct[:, 1:19, 1:19] = 40.0  # body: 20 × 18 × 18 voxels
+    blob = (ct > -500).astype(np.uint8)
+    blob[0, 1, 1] = 0  # not quite all of it
+    for name, array in (("lesions", ref), ("blob", blob), ("ct", ct)):
+        write_image(Image(array, SPACING, modality="CT" if name == "ct" else None), tmp_path / "p0" / f"{name}.nii.gz")
+    (tmp_path / "patients.csv").write_text("patient_id,baseline\np0,p0\n")
+    args = ["petct", "evaluate", "--patients", str(tmp_path / "patients.csv"), "--pred-name", "blob.nii.gz"]
+    assert main([*args, "--timepoint", "baseline", "--out", str(tmp_path / "eval")]) == 0
+    assert "warning: blob.nii.gz covers more than 20 % of the body in 1 scans (p0_baseline)" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["summaries"]["blob.nii.gz"]
+    # the study's rules, unchanged: recall 1, precision 6/7, no false-positive volume (the blob touches lesions)
+    assert summary["lesion_recall"] == 1.0 and summary["lesion_precision"] == pytest.approx(6 / 7)
+    assert summary["mean_fp_volume_ml"] == 0.0
+    # beside them, what gives the blob away, by hand: 6479 voxels predicted for 48 true ones, one merging component
+    assert summary["median_volume_ratio"] == pytest.approx((20 * 18 * 18 - 1) / 48)
+    assert summary["merged_components"] == 1 and summary["degenerate_scans"] == ["p0_baseline"]
+    with (tmp_path / "eval" / "scans_blob.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert float(row["body_fraction"]) == pytest.approx(1 - 1 / (20 * 18 * 18))

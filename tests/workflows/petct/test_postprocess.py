@@ -113,3 +113,27 @@ def test_the_threshold_is_chosen_by_lesion_f1_and_ties_keep_the_milder() -> None
     # nothing to learn from: no reference lesion anywhere
     empty = np.zeros(shape, bool)
     assert choose_min_contrast([_case("c", suv, resolved, empty)]).min_contrast is None
+
+
+def test_no_choice_on_degenerate_predictions_and_the_card_says_why() -> None:
+    from breastseg.workflows.petct.network import postprocessing_markdown
+
+    shape = (24, 40, 40)
+    suv = np.full(shape, 2.0, np.float32)
+    lesion = _ball(shape, (12, 10, 10), 8.0)
+    suv[lesion] = 6.0
+    body = np.zeros(shape, bool)
+    body[:, 2:38, 2:38] = True
+    blob = body.copy()  # a network that has learnt "body", not "lesion"
+    cases = [
+        ContrastCase("a", component_contrasts(suv, blob, SPACING, body), lesion, SPACING, body),
+        _case("b", suv, lesion, lesion),
+    ]
+    choice = choose_min_contrast(cases)
+    assert choice.min_contrast is None and choice.refused is not None
+    assert "1 of 2 scans cover more than 20 % of the body (a: 100 %)" in choice.refused
+    card = "\n".join(postprocessing_markdown(choice.to_json()))
+    assert "not chosen" in card and "has not learnt" in card
+    nothing = choose_min_contrast([_case("c", suv, np.zeros(shape, bool), lesion)])
+    assert nothing.refused is not None and "marks any voxel" in nothing.refused
+    assert choose_min_contrast([_case("b", suv, lesion, lesion)]).refused is None

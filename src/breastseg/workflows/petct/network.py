@@ -202,6 +202,8 @@ def postprocessing_markdown(post: dict[str, Any] | None) -> list[str]:
     if not post:
         return ["", "**Post-processing**: none (not chosen by cross-validation)."]
     chosen = post["min_contrast"]
+    if post.get("refused"):
+        return ["", f"**Post-processing**: none — not chosen: {post['refused']}."]
     rule = "none" if chosen is None else f"findings with uptake contrast below {chosen:g} dropped"
     lines = ["", f"**Post-processing** (chosen on the out-of-fold predictions): {rule}.", ""]
     lines += ["| min contrast | removed | lesion recall | lesion precision | lesion F1 | global Dice |"]
@@ -305,7 +307,7 @@ def choose_postprocessing(
         raw = predict_scan(model, scan, p.patient_id, device, min_contrast=None)
         spacing = raw.mask.spacing
         components = component_contrasts(scan.suv, raw.mask.array > 0, spacing, scan.body)
-        cases.append(ContrastCase(p.patient_id, components, scan.lesions, spacing))  # type: ignore[arg-type]
+        cases.append(ContrastCase(p.patient_id, components, scan.lesions, spacing, scan.body))  # type: ignore[arg-type]
     return choose_min_contrast(cases)
 
 

@@ -13,6 +13,9 @@ is not a lesion, however its SULpeak compares with the liver mean.
 :func:`choose_min_contrast` evaluates each threshold of :data:`CANDIDATES` (and none) on out-of-fold predictions
 against their references and keeps the one with the best lesion-detection F1 (the study's 50 % rules), then the
 best global Dice; ties keep the milder rule, so a filter is adopted only when it improves the cross-validation.
+It refuses to choose on degenerate predictions — one that covers more than a fifth of its scan's body, or none
+holding any lesion at all — where every threshold's score measures the network's failure, not the filter: the
+choice is then "none", with the reason stored beside it (the model card prints it).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from scipy import ndimage
 
 from breastseg.errors import InputError
 from breastseg.masks import label_components
-from breastseg.workflows.petct.evaluate import score_scan, summarise_scans
+from breastseg.workflows.petct.evaluate import MAX_BODY_FRACTION, score_scan, summarise_scans
 
 CANDIDATES = (1.05, 1.1, 1.2, 1.3, 1.5)
 SHELL_MM = 10.0
@@ -136,11 +139,12 @@ class ContrastCase:
     components: Components
     reference: np.ndarray
     spacing: tuple[float, float, float]
+    body: np.ndarray | None = None
 
 
 def _score(cases: Sequence[ContrastCase], min_contrast: float | None) -> dict[str, Any]:
     """Every case scored as ``petct evaluate`` scores it, pooled; F1 of the pooled lesion recall and precision."""
-    scores = [score_scan(c.case, c.components.kept(min_contrast), c.reference, c.spacing) for c in cases]
+    scores = [score_scan(c.case, c.components.kept(min_contrast), c.reference, c.spacing, c.body) for c in cases]
     pooled = summarise_scans(scores)
     recall, precision = pooled.lesion_recall, pooled.lesion_precision
     if recall is None:
@@ -165,9 +169,28 @@ class ContrastChoice:
 
     min_contrast: float | None
     table: list[dict[str, Any]]
+    refused: str | None = None  # why nothing was chosen on these predictions (degenerate), else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"rule": "min_contrast", "min_contrast": self.min_contrast, "shell_mm": SHELL_MM, "cv": self.table}
+        doc = {"rule": "min_contrast", "min_contrast": self.min_contrast, "shell_mm": SHELL_MM, "cv": self.table}
+        return {**doc, "refused": self.refused} if self.refused else doc
+
+
+def degenerate_predictions(cases: Sequence[ContrastCase]) -> str | None:
+    """Why these out-of-fold predictions cannot choose a post-processing (see the module docstring), else None."""
+    scores = [score_scan(c.case, c.components.kept(None), c.reference, c.spacing, c.body) for c in cases]
+    blobs = [s for s in scores if s.degenerate]
+    if blobs:
+        worst = max(blobs, key=lambda s: s.body_fraction)
+        return (
+            f"the out-of-fold predictions of {len(blobs)} of {len(scores)} scans cover more than "
+            f"{100 * MAX_BODY_FRACTION:.0f} % of the body ({worst.case}: {100 * worst.body_fraction:.0f} %): the "
+            "network has not learnt to find lesions (train longer, or check the inputs); no post-processing chosen "
+            "on them"
+        )
+    if not any(s.tp_voxels + s.fp_voxels for s in scores):
+        return "no out-of-fold prediction marks any voxel: no post-processing can be chosen on them"
+    return None
 
 
 def choose_min_contrast(cases: Sequence[ContrastCase], candidates: Sequence[float] = CANDIDATES) -> ContrastChoice:
@@ -175,6 +198,9 @@ def choose_min_contrast(cases: Sequence[ContrastCase], candidates: Sequence[floa
     docstring). No reference lesion anywhere: no filter."""
     if not cases:
         raise InputError("no cross-validation predictions to choose the post-processing on")
+    refused = degenerate_predictions(cases)
+    if refused is not None:
+        return ContrastChoice(None, [_score(cases, None)], refused)
     table = [_score(cases, t) for t in (None, *sorted(candidates))]
 
     def key(row: dict[str, Any]) -> tuple[float, float]:
