@@ -8,12 +8,19 @@ Conventions used everywhere in the package:
   coordinates ``(x, y, z)`` in mm, and a direction matrix whose column ``i`` is the unit vector of ITK index
   axis ``i`` (``i = 0`` is the array's last axis, x).
 
-The commands' Python twins are importable from here (each loads its workflow, and torch, on first use)::
+One call per command, named as the command and with its defaults, one module per workflow (each loads its
+workflow, and torch, on first use)::
 
     import breastseg
-    result = breastseg.run_assessment("ct/", "pet/", "out/")             # breastseg specimen assess
+    result = breastseg.specimen.assess("ct/", "pet/", "out/")           # breastseg specimen assess
     result.margin.status, result.margin.min_margin_mm                    # "negative", 1.42 (mm)
-    scan = breastseg.measure_scan("pet/", "lesions.nii.gz", "bio/")      # breastseg petct biomarkers
+    scan = breastseg.petct.biomarkers("pet/", "lesions.nii.gz", "bio/")  # breastseg petct biomarkers
+    breastseg.petct.response("baseline/", "followup/", "resp/")          # breastseg petct response
+    breastseg.mri.segment("exam/", "seg/", model="mri.pt")               # breastseg mri segment
+    breastseg.ultrasound.predict("scans/", "masks/")                     # breastseg ultrasound predict
+
+The library functions behind them (``run_assessment``, ``measure_scan`` …, :data:`COMMANDS`) are importable from
+here too.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from breastseg.image import Grid, Image
 from breastseg.io import read_image, write_image
 
 if TYPE_CHECKING:
+    from breastseg import mri, petct, specimen, ultrasound
     from breastseg.evaluation.compare import compare_masks
     from breastseg.workflows.mri.pipeline import evaluate_cases, segment_to_folder
     from breastseg.workflows.petct.evaluate import evaluate_patients
@@ -59,15 +67,25 @@ __all__ = [
     "evaluate_patients",
     "measure_response",
     "measure_scan",
+    "mri",
+    "petct",
     "predict_images",
     "read_image",
     "run_assessment",
     "segment_to_folder",
+    "specimen",
+    "ultrasound",
     "write_image",
 ]
 
 
+#: one module per workflow, its commands as functions (:mod:`breastseg.specimen`, :mod:`breastseg.petct` …)
+WORKFLOWS = ("specimen", "petct", "mri", "ultrasound")
+
+
 def __getattr__(name: str) -> Any:
+    if name in WORKFLOWS:
+        return importlib.import_module(f"breastseg.{name}")
     if name in COMMANDS:
         return getattr(importlib.import_module(COMMANDS[name]), name)
     raise AttributeError(f"module 'breastseg' has no attribute {name!r}")

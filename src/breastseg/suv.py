@@ -251,6 +251,15 @@ def already_suv(units: str | None) -> bool:
     return (units or "").upper() in {*_ALREADY_SUVBW, "SUL"}
 
 
+def normalise_pet_units(text: str) -> str:
+    """``--pet-units`` in any letter case → ``BQML``, ``SUVbw`` or ``SUL``."""
+    known = {"BQML": "BQML", "SUVBW": "SUVbw", "SUV": "SUVbw", "GML": "SUVbw", "SUL": "SUL"}
+    try:
+        return known[text.strip().upper()]
+    except KeyError as exc:
+        raise InputError(f"PET units {text!r}: use BQML, SUVbw or SUL (any letter case)") from exc
+
+
 #: what each PET-info key is needed for (the error lists every missing one at once)
 _NEEDED_FOR_BQML = ("patient_weight_kg", "injected_dose_bq", "injection_datetime", "scan_datetime")
 

@@ -34,11 +34,9 @@ _breast_model_option = click.option(
 
 def _breast_network(path: Path | None, device: str) -> Callable[[Image], np.ndarray] | None:
     """The breast-mask function of a breast model file, or None (the rule)."""
-    if path is None:
-        return None
-    from breastseg.workflows.mri.breast_network import BreastModel
+    from breastseg.workflows.mri.pipeline import breast_mask_function
 
-    return BreastModel.load(path).as_function(device)
+    return breast_mask_function(path, device)
 
 
 @click.group()
@@ -108,8 +106,7 @@ def segment(
     from breastseg.io import read_image
     from breastseg.workflows.mri.exam import read_dce_files
     from breastseg.workflows.mri.inputs import read_exam_folder
-    from breastseg.workflows.mri.network import MriModel
-    from breastseg.workflows.mri.pipeline import segment_to_folder
+    from breastseg.workflows.mri.pipeline import segment_exam_folder
 
     if (exam_dir is None) == (t1_path is None):
         raise InputError("give either --exam DIR or --t1 PRE with --t1c POST … and --times")
@@ -122,10 +119,8 @@ def segment(
             raise InputError("--t1 needs at least one --t1c and the --times of the post-contrast phases")
         given: str | list[float] = times if Path(times).suffix == ".json" else [float(t) for t in times.split(",")]
         exam = read_dce_files(t1_path, list(t1c_paths), given, t2_path)
-    model = MriModel.load(model_path)
     with status("segmenting…") as step:
-        breast = _breast_network(breast_model_path, device)
-        result = segment_to_folder(exam, model, out_dir, fraction, per_slice, device, step, breast)
+        result = segment_exam_folder(exam, model_path, out_dir, fraction, per_slice, device, breast_model_path, step)
     t = result.tumour
     table = Table(title=f"breast DCE-MRI: {exam.source}", show_header=False)
     table.add_row("tumour volume", f"{t.volume_ml:.2f} ml")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -423,17 +422,14 @@ def predict_cmd(
       breastseg ultrasound predict --image scans/ --out masks/
     """
     from breastseg.predict.device import resolve_device
-    from breastseg.workflows.ultrasound.predict import list_images, predict_images
+    from breastseg.workflows.ultrasound.predict import list_images, predict_folder
 
     run_on = resolve_device(device)
-    paths = list_images(image_path)
-    loaded = _load_model(model)
-    rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
-    with bar("predicting", total=len(paths)) as shown:
-        results = predict_images(
-            paths, loaded, out_dir, rule, lambda done, _n: shown.update(completed=done), flip, run_on
+    total = len(list_images(image_path))
+    with bar("predicting", total=total) as shown:
+        results = predict_folder(
+            image_path, out_dir, model, threshold, flip, run_on, lambda done, _n: shown.update(completed=done)
         )
-    write_json({"model": str(model or "packaged"), "images": [r.to_json() for r in results]}, out_dir / "summary.json")
     console = Console()
     for r in results[:PRINTED_IMAGES]:
         area = f"{r.area_mm2:.1f} mm²" if r.area_mm2 is not None else f"{r.area_px} px"

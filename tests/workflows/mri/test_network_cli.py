@@ -229,3 +229,16 @@ def test_batch_mri_matches_segment_and_scores_dice(exams: Path, model_path: Path
         assert float(rows[case]["dice"]) == pytest.approx(expected)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["done"] == 2 and summary["dice"]["n"] == 2
+
+
+def test_the_python_call_writes_what_the_command_writes(exams: Path, model_path: Path, tmp_path: Path) -> None:
+    import breastseg
+
+    cli_out, api_out = tmp_path / "cli", tmp_path / "api"
+    args = ["mri", "segment", "--exam", str(exams / "e1"), "--model", str(model_path), "--device", "cpu"]
+    assert main([*args, "--out", str(cli_out)]) == 0
+    seg = breastseg.mri.segment(exams / "e1", api_out, model=model_path, device="cpu")
+    for name in ("tumour.nii.gz", "probability.nii.gz"):
+        np.testing.assert_array_equal(read_image(api_out / name).array, read_image(cli_out / name).array)
+    a, b = (json.loads((d / "result.json").read_text()) for d in (cli_out, api_out))
+    assert a["tumour"] == b["tumour"] == seg.to_json()["tumour"]

@@ -228,3 +228,19 @@ def test_unknown_device_is_a_clear_error(tmp_path: Path, tiny_model: Path, capsy
     args = ["ultrasound", "predict", "--image", str(tmp_path / "x.png"), "--model", str(tiny_model)]
     assert main([*args, "--device", "cuda:7", "--out", str(tmp_path / "o")]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_the_python_call_writes_what_the_command_writes(tmp_path: Path, tiny_model: Path) -> None:
+    import breastseg
+
+    image, _ = speckle_scene(81, (96, 128), (50, 60, 15))
+    save_png(image, tmp_path / "scans" / "s.png")
+    args = ["ultrasound", "predict", "--image", str(tmp_path / "scans"), "--model", str(tiny_model)]
+    assert main([*args, "--out", str(tmp_path / "cli")]) == 0
+    results = breastseg.ultrasound.predict(tmp_path / "scans", tmp_path / "api", model=tiny_model)
+    assert [r.to_json() for r in results] == json.loads((tmp_path / "cli" / "summary.json").read_text())["images"]
+    assert (tmp_path / "api" / "summary.json").read_text() == (tmp_path / "cli" / "summary.json").read_text()
+    same = np.asarray(PILImage.open(tmp_path / "api" / "s_mask.png")) == np.asarray(
+        PILImage.open(tmp_path / "cli" / "s_mask.png")
+    )
+    assert same.all()

@@ -180,6 +180,34 @@ class TrainingCase:
     tumour_name: str
 
 
+def breast_mask_function(path: str | Path | None, device: str = "auto") -> Callable[[Image], np.ndarray] | None:
+    """The breast-mask function of a breast model file (``mri train-breast``), or ``None``: the study's rule."""
+    if path is None:
+        return None
+    from breastseg.workflows.mri.breast_network import BreastModel
+
+    return BreastModel.load(path).as_function(device)
+
+
+def segment_exam_folder(
+    exam: str | Path | DceExam,
+    model: str | Path | MriModel,
+    out_dir: str | Path,
+    fraction: float = 0.6,
+    per_slice: bool = False,
+    device: str = "auto",
+    breast_model: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> MriSegmentation:
+    """``mri segment``: an exam folder (or an exam already read) and a model file (or a loaded model) in, the
+    tumour mask, ``result.json`` and ``report.png`` in ``out_dir`` (:func:`segment_to_folder`); ``breast_model``:
+    a breast model file instead of the rule."""
+    read = exam if isinstance(exam, DceExam) else read_exam_folder(exam)
+    loaded = model if isinstance(model, MriModel) else MriModel.load(model)
+    breast = breast_mask_function(breast_model, device)
+    return segment_to_folder(read, loaded, out_dir, fraction, per_slice, device, progress, breast)
+
+
 def read_cases_csv(path: str | Path, tumour_name: str = "tumour.nii.gz") -> list[TrainingCase]:
     """A table of exams: ``case_id``, ``exam`` (a folder, relative to the table), optional ``tumour`` (the
     reference mask's file name in that folder, default ``tumour_name``)."""

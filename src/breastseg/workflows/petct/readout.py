@@ -26,7 +26,7 @@ from breastseg.io.pet import read_pet_series
 from breastseg.io.tables import write_csv_rows
 from breastseg.masks import outside_voxels
 from breastseg.sanity import check_finite, check_pet_values, check_suv_range
-from breastseg.suv import already_suv, scan_datetime, to_suv
+from breastseg.suv import already_suv, normalise_pet_units, scan_datetime, to_suv
 from breastseg.workflows.petct.biomarkers import Biomarkers
 
 #: CT bone fallback: cortical and dense trabecular bone, then each axial slice's holes (marrow) filled
@@ -96,15 +96,6 @@ def load_pet(pet_path: str | Path, pet_info_path: str | Path | None = None, pet_
     except InputError as exc:
         why = f"SUL needs the patient's weight, height and sex: {exc}"
     return LoadedPet(suv, sul, info, series.identity() if series is not None else None, why)
-
-
-def normalise_pet_units(text: str) -> str:
-    """``--pet-units`` in any letter case → ``BQML``, ``SUVbw`` or ``SUL``."""
-    known = {"BQML": "BQML", "SUVBW": "SUVbw", "SUV": "SUVbw", "GML": "SUVbw", "SUL": "SUL"}
-    try:
-        return known[text.strip().upper()]
-    except KeyError as exc:
-        raise InputError(f"PET units {text!r}: use BQML, SUVbw or SUL (any letter case)") from exc
 
 
 def load_pet_suv(

@@ -10,6 +10,7 @@ cross-validation read-outs (:mod:`breastseg.workflows.ultrasound.crossval`) and 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,29 @@ def predict_images(
         results.append(result)
         if progress is not None:
             progress(i + 1, len(paths))
+    return results
+
+
+def predict_folder(
+    image: str | Path,
+    out_dir: str | Path,
+    model: str | Path | UltrasoundModel | None = None,
+    threshold: float | None = None,
+    flip: bool = True,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ImagePrediction]:
+    """``ultrasound predict``: one image or a folder of them (:func:`list_images`) with one loaded model (default
+    the packaged BUSI model), each image's mask, overlay and JSON written into ``out_dir`` with ``summary.json``.
+    ``threshold`` replaces only the probability cut of the model's mask rule."""
+    from breastseg.workflows.ultrasound.model import default_model_path
+
+    paths = list_images(image)
+    loaded = model if isinstance(model, UltrasoundModel) else UltrasoundModel.load(model or default_model_path())
+    rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
+    results = predict_images(paths, loaded, out_dir, rule, progress, flip, device)
+    source = "packaged" if model is None else str(model) if not isinstance(model, UltrasoundModel) else "given"
+    write_json({"model": source, "images": [r.to_json() for r in results]}, Path(out_dir) / "summary.json")
     return results
 
 
