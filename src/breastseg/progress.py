@@ -2,9 +2,11 @@
 in a log or a pipe (a background job shows that it moves), nothing with ``--quiet``.
 
 The CLI sets the level once (``breastseg -q`` / ``-v``); library code asks for a :func:`status` (named steps) or a
-:func:`bar` (counted work) and never decides how they are shown. In lines mode a counted task prints at most one
-line every :data:`LINE_INTERVAL_S` seconds (every update with ``-v``) and always its last one, with the elapsed
-time and, once something is done, the time left at the rate so far::
+:func:`bar` (counted work) and never decides how they are shown. In lines mode work that ends within
+:data:`QUIET_START_S` seconds prints nothing (a quick command, or one refused at once, keeps stderr to its result
+or its one-line error); longer work prints the step it is in once it has run that long, then at most one line every
+:data:`LINE_INTERVAL_S` seconds and, for a counted task, its last one, with the elapsed time and the time left at
+the rate so far (``-v``: every step and update at once)::
 
     breastseg [02:31] fold 1 (410 train, 130 validation): 12/60 (20 %), about 10:04 left; loss 0.412 …
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-#: seconds between two progress lines of one counted task in a log (the last line always comes)
+#: seconds between two progress lines of one task in a log
 LINE_INTERVAL_S = 30.0
+#: work shorter than this prints no progress line in a log (with ``-v``: every line at once)
+QUIET_START_S = 5.0
 
 
 class Verbosity(IntEnum):
@@ -83,15 +88,54 @@ def status(text: str) -> Iterator[Callable[[str], None]]:
         with Console(stderr=True).status(text) as shown:
             yield lambda step: shown.update(step)
         return
-    last = [text]
-    say(text)
+    if verbosity() == Verbosity.VERBOSE:
+        last = [text]
+        say(text)
 
-    def update(step: str) -> None:
-        if step != last[0]:
-            last[0] = step
-            say(step)
+        def update(step: str) -> None:
+            if step != last[0]:
+                last[0] = step
+                say(step)
 
-    yield update
+        yield update
+        return
+    watcher = _StepWatcher(text)
+    watcher.start()
+    try:
+        yield watcher.update
+    finally:
+        watcher.stop()
+
+
+class _StepWatcher(threading.Thread):
+    """Prints the current step of a :func:`status` once it has run :data:`QUIET_START_S` seconds, and again every
+    :data:`LINE_INTERVAL_S` seconds while it lasts (a daemon: it never keeps the process alive)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(daemon=True)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._step, self._since, self._said = text, time.monotonic(), -math.inf
+
+    def update(self, step: str) -> None:
+        with self._lock:
+            if step != self._step:
+                self._step, self._since, self._said = step, time.monotonic(), -math.inf
+
+    def run(self) -> None:
+        while not self._done.wait(min(0.25, QUIET_START_S)):
+            with self._lock:
+                now = time.monotonic()
+                due = now - self._since >= QUIET_START_S and now - self._said >= LINE_INTERVAL_S
+                if due:
+                    self._said = now
+                    step = self._step
+            if due:
+                say(step)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=1.0)
 
 
 class Bar:
@@ -129,8 +173,11 @@ class Bar:
     def _line(self) -> None:
         now = time.monotonic()
         finished = self.total is not None and self.completed >= self.total
-        if not finished and verbosity() < Verbosity.VERBOSE and now - self._last_line < LINE_INTERVAL_S:
-            return
+        if verbosity() < Verbosity.VERBOSE:
+            if now - self._started < QUIET_START_S and self._last_line == -math.inf:
+                return  # quick work: no line at all
+            if not finished and now - self._last_line < LINE_INTERVAL_S:
+                return
         self._last_line = now
         count = f"{self.completed}"
         if self.total:

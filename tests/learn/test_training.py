@@ -168,6 +168,15 @@ def test_progress_reports_every_epoch_and_a_log_shows_the_run(
     assert [r.validation_dice for r in reports] == [h["validation_dice"] for h in result.history]
     assert reports[-1].best == pytest.approx(result.best_validation_dice)
     assert capsys.readouterr().err == ""  # a callback given: nothing printed
-    train(net, tr, va, cfg, description="tiny")
+    from breastseg.progress import Verbosity, set_verbosity
+
+    train(net, tr, va, cfg, description="tiny")  # seconds of work: a log gets no line (breastseg.progress)
+    assert capsys.readouterr().err == ""
+    set_verbosity(Verbosity.VERBOSE)  # breastseg -v: every epoch, timestamped, with its loss
+    try:
+        train(net, tr, va, cfg, description="tiny")
+    finally:
+        set_verbosity(Verbosity.NORMAL)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines[0].startswith("tiny: epoch 1/2, loss ") and lines[-1].startswith("tiny: epoch 2/2, loss ")
+    assert "] tiny: 1/2 (50 %), about" in lines[0] and "; loss " in lines[0]
+    assert "] tiny: 2/2 (100 %), done in" in lines[-1] and "validation Dice" in lines[-1]
