@@ -150,3 +150,19 @@ def test_rerun_resumes_from_saved_models(study: Path) -> None:
     for r in before:
         if r["input"] == "petct":
             assert again[(r["patient_id"], r["method"])] == pytest.approx(float(r["dice"]))
+
+
+def test_a_not_assessable_specimen_is_left_out_of_the_scores_and_wrong_for_mcnemar() -> None:
+    from breastseg.workflows.specimen.study import margin_tables
+
+    rows = [  # truth: positive, negative, positive; the network cannot read the third
+        {"true_positive_margin": True, "threshold_positive": True, "resunet_positive": True},
+        {"true_positive_margin": False, "threshold_positive": True, "resunet_positive": False},
+        {"true_positive_margin": True, "threshold_positive": True, "resunet_positive": None},
+    ]
+    table3, table4 = margin_tables(rows)
+    by = {t["method"]: t for t in table3}
+    assert by["resunet"]["not_assessable"] == 1 and by["threshold"]["not_assessable"] == 0
+    assert (by["resunet"]["tp"], by["resunet"]["tn"], by["resunet"]["fp"], by["resunet"]["fn"]) == (1, 1, 0, 0)
+    # McNemar on correctness: resunet right on 1, 2; threshold right on 1, 3 → one discordant pair each way
+    assert table4[0]["only_a_correct"] == 1 and table4[0]["only_b_correct"] == 1

@@ -37,6 +37,7 @@ from breastseg.learn.splits import OuterFold, nested_folds
 from breastseg.learn.trainer import TrainResult
 from breastseg.nets.resunet import ResUNetConfig
 from breastseg.predict.slices import predict_slice
+from breastseg.sanity import NotAssessable
 from breastseg.workflows.specimen.bundle import BundleMember, ModelBundle, combine_bundles
 from breastseg.workflows.specimen.cohort import SpecimenCase
 from breastseg.workflows.specimen.lamellae import LamellaSlice, cases_from_slices
@@ -292,15 +293,27 @@ def segmentation_table(rows: Sequence[dict[str, Any]], alpha: float = 0.05) -> l
 def margin_tables(
     rows: Sequence[dict[str, Any]], alpha: float = 0.05
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Tables 3 and 4 from per-specimen rows: detection scores per strategy; McNemar on correctness + Holm."""
+    """Tables 3 and 4 from per-specimen rows: detection scores per strategy; McNemar on correctness + Holm.
+
+    A specimen a strategy found not assessable (``<method>_positive`` ``None``) is left out of that strategy's
+    detection scores, counted in its ``not_assessable``, and is not a correct read for McNemar."""
     truth = [bool(r["true_positive_margin"]) for r in rows]
     table3 = []
     correct: dict[str, list[bool]] = {}
     for method in METHODS:
-        called = [bool(r[f"{method}_positive"]) for r in rows]
-        c = margin_confusion(called, truth)
-        correct[method] = [x == t for x, t in zip(called, truth, strict=True)]
-        table3.append({"method": method, **c.as_dict(), "n": len(rows), "n_positive": sum(truth)})
+        calls = [r.get(f"{method}_positive") for r in rows]
+        answered = [(bool(x), t) for x, t in zip(calls, truth, strict=True) if x is not None]
+        c = margin_confusion([x for x, _ in answered], [t for _, t in answered])
+        correct[method] = [x is not None and bool(x) == t for x, t in zip(calls, truth, strict=True)]
+        table3.append(
+            {
+                "method": method,
+                **c.as_dict(),
+                "n": len(rows),
+                "n_positive": sum(truth),
+                "not_assessable": len(rows) - len(answered),
+            }
+        )
     pairs = [("resunet", "threshold")]
     table4: list[dict[str, Any]] = []
     for a, b in pairs:
@@ -345,7 +358,15 @@ def assess_cases(
             cfg = AssessConfig(
                 method="resunet" if method == "resunet" else "threshold", model=str(path), patient_id=case.patient_id
             )
-            a = assess_specimen(ct, pet, info, cfg)
+            row[f"{method}_not_assessable"] = None
+            try:
+                a = assess_specimen(ct, pet, info, cfg)
+            except NotAssessable as exc:  # e.g. a tumour drawn out to the image's edge: no margin, not "negative"
+                row.update({f"{method}_{k}": None for k in ("positive", "margin_mm", "models_used", "seconds")})
+                row[f"{method}_not_assessable"] = str(exc)
+                if truth_mask is not None:
+                    row[f"{method}_pr_auc"] = None
+                continue
             r = a.result
             row[f"{method}_positive"] = r.positive
             row[f"{method}_margin_mm"] = r.margin.min_margin_mm

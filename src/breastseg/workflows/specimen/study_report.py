@@ -101,6 +101,12 @@ def table3_markdown(table: Sequence[dict[str, Any]]) -> str:
     lines.append(
         "| TP / FP / TN / FN | " + " | ".join(f"{r['tp']} / {r['fp']} / {r['tn']} / {r['fn']}" for r in table) + " |"
     )
+    if any(r.get("not_assessable") for r in table):
+        lines.append(
+            "| not assessable (left out of the scores, wrong for McNemar) | "
+            + " | ".join(str(r.get("not_assessable", 0)) for r in table)
+            + " |"
+        )
     lines += ["", "Positive: minimum margin ≤ 0.1 mm (the study's rule); largest 3D component kept."]
     return "\n".join(lines) + "\n"
 
