@@ -13,6 +13,7 @@ import breastseg
 from breastseg.cli.main import main
 from breastseg.io import read_image
 from tests.conftest import SMALL_PHANTOM_ARGS
+from tests.reliability.conftest import assess_argv
 
 
 def _without_paths(doc: dict) -> dict:
@@ -31,15 +32,7 @@ def test_each_workflow_is_a_module_of_calls_and_import_stays_light() -> None:
 def test_specimen_assess_from_python_equals_the_command(tmp_path: Path) -> None:
     case = tmp_path / "case"
     assert main(["phantom", "specimen", "--out", str(case), "--seed", "4", *SMALL_PHANTOM_ARGS]) == 0
-    inputs = [
-        "--ct",
-        str(case / "ct.nii.gz"),
-        "--pet",
-        str(case / "pet.nii.gz"),
-        "--pet-info",
-        str(case / "truth.json"),
-    ]
-    assert main(["specimen", "assess", *inputs, "--out", str(tmp_path / "cli")]) == 0
+    assert main(assess_argv(case, tmp_path / "cli")) == 0
     result = breastseg.specimen.assess(
         case / "ct.nii.gz", case / "pet.nii.gz", tmp_path / "api", pet_info=case / "truth.json"
     )
