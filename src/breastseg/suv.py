@@ -221,17 +221,18 @@ def to_suv(image: Image, info: PetInfo, kind: SuvKind = "bw") -> Image:
 
 def pet_info_from_values(
     *,
-    weight_kg: float,
-    injected_dose_bq: float,
-    injection_time: datetime,
-    scan_time: datetime,
+    weight_kg: float | None,
+    injected_dose_bq: float | None,
+    injection_time: datetime | None,
+    scan_time: datetime | None,
     height_m: float | None = None,
     sex: str | None = None,
     half_life_s: float = F18_HALF_LIFE_S,
     units: str = "BQML",
     source: str = "values given on the command line",
 ) -> PetInfo:
-    """SUV metadata given by hand (for NIfTI/NRRD PET, which carries no DICOM headers)."""
+    """SUV metadata given by hand (for NIfTI/NRRD PET, which carries no DICOM headers); ``None`` where a PET
+    already in SUV does not need the value (:func:`to_suv` names what a conversion misses)."""
     return PetInfo(
         source=source,
         patient=PatientInfo(weight_kg=weight_kg, height_m=height_m, sex=sex),
@@ -242,7 +243,7 @@ def pet_info_from_values(
         decay_correction="START",
         corrected_image=("ATTN", "DECY"),
         series_datetime=scan_time,
-        acquisition_datetimes=(scan_time,),
+        acquisition_datetimes=(scan_time,) if scan_time is not None else (),
     )
 
 
@@ -288,24 +289,16 @@ def pet_info_from_mapping(doc: Mapping[str, Any], source: str) -> PetInfo:
         return datetime.fromisoformat(str(doc[key])) if doc.get(key) not in (None, "") else None
 
     try:
-        scan_time = moment("scan_datetime")
-        return PetInfo(
-            source=source,
-            patient=PatientInfo(
-                weight_kg=number("patient_weight_kg"),
-                height_m=number("patient_height_m"),
-                sex=str(doc["patient_sex"]) if doc.get("patient_sex") not in (None, "") else None,
-            ),
-            radiopharmaceutical=Radiopharmaceutical(
-                total_dose_bq=number("injected_dose_bq"),
-                half_life_s=number("half_life_s") or F18_HALF_LIFE_S,
-                start_datetime=moment("injection_datetime"),
-            ),
+        return pet_info_from_values(
+            weight_kg=number("patient_weight_kg"),
+            height_m=number("patient_height_m"),
+            sex=str(doc["patient_sex"]) if doc.get("patient_sex") not in (None, "") else None,
+            injected_dose_bq=number("injected_dose_bq"),
+            half_life_s=number("half_life_s") or F18_HALF_LIFE_S,
+            injection_time=moment("injection_datetime"),
+            scan_time=moment("scan_datetime"),
             units=units,
-            decay_correction="START",
-            corrected_image=("ATTN", "DECY"),
-            series_datetime=scan_time,
-            acquisition_datetimes=(scan_time,) if scan_time is not None else (),
+            source=source,
         )
     except (TypeError, ValueError) as exc:
         raise InputError(f"{source}: malformed PET info ({exc})") from exc

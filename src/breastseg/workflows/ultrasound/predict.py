@@ -218,7 +218,7 @@ def predict_folder(
     loaded = model if isinstance(model, UltrasoundModel) else UltrasoundModel.load(model or default_model_path())
     rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
     results = predict_images(paths, loaded, out_dir, rule, progress, flip, device)
-    source = "packaged" if model is None else str(model) if not isinstance(model, UltrasoundModel) else "given"
+    source = "packaged" if model is None else "given" if isinstance(model, UltrasoundModel) else str(model)
     write_json({"model": source, "images": [r.to_json() for r in results]}, Path(out_dir) / "summary.json")
     return results
 
