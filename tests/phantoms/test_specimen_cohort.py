@@ -138,3 +138,25 @@ def test_the_command_reports_the_positives_the_truths_hold(tmp_path: Path, capsy
     truths = [json.loads(p.read_text()) for p in sorted((tmp_path / "specimens").glob("case*/truth.json"))]
     assert [t["margin_status"] for t in truths] == ["positive", "negative", "negative", "negative"]
     assert "4 (1 positive, 3 from lamella patients)" in capsys.readouterr().out
+
+
+def test_a_smaller_cohort_written_over_a_larger_one_leaves_no_stale_cases(tmp_path: Path) -> None:
+    """Re-running with fewer specimens and patients removes the earlier cohort's extra case and patient folders
+    (what breastseg wrote in them), keeps a file the user put in one, and keeps folders breastseg never wrote."""
+    small = {"ct_spacing_mm": 0.5, "pet_spacing_mm": 1.0, "lamellae_per_patient": 1, "shared_specimens": 0}
+    write_cohort(tmp_path, CohortConfig(nst_patients=2, specimen_margins_mm=(None, 1.0, 2.0), **small))
+    spec, lam = tmp_path / "specimens", tmp_path / "lamellae"
+    assert {p.name for p in spec.iterdir() if p.is_dir()} == {"case000", "case001", "case002"}
+    (spec / "case001" / "my_notes.txt").write_text("the user's", encoding="utf-8")
+    (spec / "case009").mkdir()  # not breastseg's
+    (spec / "case009" / "scan.nii.gz").write_bytes(b"x")
+
+    write_cohort(tmp_path, CohortConfig(nst_patients=1, specimen_margins_mm=(None,), **small))
+
+    rows = list(csv.DictReader((spec / "manifest.csv").open(encoding="utf-8")))
+    assert [r["case_id"] for r in rows] == ["case000"]
+    assert not (spec / "case002").exists()
+    assert sorted(p.name for p in (spec / "case001").iterdir()) == ["my_notes.txt"]
+    assert (spec / "case009" / "scan.nii.gz").read_bytes() == b"x"
+    assert not (lam / "nst001").exists() and (lam / "nst000" / "manifest.csv").is_file()
+    assert len(json.loads((tmp_path / "cohort.json").read_text())["specimens"]) == 1

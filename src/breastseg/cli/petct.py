@@ -310,8 +310,16 @@ def cohort_cmd(table_path: Path, biomarkers: tuple[str, ...], out_dir: Path) -> 
     help="autopet: _0000 CT, _0001 PET (autoPET's nnU-Net datasets, so their models run on the export); "
     "pet-first: _0000 PET, _0001 CT, as earlier breastseg versions exported.",
 )
+@pet_units_option
 def nnunet_export_cmd(
-    patients_csv: Path, kind: str, mask_name: str, out_dir: Path, folds: int, seed: int, channel_order: str
+    patients_csv: Path,
+    kind: str,
+    mask_name: str,
+    out_dir: Path,
+    folds: int,
+    seed: int,
+    channel_order: str,
+    pet_units: str | None,
 ) -> None:
     """Write scan folders as an nnU-Net v2 raw dataset (channels _0000.._0003 on the PET grid; CT first).
 
@@ -331,7 +339,7 @@ def nnunet_export_cmd(
 
     patients = read_patients(patients_csv)
     with status(f"exporting {len(patients)} patients…"):
-        root = export_dataset(patients, out_dir, kind, mask_name, folds, seed, channel_order)
+        root = export_dataset(patients, out_dir, kind, mask_name, folds, seed, channel_order, pet_units)
     Console().print(f"written {root} ({len(patients)} cases, {kind})")
 
 
@@ -446,6 +454,7 @@ def evaluate_cmd(
     default=None,
     help="Save every epoch here; an interrupted run resumes from it.",
 )
+@pet_units_option
 @device_option
 def train_cmd(
     patients_csv: Path,
@@ -462,6 +471,7 @@ def train_cmd(
     precision: str,
     seed: int,
     checkpoints: Path | None,
+    pet_units: str | None,
     device: str,
 ) -> None:
     """Train the baseline or follow-up lesion network: nnU-Net's 3D U-Net (MONAI DynUNet), K-fold CV.
@@ -505,6 +515,7 @@ def train_cmd(
         checkpoints,
         device,
         progress=lambda m: console.print(m),
+        pet_units=pet_units,
     )
     model.save(out_path)
     scores = [(m.fold, m.best_validation_dice) for m in model.members if m.best_validation_dice is not None]
@@ -538,8 +549,11 @@ def _say_postprocessing(post: dict | None) -> None:
     default=None,
     help="Write the model here (default: update --model in place).",
 )
+@pet_units_option
 @device_option
-def postprocess_cmd(model_path: Path, patients_csv: Path, mask_name: str, out_path: Path | None, device: str) -> None:
+def postprocess_cmd(
+    model_path: Path, patients_csv: Path, mask_name: str, out_path: Path | None, pet_units: str | None, device: str
+) -> None:
     """Choose the model's post-processing again on its training patients' out-of-fold predictions.
 
     `petct train` already does this; run it for a model trained by an older breastseg, or after changing the
@@ -557,7 +571,7 @@ def postprocess_cmd(model_path: Path, patients_csv: Path, mask_name: str, out_pa
     model = PetctModel.load(model_path)
     patients = read_patients(patients_csv)
     with status("predicting the training scans out of fold…"):
-        model.postprocessing = choose_postprocessing(model, patients, mask_name, device).to_json()
+        model.postprocessing = choose_postprocessing(model, patients, mask_name, device, pet_units=pet_units).to_json()
     target = out_path or model_path
     model.save(target)
     _say_postprocessing(model.postprocessing)
@@ -627,6 +641,7 @@ class _ContrastType(click.ParamType):
     help="Drop findings whose mean SUV is below this × their surroundings' median: 'model' (the threshold "
     "cross-validation chose at training, in the model card), 'off', or a ratio.",
 )
+@pet_units_option
 @device_option
 def predict_cmd(
     model_path: Path,
@@ -640,6 +655,7 @@ def predict_cmd(
     out_dir: Path | None,
     mirror: bool,
     min_contrast: float | Literal["model"] | None,
+    pet_units: str | None,
     device: str,
 ) -> None:
     """Segment lesions with a trained PET/CT model; writes the mask (PET grid) into each scan folder, or into
@@ -687,6 +703,7 @@ def predict_cmd(
             progress=step,
             min_contrast=min_contrast,
             out_dir=out_dir,
+            pet_units=pet_units,
         )
     for pid, info in done.items():
         who = pid or "new patient"
@@ -706,7 +723,8 @@ def predict_cmd(
     help="TotalSegmentator's 3 mm model (total_fast) or its 1.5 mm models (total).",
 )
 @click.option("--device", default="cpu", show_default=True, help="TotalSegmentator's device: cpu, gpu, gpu:N, mps.")
-def organs_cmd(scan_dir: Path, fast: bool, device: str) -> None:
+@pet_units_option
+def organs_cmd(scan_dir: Path, fast: bool, device: str, pet_units: str | None) -> None:
     """Liver and bone masks from TotalSegmentator (optional extra), written as liver.nii.gz and bone.nii.gz on
     the PET grid of the scan folder, where biomarkers and response read them.
 
@@ -722,7 +740,7 @@ def organs_cmd(scan_dir: Path, fast: bool, device: str) -> None:
     from breastseg.workflows.petct.longitudinal import read_scan_pet
     from breastseg.workflows.petct.organs import organ_masks
 
-    suv, _ = read_scan_pet(scan_dir)
+    suv, _ = read_scan_pet(scan_dir, pet_units)
     with status("TotalSegmentator: liver and bones…"):
         masks = organ_masks(ct_path(scan_dir), suv, fast, device)
     for name, mask in masks.items():

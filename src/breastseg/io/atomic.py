@@ -177,6 +177,27 @@ def written_by_breastseg(path: Path) -> bool:
     return str(ds.get("Manufacturer", "")) == "breastseg"
 
 
+def remove_written(folder: Path) -> bool:
+    """Remove what breastseg wrote into ``folder`` (the entries its marker lists, then the marker), and the folder
+    itself when nothing else is left in it. Anything the marker does not list stays where it is.
+
+    Returns whether the folder is gone; ``False`` (nothing touched) for a folder without breastseg's marker.
+    """
+    marker = read_marker(folder)
+    if marker is None:
+        return False
+    for name in marker["entries"]:
+        name = str(name)
+        if name not in ("", ".", "..") and "/" not in name and "\\" not in name:
+            _remove(folder / name)
+    (folder / MARKER_NAME).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:  # something breastseg did not write is still there: the folder stays, without our marker
+        return False
+    return True
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files and folders that killed runs of breastseg left in ``folder`` (not recursive).
 

@@ -32,6 +32,7 @@ from scipy import ndimage
 from breastseg.errors import InputError
 from breastseg.image import Grid, Image, bounding_box, median_filter
 from breastseg.io import write_image
+from breastseg.io.atomic import write_marker
 from breastseg.io.tables import write_csv_rows
 from breastseg.masks import (
     POSITIVE_MARGIN_MM,
@@ -588,5 +589,6 @@ def write_lamellae(lamellae: list[Lamella], out_dir: str | Path, patient_id: str
                 **names,
             }
         )
-    manifest = out / "manifest.csv"
-    return write_csv_rows(rows, manifest)
+    manifest = write_csv_rows(rows, out / "manifest.csv")
+    write_marker(out, [manifest.name, *(row[p] for row in rows for p in ("ct", "pet", "label"))], merge=True)
+    return manifest

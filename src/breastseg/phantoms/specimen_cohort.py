@@ -14,6 +14,8 @@ cohort reproduces that layout from phantoms (deterministic by seed)::
     DIR/specimens/<case>/...           ct.nii.gz, pet.nii.gz, tumour.nii.gz, specimen.nii.gz, truth.json
 
 The first ``shared_specimens`` specimens are the 3D phantoms of the first lamella patients (same patient id).
+Writing a smaller cohort over a larger one removes the earlier cohort's patient and case folders that the new
+manifests do not list (what breastseg wrote there; anything else in them stays).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from breastseg._version import __version__
 from breastseg.errors import InputError
-from breastseg.io.atomic import write_json
+from breastseg.io.atomic import remove_written, write_json
 from breastseg.io.tables import write_csv_rows
 from breastseg.phantoms.base import Phantom, write_phantom
 from breastseg.phantoms.specimen import (
@@ -205,4 +207,13 @@ def write_cohort(
         "synthetic": True,
     }
     cohort_json = write_json(doc, out / "cohort.json")
+    _remove_stale_folders(lam_dir, {pid for pid, _, _ in patients})
+    _remove_stale_folders(spec_dir, {row["case_id"] for row in specimen_rows})
     return {"lamellae": lam_manifest, "specimens": spec_manifest, "cohort": cohort_json}
+
+
+def _remove_stale_folders(parent: Path, current: set[str]) -> list[Path]:
+    """Remove the patient or case folders an earlier, larger cohort left in ``parent`` and this one did not write
+    (only what breastseg's marker says it wrote there: :func:`~breastseg.io.atomic.remove_written`)."""
+    stale = [p for p in sorted(parent.iterdir()) if p.is_dir() and not p.is_symlink() and p.name not in current]
+    return [p for p in stale if remove_written(p)]

@@ -105,3 +105,43 @@ def test_nnunet_export_of_the_tree_is_in_autopet_order(trees: dict[str, Path], t
     np.testing.assert_allclose(
         read_image(out / "imagesTr" / "PETCT_1b2c_baseline_0000.nii.gz").array, read_image(study / "CTres.nii.gz").array
     )
+
+
+def test_network_commands_take_pet_units(trees: dict[str, Path], tmp_path: Path) -> None:
+    """A scan folder whose ``pet.nii.gz`` is already SUVbw (no PET info, a name that says nothing) is refused by
+    train, predict and nnunet-export until ``--pet-units`` says what it holds; then each reads the SUV as it is:
+    the export's PET channel is the file clipped to [0, 5], and predict's mask equals the one it makes on the
+    native Bq/ml scan of the same phantom."""
+    phantom = trees["phantom"]
+    lines = ["patient_id,baseline"]
+    for i, scan in enumerate(("baseline", "followup")):
+        native, folder = phantom / scan, tmp_path / f"s{i}"
+        pet = read_image(native / "pet.nii.gz")
+        factor = json.loads((native / "truth.json").read_text())["pet"]["suvbw_per_bqml"]
+        folder.mkdir()
+        write_image(pet.with_array((pet.array * factor).astype(np.float32)), folder / "pet.nii.gz")
+        for name in ("ct.nii.gz", "lesions.nii.gz"):
+            write_image(read_image(native / name), folder / name)
+        lines.append(f"s{i},s{i}")
+    csv = tmp_path / "patients.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    units = ["--pet-units", "suvBW"]
+
+    export = ["petct", "nnunet-export", "--patients", str(csv), "--folds", "2", "--out"]
+    assert main([*export, str(tmp_path / "refused")]) == 2
+    assert main([*export, str(tmp_path / "Dataset602_Suv"), *units]) == 0
+    suv = read_image(tmp_path / "s0" / "pet.nii.gz").array
+    exported = read_image(tmp_path / "Dataset602_Suv" / "imagesTr" / "s0_baseline_0001.nii.gz").array
+    np.testing.assert_allclose(exported, np.clip(suv, 0, 5), rtol=1e-6)
+
+    tiny = ["--folds", "2", "--epochs", "1", "--patch", "32", "32", "32", "--filters", "4", "--patches-per-scan", "1"]
+    model = str(tmp_path / "m.pt")
+    assert main(["petct", "train", "--patients", str(csv), "--out", str(tmp_path / "no.pt"), *tiny]) == 2
+    assert main(["petct", "train", "--patients", str(csv), "--out", model, *tiny, *units]) == 0
+    predict = ["petct", "predict", "--model", model, "--min-contrast", "off", "--scan"]
+    assert main([*predict, str(tmp_path / "s0")]) == 2
+    assert main([*predict, str(tmp_path / "s0"), *units]) == 0
+    assert main([*predict, str(phantom / "baseline"), "--out-name", "lesions_m.nii.gz"]) == 0
+    from_suv = read_image(tmp_path / "s0" / "lesions_pred.nii.gz").array
+    assert 0.0 < from_suv.mean() < 1.0  # a mask that depends on the PET, not a constant
+    np.testing.assert_array_equal(from_suv, read_image(phantom / "baseline" / "lesions_m.nii.gz").array)

@@ -84,9 +84,9 @@ def ct_path(folder: Path) -> Path:
     return found
 
 
-def _clipped_suv(folder: Path) -> tuple[Image, np.ndarray]:
+def _clipped_suv(folder: Path, pet_units: str | None = None) -> tuple[Image, np.ndarray]:
     """The PET channel (SUVbw clipped to :data:`SUV_CLIP`) and the SUVbw array itself."""
-    suv, _ = read_scan_pet(folder)
+    suv, _ = read_scan_pet(folder, pet_units)
     return suv.with_array(np.clip(suv.array, *SUV_CLIP).astype(np.float32)), suv.array
 
 
@@ -96,6 +96,7 @@ def read_channels(
     mask_name: str | None = "lesions.nii.gz",
     baseline: str | Path | None = None,
     baseline_mask_name: str = "lesions.nii.gz",
+    pet_units: str | None = None,
 ) -> ScanChannels:
     """The channels of the scan in ``folder`` (see the module docstring).
 
@@ -104,18 +105,20 @@ def read_channels(
             is not in the folder is an error).
         baseline: for ``kind="followup"``, the patient's baseline scan folder, whose PET and
             ``baseline_mask_name`` mask (a reference or a baseline network's prediction) are registered in.
+        pet_units: what an image PET's values are (``BQML``, ``SUVbw``, ``SUL``; any case), for every PET read
+            (:func:`~breastseg.workflows.petct.longitudinal.load_scan_pet`: else from its name or PET info).
     """
     folder = Path(folder)
     if kind not in CHANNELS:
         raise InputError(f"network kind must be baseline or followup, got {kind!r}")
-    suv, suv_bw = _clipped_suv(folder)
+    suv, suv_bw = _clipped_suv(folder, pet_units)
     ct = read_image(ct_path(folder), modality="CT").resample_onto(suv, order=1, fill=-1000.0)
     images = [suv, ct.with_array(ct.array.astype(np.float32))]
     if kind == "followup":
         if baseline is None:
             raise InputError(f"{folder}: the follow-up network needs the patient's baseline scan folder")
         base = Path(baseline)
-        base_suv, _ = _clipped_suv(base)
+        base_suv, _ = _clipped_suv(base, pet_units)
         base_mask = read_mask_on(base / baseline_mask_name, base_suv, "baseline lesion mask")
         registration = register_rigid(suv, base_suv)
         images.append(registration.warp(base_suv, suv, order=1))

@@ -240,18 +240,20 @@ def cross_validate(
     checkpoint_dir: str | Path | None = None,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    pet_units: str | None = None,
 ) -> PetctModel:
     """Train ``recipe.folds`` networks, fold k holding out the k-th group of patients (folds balanced by
     ``PatientScans.site`` when given), and return them as one model (see the module docstring).
 
     The follow-up network's baseline-mask channel is the reference baseline mask ``mask_name`` (at prediction,
-    whatever mask the user names: a reference or the baseline network's)."""
+    whatever mask the user names: a reference or the baseline network's). ``pet_units``: as
+    :func:`~breastseg.workflows.petct.inputs.read_channels`."""
     ids = [p.patient_id for p in patients]
     if len(set(ids)) != len(ids):
         raise InputError("patient ids must be unique in the patients table")
     say = progress or (lambda _: None)
     say(f"reading {len(patients)} {kind} scans")
-    scans = [read_channels(p.scan(kind), kind, mask_name, p.baseline, mask_name) for p in patients]
+    scans = [read_channels(p.scan(kind), kind, mask_name, p.baseline, mask_name, pet_units) for p in patients]
     preprocessing = fit_preprocessing(scans, kind)
     images = [training_image(p.patient_id, preprocessing, s) for p, s in zip(patients, scans, strict=True)]
     channels = len(preprocessing.channels)
@@ -292,14 +294,15 @@ def choose_postprocessing(
     mask_name: str = "lesions.nii.gz",
     device: str = "auto",
     scans: Sequence[ScanChannels] | None = None,
+    pet_units: str | None = None,
 ) -> ContrastChoice:
     """Predict every patient's scan of the model's kind by the members that did not train on the patient,
     without post-processing, and choose the contrast threshold on those predictions against the reference masks
     ``mask_name`` (:func:`breastseg.workflows.petct.postprocess.choose_min_contrast`). ``scans``: the channels
-    already read (as :func:`cross_validate` has them)."""
+    already read (as :func:`cross_validate` has them); else read with ``pet_units`` (as :func:`read_channels`)."""
     kind = model.preprocessing.kind
     if scans is None:
-        scans = [read_channels(p.scan(kind), kind, mask_name, p.baseline, mask_name) for p in patients]
+        scans = [read_channels(p.scan(kind), kind, mask_name, p.baseline, mask_name, pet_units) for p in patients]
     cases = []
     for p, scan in zip(patients, scans, strict=True):
         if scan.lesions is None:
@@ -367,12 +370,13 @@ def predict_patients(
     progress: Callable[[str], None] | None = None,
     min_contrast: float | Literal["model"] | None = "model",
     out_dir: str | Path | None = None,
+    pet_units: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Segment every patient's ``timepoint`` scan, writing ``out_name`` into its folder (or, with ``out_dir``,
     to :meth:`PatientScans.mask_path` there, the inputs untouched; a follow-up model then reads the baseline mask
     from ``out_dir`` where an earlier run wrote it); each scan is predicted only by the members that did not train
     on its patient. Returns, per patient, the scan folder, the mask written, the members used and the findings
-    the post-processing dropped (see :func:`predict_scan`)."""
+    the post-processing dropped (see :func:`predict_scan`). ``pet_units``: as :func:`read_channels`."""
     from breastseg.io import write_image
 
     kind = model.preprocessing.kind
@@ -392,7 +396,7 @@ def predict_patients(
         base_mask = p.mask_path("baseline", baseline_mask_name, out_dir)
         if not base_mask.is_file():
             base_mask = p.baseline / baseline_mask_name
-        scan = read_channels(folder, kind, None, p.baseline, str(base_mask))
+        scan = read_channels(folder, kind, None, p.baseline, str(base_mask), pet_units)
         result = predict_scan(model, scan, p.patient_id, device, mirror=mirror, min_contrast=min_contrast)
         target = p.mask_path(timepoint, out_name, out_dir)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -74,9 +74,11 @@ def export_dataset(
     folds: int = 5,
     seed: int = 0,
     channel_order: str = "autopet",
+    pet_units: str | None = None,
 ) -> Path:
     """Write the baseline (2 channels) or follow-up (4 channels) nnU-Net raw dataset (see the module docstring);
-    returns the dataset folder. ``folds`` and ``seed`` are ``petct train``'s (same values, same held-out patients)."""
+    returns the dataset folder. ``folds`` and ``seed`` are ``petct train``'s (same values, same held-out patients);
+    ``pet_units`` as :func:`~breastseg.workflows.petct.inputs.read_channels`."""
     if kind not in ("baseline", "followup"):
         raise InputError(f"dataset kind must be baseline or followup, got {kind!r}")
     order = export_channels(kind, channel_order)
@@ -92,7 +94,7 @@ def export_dataset(
     for p in patients:
         folder = p.scan(kind)
         case = f"{p.patient_id}_{kind}"
-        scan = read_channels(folder, Kind(kind), mask_name, p.baseline, mask_name)
+        scan = read_channels(folder, Kind(kind), mask_name, p.baseline, mask_name, pet_units)
         by_name = dict(zip(own, scan.images, strict=True))
         for c, channel in enumerate(order):
             image = by_name[channel]
