@@ -66,7 +66,11 @@ def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Ph
         assert key in result, key
     assert result["margin_status"] == "negative"
     low, high = result["margin_interval_mm"]
-    assert low <= result["min_margin_mm"] <= high and result["margin_interval_probabilities"] == [0.3, 0.7]
+    assert low <= result["min_margin_mm"] <= high and result["margin_interval_probabilities"] is None
+    # the threshold method's interval: its lowest fold threshold (the packaged folds lie at 0.25–0.265) and the
+    # level halfway between the surrounding tissue and the maximum
+    basis = result["margin_interval_basis"]
+    assert basis.startswith("tumour drawn at 0.25 (lowest fold threshold) / 0.")
     ct = read_image(tmp_path / "case/ct.nii.gz")
     tumour = read_image(out / "tumour_mask.nii.gz")
     specimen = read_image(out / "specimen_mask.nii.gz")
@@ -74,7 +78,7 @@ def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Ph
     assert (tumour.array > 0).sum() * ct.voxel_volume_ml == pytest.approx(result["tumour_volume_ml"], rel=1e-3)
     html = (out / "report.html").read_text()
     assert "NEGATIVE" in html and "figures/closest_point.png" in html
-    assert f"{low:.2f}–{high:.2f} mm (tumour drawn at probability ≥ 0.3 / ≥ 0.7)" in html
+    assert f"{low:.2f}–{high:.2f} mm ({basis})" in html
     assert (out / "figures" / "closest_point.png").stat().st_size > 10_000
     # the closest point lies in the tumour mask written on the CT grid
     idx = np.round(ct.grid.world_to_index(result["closest_point_mm"])).astype(int)

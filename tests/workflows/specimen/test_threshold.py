@@ -150,3 +150,38 @@ def test_leakage_guard_leaves_out_thresholds_fitted_on_the_patient() -> None:
     assert only.tolist() == [[False, False, True]]  # the 0.6 threshold alone
     with pytest.raises(ModelError, match="every threshold"):
         model.independent_folds("b")
+
+
+def test_pet_threshold_interval_bounds_a_blurred_edge_that_the_fitted_contour_overshoots() -> None:
+    """A tumour block 2 mm below the surface, dense tissue of 0.2× its uptake around it, PET blurred 1 mm FWHM: the
+    Dice-fitted contour (0.25 of the maximum) reaches 0.7 mm into the dense tissue and reads the margin too close;
+    the contour halfway between the maximum and the surrounding tissue's uptake (0.6) lies on the blurred edge
+    (a Gaussian-blurred step crosses its midpoint at the step), and the interval between them holds the true
+    2 mm (to a voxel). Half the maximum would not: 0.5 lies outside the edge where the background is not 0."""
+    from scipy import ndimage
+
+    from breastseg.masks import depth_below_surface_mm
+    from breastseg.workflows.specimen.margin import interval_from_masks, mask_margin_mm
+
+    spacing = (0.1, 0.1, 0.1)
+    tissue = np.zeros((70, 70, 80), bool)
+    tissue[5:65, 5:65, 5:75] = True
+    uptake = np.where(tissue, 0.2, 0.0)
+    uptake[26:45, 26:45, 26:55] = 1.0  # 2 mm (20 voxels) of dense tissue between the tumour and every face
+    blurred = ndimage.gaussian_filter(uptake, sigma=1.0 / 2.3548 / 0.1)
+    depth = depth_below_surface_mm(tissue, spacing)
+    truth = mask_margin_mm(tissue & (uptake == 1.0), depth)
+    model = T.ThresholdModel("pet", [T.FittedThreshold(0.25, 0.9, ("a",)), T.FittedThreshold(0.26, 0.9, ("b",))])
+    feature = model.feature(np.zeros_like(blurred), blurred, tissue)
+    fitted = mask_margin_mm(model.masks(np.zeros_like(blurred), blurred, tissue)[0], depth)
+    assert truth == pytest.approx(2.0, abs=0.11) and fitted is not None and fitted < truth - 0.2
+    intervals = model.interval_masks(feature, tissue)
+    assert intervals is not None
+    wide, narrow, basis = intervals
+    low, high = interval_from_masks(wide, narrow, depth, fitted)
+    assert low == pytest.approx(fitted) and high is not None and low < truth <= high + 0.1
+    level = float(basis.split(" / ")[1].split()[0])
+    assert basis.startswith("tumour drawn at 0.25 (lowest fold threshold) / ") and level == pytest.approx(0.6, abs=0.01)
+    half = mask_margin_mm(model.feature(np.zeros_like(blurred), blurred, tissue) >= 0.5, depth)
+    assert half is not None and half < truth - 0.1
+    assert T.ThresholdModel("ct", [T.FittedThreshold(40.0, 0.9, ("a",))]).interval_masks(feature, tissue) is None

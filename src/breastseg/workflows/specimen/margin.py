@@ -56,7 +56,9 @@ class MarginResult:
         reason: why there is no margin (empty prediction), else ``None``.
         interval_mm: (lower, upper) ends of the minimum margin's interval, mm (:func:`margin_interval`); the upper
             end is ``None`` when no voxel reaches the upper probability.
-        interval_probabilities: the tumour probabilities the interval's two masks were drawn at.
+        interval_probabilities: the tumour probabilities the interval's two masks were drawn at (``None`` when the
+            masks come from elsewhere: ``interval_basis`` says what they are).
+        interval_basis: the interval's two masks in words (e.g. the threshold method's two contours).
     """
 
     status: str
@@ -70,6 +72,7 @@ class MarginResult:
     reason: str | None = None
     interval_mm: tuple[float | None, float | None] | None = None
     interval_probabilities: tuple[float, float] | None = None
+    interval_basis: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class MarginResult:
             "margin_interval_probabilities": None
             if self.interval_probabilities is None
             else list(self.interval_probabilities),
+            "margin_interval_basis": self.interval_basis,
             "reason": self.reason,
         }
 
@@ -160,6 +164,15 @@ def margin_interval(
     """
     low_p, high_p = probabilities
     wide, narrow = (binarize(probability, p, True, keep_largest, specimen) for p in (low_p, high_p))
+    return interval_from_masks(wide, narrow, depth, margin_mm)
+
+
+def interval_from_masks(
+    wide: np.ndarray, narrow: np.ndarray, depth: np.ndarray, margin_mm: float | None
+) -> tuple[float | None, float | None]:
+    """The margin interval of two post-processed tumour masks: the ``wide`` mask's margin is the lower end, the
+    ``narrow`` one's the upper end, widened where needed to contain ``margin_mm`` (the read-out's own); ``None``
+    for an end whose mask is empty (see :func:`margin_interval`)."""
     low, high = mask_margin_mm(wide, depth), mask_margin_mm(narrow, depth)
     if margin_mm is not None:
         low = margin_mm if low is None else min(low, margin_mm)
@@ -246,8 +259,11 @@ def describe_interval(result: Mapping[str, Any]) -> str | None:
     """The margin interval of a result (``result.json``'s keys) in words, e.g. ``"0.84–1.62 mm (tumour drawn at
     probability ≥ 0.3 / ≥ 0.7)"``; ``None`` when the result has none."""
     interval, probabilities = result.get("margin_interval_mm"), result.get("margin_interval_probabilities")
-    if not interval or interval[0] is None or not probabilities:
+    basis = result.get("margin_interval_basis")
+    if not interval or interval[0] is None or not (probabilities or basis):
         return None
     low, high = interval
+    if basis or not probabilities:
+        return f"{low:.2f}–{high:.2f} mm ({basis})" if high is not None else f"≥ {low:.2f} mm ({basis})"
     span = f"{low:.2f}–{high:.2f} mm" if high is not None else f"≥ {low:.2f} mm (no voxel reaches {probabilities[1]:g})"
     return f"{span} (tumour drawn at probability ≥ {probabilities[0]:g} / ≥ {probabilities[1]:g})"

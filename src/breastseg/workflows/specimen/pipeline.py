@@ -38,6 +38,7 @@ from breastseg.workflows.specimen.margin import (
     INTERVAL_PROBABILITIES,
     POSITIVE_MARGIN_MM,
     assess_margin,
+    interval_from_masks,
     margin_interval,
     members_positive,
     status_is_settled,
@@ -113,6 +114,9 @@ class Prediction:
     probability: np.ndarray
     member_calls: list[bool]
     model_info: dict[str, Any]
+    #: the margin interval's (wide, narrow) masks and their description, where the method draws its own
+    #: (the PET thresholds); ``None``: the tumour drawn at the configured interval probabilities
+    interval_masks: tuple[np.ndarray, np.ndarray, str] | None = None
 
 
 @dataclass(eq=False)
@@ -183,8 +187,9 @@ def predict_tumour(
     if cfg.method == "threshold":
         path = Path(cfg.model) if cfg.model else default_model_path("threshold")
         thresholds = ThresholdModel.load(path)
-        members = thresholds.masks(pair.ct.array, pair.pet.array, pair.tissue, exclude_patient=cfg.patient_id)
+        feature = thresholds.feature(pair.ct.array, pair.pet.array, pair.tissue)
         used = thresholds.independent_folds(cfg.patient_id)
+        members = [(feature >= f.value) & pair.tissue for f in used]
         info = {
             "path": str(path),
             "input": thresholds.input,
@@ -195,7 +200,8 @@ def predict_tumour(
             "threshold_units": thresholds.units,
         }
         member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair_depth())
-        return Prediction(ensemble_probability(members), member_calls, info)
+        interval = thresholds.interval_masks(feature, pair.tissue, cfg.patient_id)
+        return Prediction(ensemble_probability(members), member_calls, info, interval)
     loaded = model.result() if isinstance(model, Future) else model or load_resunet(cfg)
     bundle, ensemble = loaded.bundle, loaded.ensemble
     inference = cfg.inference
@@ -326,10 +332,21 @@ def assess_specimen(
     margin = assess_margin(
         tumour, pair.tissue, grid, cfg.positive_margin_mm, prediction.member_calls, cfg.face_names, depth=depth
     )
-    interval = margin_interval(
-        probability, pair.tissue, depth, margin.min_margin_mm, cfg.interval_probabilities, cfg.keep_largest_component
-    )
-    margin = dataclasses.replace(margin, interval_mm=interval, interval_probabilities=cfg.interval_probabilities)
+    if prediction.interval_masks is None:
+        interval = margin_interval(
+            probability,
+            pair.tissue,
+            depth,
+            margin.min_margin_mm,
+            cfg.interval_probabilities,
+            cfg.keep_largest_component,
+        )
+        margin = dataclasses.replace(margin, interval_mm=interval, interval_probabilities=cfg.interval_probabilities)
+    else:
+        wide, narrow, basis = prediction.interval_masks
+        wide, narrow = (binarize(m, 0.5, True, cfg.keep_largest_component, pair.tissue) for m in (wide, narrow))
+        interval = interval_from_masks(wide, narrow, depth, margin.min_margin_mm)
+        margin = dataclasses.replace(margin, interval_mm=interval, interval_basis=basis)
     timings["margin"] = round(time.perf_counter() - t0, 4)
     timings["total"] = round(time.perf_counter() - t_start, 4)
 

@@ -188,13 +188,50 @@ class ThresholdModel:
             raise ModelError(f"every threshold of the model was fitted on patient {exclude_patient!r}")
         return chosen
 
+    def feature(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+        """The thresholded quantity on a (3D or 2D) specimen: HU (CT) or the (gated) SUL over its maximum."""
+        gate = high_density_gate_hu(ct[tissue]) if self.input == "petct" else None
+        return _feature(self.input, ct.astype(np.float32), pet.astype(np.float32), tissue, gate)
+
     def masks(
         self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
     ) -> list[np.ndarray]:
         """One binary mask per fold threshold on a (3D or 2D) specimen, leaving out folds fitted on the patient."""
-        gate = high_density_gate_hu(ct[tissue]) if self.input == "petct" else None
-        feat = _feature(self.input, ct.astype(np.float32), pet.astype(np.float32), tissue, gate)
+        feat = self.feature(ct, pet, tissue)
         return [(feat >= f.value) & tissue for f in self.independent_folds(exclude_patient)]
+
+    def interval_masks(
+        self, feature: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """The two tumour contours that bound a PET threshold's margin (``feature``: :meth:`feature`'s), and
+        their description; ``None`` for the CT threshold (an absolute HU: no relative contour to compare).
+
+        The wide mask is the lowest fold threshold's. The narrow one is drawn halfway between the maximum and the
+        background: the median of the (gated) tissue outside the wide mask — for PET-CT the dense tissue the
+        tumour meets (or the highest fold threshold, if that is higher). A threshold fitted for Dice lies well
+        below that level (a heterogeneous tumour loses its cooler parts above it), so where the tumour meets dense
+        tissue of moderate uptake, the PET's blur carries the fitted contour outward past the tumour's boundary,
+        and the minimum margin picks the worst such point. A blurred edge between uptake ``T`` and background
+        ``B`` lies where the PET crosses ``(T + B) / 2``, whatever the blur; with the maximum for ``T`` that level
+        lies at or inside the edge of any cooler part of the tumour, so the narrow mask's margin bounds the
+        margin from the other side (the fold thresholds alone agree to within a few hundredths and give an
+        interval of no width, as if the margin were known to the voxel).
+        """
+        if self.input == "ct":
+            return None
+        values = [f.value for f in self.independent_folds(exclude_patient)]
+        low = min(values)
+        wide = (feature >= low) & tissue
+        around = feature[tissue & ~wide]
+        if self.input == "petct":
+            around = around[around > 0]  # the gate's dense tissue, not the fat it zeroes
+        background = float(np.median(around)) if around.size else 0.0
+        high = round(max(max(values), background + 0.5 * (1.0 - background)), 3)
+        basis = (
+            f"tumour drawn at {low:g} (lowest fold threshold) / {high:g} of the gated SUL maximum (halfway from "
+            f"the median of the surrounding tissue, {background:.2f})"
+        )
+        return wide, (feature >= high) & tissue, basis
 
     def probability(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
         """Per-patient min-max scaled input, the study's probability map for PR-AUC."""
