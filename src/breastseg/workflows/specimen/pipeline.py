@@ -189,7 +189,7 @@ def predict_tumour(
         thresholds = ThresholdModel.load(path)
         feature = thresholds.feature(pair.ct.array, pair.pet.array, pair.tissue)
         used = thresholds.independent_folds(cfg.patient_id)
-        members = [(feature >= f.value) & pair.tissue for f in used]
+        members = thresholds.masks_of(feature, pair.tissue, cfg.patient_id)
         info = {
             "path": str(path),
             "input": thresholds.input,

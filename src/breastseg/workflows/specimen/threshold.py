@@ -197,8 +197,11 @@ class ThresholdModel:
         self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
     ) -> list[np.ndarray]:
         """One binary mask per fold threshold on a (3D or 2D) specimen, leaving out folds fitted on the patient."""
-        feat = self.feature(ct, pet, tissue)
-        return [(feat >= f.value) & tissue for f in self.independent_folds(exclude_patient)]
+        return self.masks_of(self.feature(ct, pet, tissue), tissue, exclude_patient)
+
+    def masks_of(self, feature: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None) -> list[np.ndarray]:
+        """:meth:`masks` of a :meth:`feature` map already computed."""
+        return [(feature >= f.value) & tissue for f in self.independent_folds(exclude_patient)]
 
     def interval_masks(
         self, feature: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
