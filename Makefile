@@ -37,8 +37,10 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet
 
+# the suite in TEST_WORKERS processes (pytest-xdist), each test file on one worker so that its fixtures are built once
+TEST_WORKERS ?= 2
 test: lint typecheck docs
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow

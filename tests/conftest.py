@@ -12,6 +12,12 @@ from breastseg.image import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on a 2-core machine: one compute thread each (torch, ITK and the commands the
+    # tests start), so that they share the cores instead of oversubscribing them
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 #: ``breastseg phantom specimen`` options for a small, quick specimen (0.4 mm CT, 0.8 mm PET, 8 mm tumour)
 SMALL_PHANTOM_ARGS = ["--ct-spacing-mm", "0.4", "--pet-spacing-mm", "0.8", "--tumour-diameter-mm", "8"]
 

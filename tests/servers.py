@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -35,12 +36,20 @@ def _postgres_bin() -> Path | None:
 
 
 def apt_install(package: str) -> None:
-    """A Debian package, when we are root and apt is there (CI on a fresh machine); silently nothing otherwise."""
+    """A Debian package, when we are root and apt is there (CI on a fresh machine); silently nothing otherwise.
+
+    The suite runs in parallel workers: one lock file makes them take turns, since two apt-get runs at once fail
+    on dpkg's own lock.
+    """
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=300, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=False, capture_output=True, timeout=600, env=env)
+    with open(Path(tempfile.gettempdir()) / "breastseg-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=300, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package], check=False, capture_output=True, timeout=600, env=env
+        )
 
 
 def _install_postgres() -> None:
