@@ -44,7 +44,7 @@ def apt_install(package: str) -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with open(Path(tempfile.gettempdir()) / "breastseg-tests-apt.lock", "w") as lock:
+    with (Path(tempfile.gettempdir()) / "breastseg-tests-apt.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=300, env=env)
         subprocess.run(

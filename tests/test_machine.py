@@ -43,10 +43,12 @@ def _info_json(env: dict[str, str]) -> dict:
     import subprocess
     import sys
 
+    from breastseg.machine import OVERRIDES
+
     code = "from breastseg.cli.main import main; raise SystemExit(main(['info', '--json']))"
-    run = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True
-    )
+    # only the overrides this test sets (the suite's workers set thread counts of their own)
+    base = {k: v for k, v in os.environ.items() if k not in OVERRIDES}
+    run = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
     return json.loads(run.stdout)
 
 
