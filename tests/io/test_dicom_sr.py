@@ -36,7 +36,7 @@ def _groups(sr: pydicom.Dataset) -> list[dict[str, Any]]:
     (measurements,) = [i for i in sr.ContentSequence if _code(i.ConceptNameCodeSequence[0]) == ("126010", "DCM")]
     out = []
     for group in measurements.ContentSequence:
-        g: dict[str, Any] = {"nums": [], "codes": {}, "segment": None}
+        g: dict[str, Any] = {"nums": [], "codes": {}, "segment": None, "region": None}
         for item in group.ContentSequence:
             name = _code(item.ConceptNameCodeSequence[0])
             if item.ValueType == "TEXT" and name == ("112039", "DCM"):
@@ -68,6 +68,9 @@ def _groups(sr: pydicom.Dataset) -> list[dict[str, Any]]:
                 )
             elif item.ValueType == "CODE":
                 g["codes"][name] = _code(item.ConceptCodeSequence[0])
+            elif item.ValueType == "SCOORD3D":
+                points = np.asarray(item.GraphicData, dtype=float).reshape(-1, 3)
+                g["region"] = (str(item.GraphicType), points, str(item.ReferencedFrameOfReferenceUID))
             elif item.ValueType == "IMAGE" and name == ("121191", "DCM"):
                 ref = item.ReferencedSOPSequence[0]
                 g["segment"] = (str(ref.ReferencedSOPInstanceUID), int(ref.ReferencedSegmentNumber))
@@ -78,6 +81,19 @@ def _groups(sr: pydicom.Dataset) -> list[dict[str, Any]]:
 def _num(group: dict[str, Any], concept: tuple[str, str], derivation: tuple[str, str] | None = None) -> dict[str, Any]:
     (found,) = [n for n in group["nums"] if n["concept"] == concept and n["derivation"] == derivation]
     return found
+
+
+def _voxel_at(headers: list[Any], point: np.ndarray) -> tuple[int, int, int]:
+    """(slice, row, column) of the CT voxel holding an LPS point, from the DICOM headers alone (Image Position /
+    Orientation (Patient), Pixel Spacing) — a hand calculation, not breastseg's geometry."""
+    row_dir = np.asarray(headers[0].ImageOrientationPatient[:3], dtype=float)
+    col_dir = np.asarray(headers[0].ImageOrientationPatient[3:], dtype=float)
+    normal = np.cross(row_dir, col_dir)
+    positions = np.array([np.asarray(h.ImagePositionPatient, dtype=float) for h in headers])
+    k = int(np.argmin(np.abs(positions @ normal - point @ normal)))
+    offset = point - positions[k]
+    row_spacing, col_spacing = (float(v) for v in headers[k].PixelSpacing)
+    return k, round(float(offset @ col_dir) / row_spacing), round(float(offset @ row_dir) / col_spacing)
 
 
 def _no_dciodvfy_errors(path: Path, iod: str) -> None:
@@ -126,7 +142,7 @@ def test_specimen_sr_carries_the_read_out(specimen_outputs: tuple[Path, dict[str
     seg = pydicom.dcmread(root / "pacs" / "seg.dcm")
     on_disk = json.loads((root / "assessment" / "result.json").read_text())
     assert on_disk["min_margin_mm"] == result["min_margin_mm"] and result["min_margin_mm"] is not None
-    tumour, specimen = _groups(sr)
+    tumour, specimen, _faces, _approach = _groups(sr)
     assert tumour["tracking_id"] == "tumour" and specimen["tracking_id"] == "specimen"
     assert tumour["segment"] == (seg.SOPInstanceUID, 1) and specimen["segment"] == (seg.SOPInstanceUID, 2)
     margin = _num(tumour, ("121206", "DCM"), ("255605001", "SCT"))
@@ -146,6 +162,9 @@ def test_specimen_sr_carries_the_read_out(specimen_outputs: tuple[Path, dict[str
     assert sul_max["unit"] == ("g/ml{SUVlbm(Janma)}", "UCUM")
     status = {"positive": ("10828004", "SCT"), "negative": ("260385009", "SCT")}[result["margin_status"]]
     assert tumour["codes"][("372249001", "SCT")] == status
+    # the rule the status was called by: DCM 122411 "Threshold Value", 0.1 mm as in the study
+    rule = _num(tumour, ("122411", "DCM"))
+    assert rule["value"] == pytest.approx(0.1) and rule["unit"] == ("mm", "UCUM")
     assert _num(specimen, ("118565006", "SCT"))["value"] == pytest.approx(result["specimen_volume_ml"])
     # highdicom's own parser agrees on the template and the referenced segment
     report = hd.sr.Comprehensive3DSR.from_dataset(sr)
@@ -154,6 +173,41 @@ def test_specimen_sr_carries_the_read_out(specimen_outputs: tuple[Path, dict[str
     ]
     assert volumetric.roi is None and volumetric.referenced_segment.referenced_segment_numbers == [1]  # type: ignore[union-attr]
     assert sr.StudyInstanceUID == seg.StudyInstanceUID
+
+
+def test_specimen_sr_has_each_face_and_the_closest_approach_in_the_ct_frame(
+    specimen_outputs: tuple[Path, dict[str, Any], Path, Any],
+) -> None:
+    root, result, ct_dir, _ph = specimen_outputs
+    sr = pydicom.dcmread(root / "pacs" / "sr.dcm")
+    faces, approach = _groups(sr)[2:]
+    assert faces["tracking_id"] == "margin per face" and faces["segment"] is None
+    by_face = {n["site_modifier"]: n["value"] for n in faces["nums"]}
+    assert all(n["concept"] == ("121206", "DCM") and n["derivation"] == ("255605001", "SCT") for n in faces["nums"])
+    expected = {
+        (direction_code(face).value, direction_code(face).scheme_designator): mm
+        for face, mm in result["per_face_margin_mm"].items()
+        if mm is not None
+    }
+    assert len(expected) == 6 and by_face == pytest.approx(expected)
+    # the closest approach: a two-point SCOORD3D line in the CT's frame of reference, from tumour to outside
+    ct = read_dicom_series(ct_dir)
+    graphic_type, points, frame = approach["region"]
+    assert approach["tracking_id"] == "closest approach" and graphic_type == "POLYLINE"
+    assert frame == str(ct.headers[0].FrameOfReferenceUID)
+    np.testing.assert_allclose(points, [result["closest_point_mm"], result["surface_point_mm"]], atol=1e-3)
+    # where those points lie, found from the CT headers by hand: the first on the SEG's tumour, the second outside
+    # the SEG's specimen, as far apart as the margin plus at most one voxel
+    seg = hd.seg.segread(root / "pacs" / "seg.dcm")
+    uids = [str(h.SOPInstanceUID) for h in ct.headers]
+    masks = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1, 2]) > 0
+    tumour_voxel, outside_voxel = _voxel_at(ct.headers, points[0]), _voxel_at(ct.headers, points[1])
+    assert masks[(*tumour_voxel, 0)] and masks[(*tumour_voxel, 1)]
+    assert not masks[(*outside_voxel, 1)]
+    # each face's margin is measured from its surface voxels: the closest face's lies within a voxel of the margin
+    assert abs(min(by_face.values()) - result["min_margin_mm"]) <= np.linalg.norm(ct.image.spacing)
+    length = float(np.linalg.norm(points[1] - points[0]))
+    assert result["min_margin_mm"] <= length + 1e-6 <= result["min_margin_mm"] + np.linalg.norm(ct.image.spacing)
 
 
 def test_specimen_seg_matches_the_nifti_masks_slice_by_slice(
@@ -215,7 +269,8 @@ def test_pet_biomarkers_sr_per_lesion_and_per_scan(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "bio" / "biomarkers.json").read_text())
     sr = pydicom.dcmread(tmp_path / "pacs" / "sr.dcm")
     seg = hd.seg.segread(tmp_path / "pacs" / "seg.dcm")
-    scan, *lesions = _groups(sr)
+    scan, *groups = _groups(sr)
+    lesions, centres = groups[: doc["lesion_count"]], groups[doc["lesion_count"] :]
     assert sr.ContentSequence and _code(sr.ConceptNameCodeSequence[0]) == ("126003", "DCM")  # PET Measurement Report
     assert scan["segment"] is None and len(lesions) == doc["lesion_count"] == 3
     # independent reference: the phantom's own lesion labels, counted on the PET grid
@@ -237,5 +292,12 @@ def test_pet_biomarkers_sr_per_lesion_and_per_scan(tmp_path: Path) -> None:
         labels_under = np.unique(truth.array[mask])
         assert len(labels_under) == 1 and labels_under[0] > 0  # one whole true lesion, nothing else
         assert mask.sum() == (truth.array == labels_under[0]).sum()
+        # its centre: an SCOORD3D point in the PET's frame of reference, on that same true lesion (the voxel found
+        # from the DICOM headers by hand)
+        centre = centres[k - 1]
+        assert centre["tracking_id"] == f"lesion {k} centre" and centre["segment"] is None
+        graphic_type, points, frame = centre["region"]
+        assert graphic_type == "POINT" and frame == str(pet.headers[0].FrameOfReferenceUID)
+        assert truth.array[_voxel_at(list(pet.headers), points[0])] == labels_under[0]
     _no_dciodvfy_errors(tmp_path / "pacs" / "sr.dcm", "Comprehensive3DSR")
     _no_dciodvfy_errors(tmp_path / "pacs" / "seg.dcm", "Segmentation")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 from pynetdicom import AE
@@ -115,13 +116,19 @@ def test_a_specimen_study_comes_back_to_the_pacs_as_seg_sr_and_report(
         errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
         assert not errors, out.stdout + out.stderr
     sr = pydicom.dcmread(tmp_path / "SR.dcm")
-    nums = [
-        float(item.MeasuredValueSequence[0].NumericValue)
+    distances = [
+        [
+            float(item.MeasuredValueSequence[0].NumericValue)
+            for item in group.ContentSequence
+            if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == "121206"
+        ]
         for group in sr.ContentSequence[-1].ContentSequence
-        for item in group.ContentSequence
-        if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == "121206"
     ]
-    assert nums == [pytest.approx(job.summary["min_margin_mm"])]
+    tumour, _specimen, per_face, _closest = distances
+    assert tumour == [pytest.approx(job.summary["min_margin_mm"])]  # the margin, in the tumour's group
+    # each face's margin is measured from its surface voxels: the closest face's lies within a voxel of it
+    voxel_mm = float(np.linalg.norm(phantom.images["ct"].spacing))
+    assert len(per_face) == 6 and abs(min(per_face) - job.summary["min_margin_mm"]) <= voxel_mm
     # every received file is on disk under its UIDs, nothing left half-written
     received = list((store / "studies" / study).rglob("*.dcm"))
     assert len(received) == len(list((tmp_path / "scan").rglob("*.dcm")))

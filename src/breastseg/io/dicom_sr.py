@@ -2,7 +2,9 @@
 
 A report is a list of :class:`Finding` s — one TID 1411 volumetric measurement group per segment of the SEG it
 references (tracking identifier, finding type, measurements with units and derivations, coded qualitative
-evaluations) — plus optional patient-level groups (TID 1501) that reference no segment. What the numbers mean is
+evaluations) — plus optional groups that reference no segment (TID 1501) and groups on a region given as
+SCOORD3D points in the images' frame of reference (TID 1410: a point, or the line of a closest approach). What the
+numbers mean is
 said with the standard codes; :data:`CODES` names the ones the workflows use, each checked against pydicom's
 copy of the DICOM code tables (PS3.16) by the tests:
 
@@ -12,7 +14,8 @@ copy of the DICOM code tables (PS3.16) by the tests:
   SCT Mean, DCM 126031 "Peak Value Within ROI");
 * PET measurements of CID 7466: DCM 126032 "Metabolic Volume" (ml), DCM 126033 "Total Lesion Glycolysis" (g:
   SUV g/ml × ml);
-* margin status: SCT 372249001 "Tumor margin status" = SCT Positive / Negative.
+* margin status: SCT 372249001 "Tumor margin status" = SCT Positive / Negative, and the rule it was called by:
+  DCM 122411 "Threshold Value" (mm; positive when the margin is at most this).
 
 Names without a standard code (a specimen face called e.g. "deep-lateral") are coded in the private scheme
 ``99BRSEG`` — the DICOM way for local codes.
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -49,6 +53,7 @@ CODES: dict[str, Code] = {
     "metabolic_volume": codes.cid7466.MetabolicVolume,
     "total_lesion_glycolysis": codes.cid7466.TotalLesionGlycolysis,
     "margin_status": codes.SCT.TumorMarginStatus,
+    "threshold": codes.DCM.ThresholdValue,
     "positive": codes.SCT.Positive,
     "negative": codes.SCT.Negative,
     "surface": codes.SCT.Surface,
@@ -112,15 +117,29 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class Region3D:
+    """A region in the patient coordinate system of a frame of reference (SCOORD3D): ``graphic_type`` ``POINT``,
+    ``MULTIPOINT`` or ``POLYLINE``; ``points_mm`` the (x, y, z) LPS points in mm, as DICOM's Image Position
+    (Patient) counts them."""
+
+    graphic_type: str
+    points_mm: Sequence[Sequence[float]]
+    frame_of_reference_uid: str
+
+
+@dataclass(frozen=True)
 class Finding:
-    """One measurement group: the SEG segment it describes (``segment_number``; ``None`` for a patient-level
-    group), what it is, its measurements and its coded evaluations (concept → value)."""
+    """One measurement group: the SEG segment it describes (``segment_number``; ``None`` for a group that
+    references no segment), what it is, its measurements and its coded evaluations (concept → value). A group
+    with a ``region`` (and no segment) is a TID 1410 group on that SCOORD3D region — e.g. the line from a tumour's
+    point closest to the surface to the surface."""
 
     tracking_id: str
     finding_type: Code
     segment_number: int | None
     measurements: Sequence[Measurement] = ()
     evaluations: Sequence[tuple[Code, Code]] = ()
+    region: Region3D | None = None
     uid: str = field(default_factory=hd.UID)
 
 
@@ -137,13 +156,33 @@ def _measurement(m: Measurement) -> hd.sr.Measurement:
                              finding_sites=sites, properties=properties)  # fmt: skip
 
 
-def _group(finding: Finding, seg: Dataset | None) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations | (
-    hd.sr.MeasurementsAndQualitativeEvaluations
+def _group(
+    finding: Finding, seg: Dataset | None
+) -> (
+    hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.MeasurementsAndQualitativeEvaluations
 ):
     tracking = hd.sr.TrackingIdentifier(uid=finding.uid, identifier=finding.tracking_id)
     measurements = [_measurement(m) for m in finding.measurements]
     evaluations = [hd.sr.QualitativeEvaluation(name, value) for name, value in finding.evaluations] or None
     algorithm = hd.sr.AlgorithmIdentification(name="breastseg", version=__version__)
+    if finding.region is not None:
+        if finding.segment_number is not None:
+            raise InputError(f"finding {finding.tracking_id!r}: a group references a segment or a region, not both")
+        region = hd.sr.ImageRegion3D(
+            graphic_type=finding.region.graphic_type,
+            graphic_data=np.asarray(finding.region.points_mm, dtype=float).reshape(-1, 3),
+            frame_of_reference_uid=finding.region.frame_of_reference_uid,
+        )
+        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking,
+            referenced_region=region,
+            finding_type=finding.finding_type,
+            algorithm_id=algorithm,
+            measurements=measurements or None,
+            qualitative_evaluations=evaluations,
+        )
     if finding.segment_number is None:
         return hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking,

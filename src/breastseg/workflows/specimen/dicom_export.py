@@ -3,9 +3,11 @@ read-out, and a secondary capture of the report figure — what goes back to the
 
 The SR has one volumetric group per segment. Tumour: volume (ml), the minimum margin as a minimum distance (mm)
 whose finding site is the specimen surface at the closest face and whose interval (``margin_interval_mm``) is its
-range of lower / upper measurement uncertainty, SUL max and mean, and the margin status
-(positive / negative) as a coded evaluation. Specimen: volume (ml). A specimen that is not assessable gets an SR
-alone, its margin status "Undetermined" (:func:`write_not_assessable_sr`).
+range of lower / upper measurement uncertainty, SUL max and mean, the margin status (positive / negative) as a
+coded evaluation and the threshold it was called by (mm). Specimen: volume (ml). Then a group of the minimum
+margin at each face (finding site: the surface at that face), and the closest approach as an SCOORD3D line in
+the CT's frame of reference, so that a viewer can show where the margin is closest. A specimen that is not
+assessable gets an SR alone, its margin status "Undetermined" (:func:`write_not_assessable_sr`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from breastseg.io.dicom_sr import (
     UNITS,
     Finding,
     Measurement,
+    Region3D,
     ReportContext,
     direction_code,
     write_measurement_report,
@@ -36,8 +39,11 @@ from breastseg.io.dicom_sr import (
 SEG_NAME, SR_NAME, SC_NAME = "seg.dcm", "sr.dcm", "report.dcm"
 
 
-def specimen_findings(result: Mapping[str, Any]) -> list[Finding]:
-    """The SR groups of a specimen result (``result.json``'s keys): tumour = segment 1, specimen = segment 2."""
+def specimen_findings(result: Mapping[str, Any], frame_of_reference_uid: str | None = None) -> list[Finding]:
+    """The SR groups of a specimen result (``result.json``'s keys): tumour = segment 1, specimen = segment 2, the
+    minimum margin at each face of the specimen (a group of its own), and — given the CT's frame of reference —
+    the closest approach as a two-point SCOORD3D line from the tumour voxel nearest the surface to the outside
+    voxel it faces (LPS mm: ``closest_point_mm`` → ``surface_point_mm``)."""
     tumour: list[Measurement] = [Measurement(CODES["volume"], result["tumour_volume_ml"], UNITS["ml"])]
     if result.get("min_margin_mm") is not None:
         face = result.get("closest_face")
@@ -58,8 +64,10 @@ def specimen_findings(result: Mapping[str, Any]) -> list[Finding]:
     for key, derivation in (("tumour_sul_max", "maximum"), ("tumour_sul_mean", "mean")):
         if result.get(key) is not None:
             tumour.append(Measurement(CODES["suv"], result[key], UNITS["SUL"], derivation=CODES[derivation]))
+    if result.get("positive_margin_threshold_mm") is not None:
+        tumour.append(Measurement(CODES["threshold"], float(result["positive_margin_threshold_mm"]), UNITS["mm"]))
     status = CODES["positive"] if result["margin_status"] == "positive" else CODES["negative"]
-    return [
+    findings = [
         Finding("tumour", CODES["neoplasm"], 1, tumour, [(CODES["margin_status"], status)]),
         Finding(
             "specimen",
@@ -68,6 +76,25 @@ def specimen_findings(result: Mapping[str, Any]) -> list[Finding]:
             [Measurement(CODES["volume"], result["specimen_volume_ml"], UNITS["ml"])],
         ),
     ]
+    on_faces = {face: mm for face, mm in (result.get("per_face_margin_mm") or {}).items() if mm is not None}
+    faces = [
+        Measurement(
+            CODES["distance"],
+            float(mm),
+            UNITS["mm"],
+            derivation=CODES["minimum"],
+            site_location=CODES["surface"],
+            site=direction_code(face),
+        )
+        for face, mm in on_faces.items()
+    ]
+    if faces:
+        findings.append(Finding("margin per face", CODES["surface"], None, faces))
+    tumour_point, surface_point = result.get("closest_point_mm"), result.get("surface_point_mm")
+    if frame_of_reference_uid and tumour_point is not None and surface_point is not None:
+        line = Region3D("POLYLINE", [tumour_point, surface_point], frame_of_reference_uid)
+        findings.append(Finding("closest approach", CODES["neoplasm"], None, region=line))
+    return findings
 
 
 def write_specimen_dicom_outputs(
@@ -89,7 +116,7 @@ def write_specimen_dicom_outputs(
         tmp.mkdir(parents=True)
         seg = write_dicom_seg({"tumour": tumour, "specimen": specimen}, ct, tmp / SEG_NAME)
         write_measurement_report(
-            specimen_findings(result),
+            specimen_findings(result, str(headers[0].get("FrameOfReferenceUID", "")) or None),
             headers,
             tmp / SR_NAME,
             seg=seg,
