@@ -1,4 +1,5 @@
-"""Figures: orthogonal slices with contours, fused PET-CT. Written as PNG, atomically.
+"""Figures: orthogonal slices with contours, fused PET-CT, patient directions at the panel edges. Written as PNG,
+atomically.
 
 Colours follow the specimen study's figures: specimen contour blue, tumour contour orange.
 """
@@ -14,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from breastseg.image import Image
 from breastseg.io.atomic import atomic_path
@@ -44,6 +46,130 @@ def _extent(shape: tuple[int, ...], spacing: tuple[float, ...], axis: int) -> li
     return [0, shape[cols_axis] * spacing[cols_axis], shape[rows_axis] * spacing[rows_axis], 0]
 
 
+#: patient direction letters of +x, +y, +z (LPS) and of the opposite directions
+_TOWARDS = ("L", "P", "S")
+_AWAY = ("R", "A", "I")
+
+
+def direction_letters(image: Image, axis: int) -> tuple[str, str]:
+    """The patient directions (``"R"``/``"L"``, ``"A"``/``"P"``, ``"I"``/``"S"``) of array axis ``axis``'s low and
+    high index ends, from the image's direction matrix (LPS): an axis whose increasing index runs towards the
+    patient's left has ``R`` at index 0 and ``L`` at the far end."""
+    vector = np.asarray(image.direction)[:, image.ndim - 1 - axis]
+    k = int(np.argmax(np.abs(vector)))
+    towards, away = _TOWARDS[k], _AWAY[k]
+    return (away, towards) if vector[k] > 0 else (towards, away)
+
+
+def _in_plane(index: np.ndarray, spacing: tuple[float, ...], axis: int) -> tuple[float, float]:
+    """Panel coordinates (mm across, mm down) of a continuous array index on the plane normal to ``axis``."""
+    rows_axis, cols_axis = [a for a in range(3) if a != axis]
+    return (float(index[cols_axis]) + 0.5) * spacing[cols_axis], (float(index[rows_axis]) + 0.5) * spacing[rows_axis]
+
+
+def orthogonal_slices_figure(
+    ct: Image,
+    pet: Image | None,
+    specimen: np.ndarray,
+    tumour: np.ndarray,
+    point_index: Sequence[int],
+    title: str = "",
+    ct_window: tuple[float, float] = (-300.0, 300.0),
+    approach_mm: tuple[Sequence[float], Sequence[float]] | None = None,
+    header: str = "",
+) -> Any:
+    """Three orthogonal slices through ``point_index`` (array order) as a matplotlib figure: CT with the specimen
+    contour (blue) and tumour contour (orange); below, the fused PET-CT with a colour bar in the PET's units.
+    Every panel has the patient directions at its edges (:func:`direction_letters`; coronal and sagittal planes
+    are shown head up, as radiologists read them), a cross at the point and,
+    given ``approach_mm`` (the tumour's closest point and the surface point it faces, LPS mm), the line between
+    them projected onto the plane (``gid="closest-approach"``); a legend names the three colours. ``header`` is a
+    line under the title (case, date, method)."""
+    rows = 2 if pet is not None else 1
+    fig, axes = plt.subplots(rows, 3, figsize=(12, 4.2 * rows + 0.3), squeeze=False)
+    segment = None if approach_mm is None else ct.grid.world_to_index(np.asarray(approach_mm, dtype=float))
+    overlay = None
+    for col, (name, axis) in enumerate(_VIEWS):
+        idx = int(point_index[axis])
+        extent = _extent(ct.shape, ct.spacing, axis)
+        rows_axis, cols_axis = [a for a in range(3) if a != axis]
+        mark = _in_plane(np.asarray(point_index, dtype=float), ct.spacing, axis)
+        left, right = direction_letters(ct, cols_axis)
+        top, bottom = direction_letters(ct, rows_axis)
+        # as radiologists look at coronal and sagittal planes: the patient's head up
+        upright = top == "I"
+        if upright:
+            extent = [extent[0], extent[1], extent[3], extent[2]]
+            top, bottom = bottom, top
+        origin = "lower" if upright else "upper"
+        for row in range(rows):
+            ax = axes[row][col]
+            ax.imshow(
+                _plane(ct.array, axis, idx),
+                cmap="gray",
+                vmin=ct_window[0],
+                vmax=ct_window[1],
+                extent=extent,
+                origin=origin,
+                interpolation="nearest",
+            )
+            if row == 1 and pet is not None:
+                sl = _plane(pet.array, axis, idx)
+                peak = float(pet.array.max()) or 1.0
+                overlay = ax.imshow(
+                    np.ma.masked_less(sl, 0.05 * peak),
+                    cmap="hot",
+                    alpha=0.6,
+                    vmin=0,
+                    vmax=peak,
+                    extent=extent,
+                    origin=origin,
+                    interpolation="bilinear",
+                )
+            for mask, colour in ((specimen, SPECIMEN_COLOUR), (tumour, TUMOUR_COLOUR)):
+                plane = _plane(mask, axis, idx).astype(float)
+                if plane.any() and not plane.all():
+                    ys = (np.arange(plane.shape[0]) + 0.5) * ct.spacing[rows_axis]
+                    xs = (np.arange(plane.shape[1]) + 0.5) * ct.spacing[cols_axis]
+                    ax.contour(xs, ys, plane, levels=[0.5], colors=colour, linewidths=1.2)
+            if segment is not None:
+                (x0, y0), (x1, y1) = (_in_plane(p, ct.spacing, axis) for p in segment)
+                ax.plot([x0, x1], [y0, y1], color="lime", lw=1.6, gid="closest-approach")
+            ax.plot(*mark, marker="+", color="lime", markersize=14, mew=2, gid="closest-point")
+            for text, xy, align in (
+                (left, (0.01, 0.5), ("left", "center")),
+                (right, (0.99, 0.5), ("right", "center")),
+                (top, (0.5, 0.99), ("center", "top")),
+                (bottom, (0.5, 0.01), ("center", "bottom")),
+            ):
+                ax.text(*xy, text, transform=ax.transAxes, ha=align[0], va=align[1], color="yellow",
+                        fontsize=11, fontweight="bold", gid=f"orientation-{text}")  # fmt: skip
+            ax.set_title(f"{name} {'PET-CT' if row == 1 else 'CT'}", fontsize=10)
+            ax.set_xlabel("mm")
+    handles = [
+        Line2D([], [], color=SPECIMEN_COLOUR, lw=1.5, label="specimen surface"),
+        Line2D([], [], color=TUMOUR_COLOUR, lw=1.5, label="tumour"),
+        Line2D([], [], color="lime", lw=1.6, marker="+", label="closest approach" if segment is not None else
+               "closest point"),
+    ]  # fmt: skip
+    height = fig.get_figheight()  # the header's lines at fixed inches from the top, whatever the rows
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.995, 1 - 0.32 / height), ncols=3, fontsize=9,
+               frameon=False)  # fmt: skip
+    if title:
+        fig.suptitle(title, x=0.01, y=1 - 0.06 / height, ha="left", va="top", fontsize=12)
+    if header:
+        fig.text(0.01, 1 - 0.34 / height, header, fontsize=9, color="0.3", va="top")
+    # a fixed grid instead of the tight layout: the panels are always the same, and measuring them costs a draw
+    # (a fifth of the figure's time, which is on the command's critical path)
+    right_edge = 0.93 if overlay is not None else 0.99
+    fig.subplots_adjust(left=0.045, right=right_edge, bottom=0.3 / height, top=1 - 0.85 / height, wspace=0.22,
+                        hspace=0.22)  # fmt: skip
+    if overlay is not None and pet is not None:
+        bar = fig.colorbar(overlay, ax=list(axes[1]), fraction=0.02, pad=0.01)
+        bar.set_label(f"PET ({pet.units})" if pet.units else "PET")
+    return fig
+
+
 def orthogonal_slices(
     ct: Image,
     pet: Image | None,
@@ -53,52 +179,11 @@ def orthogonal_slices(
     path: str | Path,
     title: str = "",
     ct_window: tuple[float, float] = (-300.0, 300.0),
+    approach_mm: tuple[Sequence[float], Sequence[float]] | None = None,
+    header: str = "",
 ) -> Path:
-    """Three orthogonal slices through ``point_index`` (array order): CT with the specimen contour (blue) and
-    tumour contour (orange); below, the fused PET-CT. The point is marked with a cross."""
-    rows = 2 if pet is not None else 1
-    fig, axes = plt.subplots(rows, 3, figsize=(12, 4.2 * rows), squeeze=False)
-    for col, (name, axis) in enumerate(_VIEWS):
-        idx = int(point_index[axis])
-        extent = _extent(ct.shape, ct.spacing, axis)
-        rows_axis, cols_axis = [a for a in range(3) if a != axis]
-        mark = (point_index[cols_axis] * ct.spacing[cols_axis], point_index[rows_axis] * ct.spacing[rows_axis])
-        for row in range(rows):
-            ax = axes[row][col]
-            ax.imshow(
-                _plane(ct.array, axis, idx),
-                cmap="gray",
-                vmin=ct_window[0],
-                vmax=ct_window[1],
-                extent=extent,
-                interpolation="nearest",
-            )
-            if row == 1 and pet is not None:
-                sl = _plane(pet.array, axis, idx)
-                peak = float(pet.array.max()) or 1.0
-                ax.imshow(
-                    np.ma.masked_less(sl, 0.05 * peak),
-                    cmap="hot",
-                    alpha=0.6,
-                    vmin=0,
-                    vmax=peak,
-                    extent=extent,
-                    interpolation="bilinear",
-                )
-            for mask, colour in ((specimen, SPECIMEN_COLOUR), (tumour, TUMOUR_COLOUR)):
-                plane = _plane(mask, axis, idx).astype(float)
-                if plane.any() and not plane.all():
-                    ys = (np.arange(plane.shape[0]) + 0.5) * ct.spacing[rows_axis]
-                    xs = (np.arange(plane.shape[1]) + 0.5) * ct.spacing[cols_axis]
-                    ax.contour(xs, ys, plane, levels=[0.5], colors=colour, linewidths=1.2)
-            ax.plot(*mark, marker="+", color="lime", markersize=14, mew=2)
-            ax.set_title(f"{name} {'PET-CT' if row == 1 else 'CT'}", fontsize=10)
-            ax.set_xlabel("mm")
-    if title:
-        fig.suptitle(title)
-    # a fixed grid instead of the tight layout: the panels are always the same, and measuring them costs a draw
-    # (a fifth of the figure's time, which is on the command's critical path)
-    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.07 / rows, top=1 - 0.08 / rows, wspace=0.22, hspace=0.2)
+    """:func:`orthogonal_slices_figure` written as a PNG at ``path``."""
+    fig = orthogonal_slices_figure(ct, pet, specimen, tumour, point_index, title, ct_window, approach_mm, header)
     return save_figure(fig, path, dpi=90, tight=False)
 
 

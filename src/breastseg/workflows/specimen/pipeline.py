@@ -13,6 +13,7 @@ why this module imports no torch at the top.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -410,18 +411,22 @@ def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir
             "tumour_mask": write_image(_full_grid(a.pair, a.tumour, original_ct), tmp / "tumour_mask.nii.gz"),
             "specimen_mask": write_image(_full_grid(a.pair, a.pair.tissue, original_ct), tmp / "specimen_mask.nii.gz"),
         }
-        fig = orthogonal_slices(
+        result = a.result.to_json()
+        margin = a.result.margin
+        approach = None
+        if margin.closest_point_mm is not None and margin.surface_point_mm is not None:
+            approach = (margin.closest_point_mm, margin.surface_point_mm)
+        paths["figure"] = orthogonal_slices(
             a.pair.ct,
             a.pair.pet,
             a.pair.tissue,
             a.tumour,
             a.closest_index,
             tmp / "figures" / "closest_point.png",
-            title=f"margin {a.result.margin.status}"
-            + (f", {a.result.margin.min_margin_mm:.2f} mm" if a.result.margin.min_margin_mm is not None else ""),
+            title=figure_title(result),
+            approach_mm=approach,
+            header=figure_header(result),
         )
-        paths["figure"] = fig
-        result = a.result.to_json()
         result["files"] = {
             "tumour_mask": "tumour_mask.nii.gz",
             "specimen_mask": "specimen_mask.nii.gz",
@@ -431,6 +436,36 @@ def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir
         paths["result"] = write_json(result, tmp / "result.json")
         paths["report"] = specimen_report(result, tmp / "report.html")
     return {name: out_dir / p.relative_to(tmp) for name, p in paths.items()}
+
+
+def figure_title(result: Mapping[str, Any]) -> str:
+    """The report figure's title from ``result.json``'s keys: status, margin (mm, two decimals), closest face and
+    the interval, e.g. ``"margin NEGATIVE: 1.04 mm at the right face (0.84–1.62 mm)"``."""
+    title = f"margin {str(result['margin_status']).upper()}"
+    if result.get("min_margin_mm") is not None:
+        title += f": {float(result['min_margin_mm']):.2f} mm"
+        if result.get("closest_face"):
+            title += f" at the {result['closest_face']} face"
+        low, high = result.get("margin_interval_mm") or (None, None)
+        if low is not None:
+            title += f" ({float(low):.2f}–{'?' if high is None else f'{float(high):.2f}'} mm)"
+    threshold = result.get("positive_margin_threshold_mm")
+    return title + (f"; positive when ≤ {float(threshold):g} mm" if threshold is not None else "")
+
+
+def figure_header(result: Mapping[str, Any], when: datetime.date | None = None) -> str:
+    """The line under the figure's title: patient, CT file, method and model name, the date (today by default)."""
+    cfg = result.get("config") or {}
+    parts = []
+    if cfg.get("patient_id"):
+        parts.append(f"patient {cfg['patient_id']}")
+    if (result.get("inputs") or {}).get("ct"):
+        parts.append(f"CT {Path(result['inputs']['ct']).name}")
+    model = result.get("model") or {}
+    path = model.get("path") if isinstance(model, Mapping) else None
+    parts.append(f"method {result.get('method')}" + (f" ({Path(path).name})" if path else ""))
+    parts.append(f"assessed {(when or datetime.date.today()).isoformat()}")
+    return " · ".join(parts)
 
 
 def run_assessment(
