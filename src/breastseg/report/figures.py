@@ -7,6 +7,7 @@ Colours follow the specimen study's figures: specimen contour blue, tumour conto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from breastseg.io.atomic import atomic_path
 
 SPECIMEN_COLOUR = "#1f77ff"
 TUMOUR_COLOUR = "#ff8c00"
-_VIEWS = (("axial", 0), ("coronal", 1), ("sagittal", 2))
+#: the three planes, each named with the array axis (z, y, x) normal to it
+VIEWS = (("axial", 0), ("coronal", 1), ("sagittal", 2))
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 100, tight: bool = True) -> Path:
@@ -35,10 +37,6 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 100, tight: bool = True) 
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return path
-
-
-def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
-    return np.take(volume, index, axis=axis)
 
 
 def _extent(shape: tuple[int, ...], spacing: tuple[float, ...], axis: int) -> list[float]:
@@ -67,6 +65,68 @@ def _in_plane(index: np.ndarray, spacing: tuple[float, ...], axis: int) -> tuple
     return (float(index[cols_axis]) + 0.5) * spacing[cols_axis], (float(index[rows_axis]) + 0.5) * spacing[rows_axis]
 
 
+@dataclass(frozen=True)
+class PlaneView:
+    """How the plane normal to array axis ``axis`` is laid out on a panel: its array axes down (``rows_axis``) and
+    across (``cols_axis``), the ``extent`` (mm) and ``origin`` for ``imshow`` (coronal and sagittal planes head up,
+    as radiologists read them) and the patient directions at the left, right, top and bottom edges."""
+
+    axis: int
+    rows_axis: int
+    cols_axis: int
+    extent: list[float]
+    origin: str
+    letters: tuple[str, str, str, str]
+
+    def cut(self, volume: np.ndarray, index: int) -> np.ndarray:
+        """The plane ``index`` of ``volume`` (on the view's grid) along the view's axis."""
+        return np.take(volume, index, axis=self.axis)
+
+
+def plane_view(image: Image, axis: int) -> PlaneView:
+    """The :class:`PlaneView` of ``image``'s plane normal to ``axis`` (array order), from its direction matrix."""
+    rows_axis, cols_axis = [a for a in range(3) if a != axis]
+    extent = _extent(image.shape, image.spacing, axis)
+    left, right = direction_letters(image, cols_axis)
+    top, bottom = direction_letters(image, rows_axis)
+    upright = top == "I"
+    if upright:
+        extent = [extent[0], extent[1], extent[3], extent[2]]
+        top, bottom = bottom, top
+    return PlaneView(axis, rows_axis, cols_axis, extent, "lower" if upright else "upper", (left, right, top, bottom))
+
+
+def show_plane(ax: Any, view: PlaneView, plane: np.ndarray, **imshow: Any) -> Any:
+    """``imshow`` a plane cut by :meth:`PlaneView.cut` on the view's mm axes; returns the AxesImage (for a colour
+    bar)."""
+    return ax.imshow(plane, extent=view.extent, origin=view.origin, **imshow)
+
+
+def draw_contours(
+    ax: Any, view: PlaneView, spacing: Sequence[float], index: int, masks: Sequence[tuple[np.ndarray, str]]
+) -> None:
+    """Outline each ``(mask, colour)`` on plane ``index`` (voxel centres at their mm positions)."""
+    for mask, colour in masks:
+        plane = view.cut(mask, index).astype(float)
+        if plane.any() and not plane.all():
+            ys = (np.arange(plane.shape[0]) + 0.5) * spacing[view.rows_axis]
+            xs = (np.arange(plane.shape[1]) + 0.5) * spacing[view.cols_axis]
+            ax.contour(xs, ys, plane, levels=[0.5], colors=colour, linewidths=1.2)
+
+
+def draw_letters(ax: Any, view: PlaneView, colour: str = "yellow") -> None:
+    """The patient directions at the panel's four edges (``gid="orientation-<letter>"``)."""
+    left, right, top, bottom = view.letters
+    for text, xy, align in (
+        (left, (0.01, 0.5), ("left", "center")),
+        (right, (0.99, 0.5), ("right", "center")),
+        (top, (0.5, 0.99), ("center", "top")),
+        (bottom, (0.5, 0.01), ("center", "bottom")),
+    ):
+        ax.text(*xy, text, transform=ax.transAxes, ha=align[0], va=align[1], color=colour, fontsize=11,
+                fontweight="bold", gid=f"orientation-{text}")  # fmt: skip
+
+
 def orthogonal_slices_figure(
     ct: Image,
     pet: Image | None,
@@ -89,61 +149,25 @@ def orthogonal_slices_figure(
     fig, axes = plt.subplots(rows, 3, figsize=(12, 4.2 * rows + 0.3), squeeze=False)
     segment = None if approach_mm is None else ct.grid.world_to_index(np.asarray(approach_mm, dtype=float))
     overlay = None
-    for col, (name, axis) in enumerate(_VIEWS):
+    peak = (float(pet.array.max()) or 1.0) if pet is not None else 1.0
+    for col, (name, axis) in enumerate(VIEWS):
         idx = int(point_index[axis])
-        extent = _extent(ct.shape, ct.spacing, axis)
-        rows_axis, cols_axis = [a for a in range(3) if a != axis]
+        view = plane_view(ct, axis)
         mark = _in_plane(np.asarray(point_index, dtype=float), ct.spacing, axis)
-        left, right = direction_letters(ct, cols_axis)
-        top, bottom = direction_letters(ct, rows_axis)
-        # as radiologists look at coronal and sagittal planes: the patient's head up
-        upright = top == "I"
-        if upright:
-            extent = [extent[0], extent[1], extent[3], extent[2]]
-            top, bottom = bottom, top
-        origin = "lower" if upright else "upper"
         for row in range(rows):
             ax = axes[row][col]
-            ax.imshow(
-                _plane(ct.array, axis, idx),
-                cmap="gray",
-                vmin=ct_window[0],
-                vmax=ct_window[1],
-                extent=extent,
-                origin=origin,
-                interpolation="nearest",
-            )
+            show_plane(ax, view, view.cut(ct.array, idx), cmap="gray", vmin=ct_window[0], vmax=ct_window[1],
+                       interpolation="nearest")  # fmt: skip
             if row == 1 and pet is not None:
-                sl = _plane(pet.array, axis, idx)
-                peak = float(pet.array.max()) or 1.0
-                overlay = ax.imshow(
-                    np.ma.masked_less(sl, 0.05 * peak),
-                    cmap="hot",
-                    alpha=0.6,
-                    vmin=0,
-                    vmax=peak,
-                    extent=extent,
-                    origin=origin,
-                    interpolation="bilinear",
-                )
-            for mask, colour in ((specimen, SPECIMEN_COLOUR), (tumour, TUMOUR_COLOUR)):
-                plane = _plane(mask, axis, idx).astype(float)
-                if plane.any() and not plane.all():
-                    ys = (np.arange(plane.shape[0]) + 0.5) * ct.spacing[rows_axis]
-                    xs = (np.arange(plane.shape[1]) + 0.5) * ct.spacing[cols_axis]
-                    ax.contour(xs, ys, plane, levels=[0.5], colors=colour, linewidths=1.2)
+                plane = view.cut(pet.array, idx)
+                overlay = show_plane(ax, view, np.ma.masked_less(plane, 0.05 * peak), cmap="hot", alpha=0.6, vmin=0,
+                                     vmax=peak, interpolation="bilinear")  # fmt: skip
+            draw_contours(ax, view, ct.spacing, idx, ((specimen, SPECIMEN_COLOUR), (tumour, TUMOUR_COLOUR)))
             if segment is not None:
                 (x0, y0), (x1, y1) = (_in_plane(p, ct.spacing, axis) for p in segment)
                 ax.plot([x0, x1], [y0, y1], color="lime", lw=1.6, gid="closest-approach")
             ax.plot(*mark, marker="+", color="lime", markersize=14, mew=2, gid="closest-point")
-            for text, xy, align in (
-                (left, (0.01, 0.5), ("left", "center")),
-                (right, (0.99, 0.5), ("right", "center")),
-                (top, (0.5, 0.99), ("center", "top")),
-                (bottom, (0.5, 0.01), ("center", "bottom")),
-            ):
-                ax.text(*xy, text, transform=ax.transAxes, ha=align[0], va=align[1], color="yellow",
-                        fontsize=11, fontweight="bold", gid=f"orientation-{text}")  # fmt: skip
+            draw_letters(ax, view)
             ax.set_title(f"{name} {'PET-CT' if row == 1 else 'CT'}", fontsize=10)
             ax.set_xlabel("mm")
     handles = [

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image as PILImage
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from scipy import ndimage
 
 from breastseg.cli.main import main
 from breastseg.evaluation.metrics import dice
@@ -82,7 +83,18 @@ def test_predict_a_folder_of_png_and_dicom(
         result = json.loads((out / f"{name}.json").read_text())
         mask = np.asarray(PILImage.open(out / f"{name}_mask.png")) > 0
         assert mask.shape == shape and result["area_px"] == int(mask.sum()) > 0
-        assert np.asarray(PILImage.open(out / f"{name}_overlay.png")).shape == (*shape, 3)
+        overlay = PILImage.open(out / f"{name}_overlay.png")
+        pixels = np.asarray(overlay)
+        # the image's own rows on top, unscaled, the prediction outlined orange; a legend strip below names it
+        assert pixels.shape[1:] == (shape[1], 3) and shape[0] < pixels.shape[0] <= shape[0] + 40
+        outline = mask & ~ndimage.binary_erosion(mask)
+        assert (pixels[: shape[0]][outline] == (255, 140, 0)).all()
+        strip = pixels[shape[0] :]
+        assert ((strip == (255, 140, 0)).all(axis=-1)).any()  # the colour's swatch
+        legend = overlay.text["Description"]
+        assert legend.startswith("prediction: orange") and "reference" not in legend
+        area = f"{result['area_mm2']:.1f} mm²" if result["area_mm2"] is not None else f"{result['area_px']} px"
+        assert f"lesion {area}" in legend
     b_json = json.loads((out / "b.json").read_text())
     assert b_json["area_mm2"] == pytest.approx(b_json["area_px"] * 0.1 * 0.08, abs=1e-3)
     a_json = json.loads((out / "a.json").read_text())
@@ -155,6 +167,15 @@ def test_evaluate_two_models_agrees_with_predict(tmp_path: Path, tiny_model: Pat
     for case, ref in refs.items():
         predicted = np.asarray(PILImage.open(pred_out / f"{case}_mask.png")) > 0
         assert float(rows[case]["dice"]) == pytest.approx(dice(predicted, ref))
+        # the evaluation overlay's legend gives that Dice and both colours; the reference is outlined green
+        overlay = PILImage.open(out / "tiny" / "overlays" / f"{case}.png")
+        reference = ref > 0
+        by_hand = 2 * (predicted & reference).sum() / (predicted.sum() + reference.sum())
+        assert f"Dice {by_hand:.2f}" in overlay.text["Description"]
+        assert "reference: green" in overlay.text["Description"]
+        pixels = np.asarray(overlay)[: ref.shape[0]]
+        edge = reference & ~ndimage.binary_erosion(reference)
+        assert (pixels[edge] == (0, 220, 0)).all()
 
 
 def test_no_packaged_model_is_a_clear_error(

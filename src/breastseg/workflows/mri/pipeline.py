@@ -6,12 +6,13 @@ Outputs of :func:`segment_to_folder` (each written to a temporary file, then ren
 * ``probability.nii.gz`` — the network's tumour probability on the harmonised grid;
 * ``result.json`` — the read-outs (volume ml, longest diameter mm, kinetic curve type, functional tumour volume
   ml), the exam's harmonisation (scale, upsampling, registration) and the model used;
-* ``report.png`` — the tumour outlined on T1c and on the subtraction image, and the enhancement curves.
+* ``report.png`` — the tumour outlined on the subtraction image in three planes and on T1c, and the kinetics.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from breastseg.io import read_image, write_image
 from breastseg.io.atomic import write_json
 from breastseg.io.tables import read_csv_rows, write_csv_rows
 from breastseg.workflows.mri.exam import DceExam
-from breastseg.workflows.mri.figures import dce_report_figure
+from breastseg.workflows.mri.figures import write_dce_report
 from breastseg.workflows.mri.inputs import (
     MriPreprocessing,
     PreparedExam,
@@ -121,6 +122,12 @@ class MriEvaluation:
         return {"summary": summary, "cases": [c.row() for c in self.cases]}
 
 
+def model_name(model: MriModel) -> str:
+    """The network as the report names it: its architecture and the day it was trained."""
+    trained = model.card.get("trained")
+    return type(model.net).__name__.removesuffix("Config") + (f", trained {trained}" if trained else "")
+
+
 def segment_to_folder(
     exam: DceExam,
     model: MriModel,
@@ -157,17 +164,20 @@ def segment_to_folder(
     )
     write_image(seg.mask_original, out / "tumour.nii.gz")
     write_image(seg.probability, out / "probability.nii.gz")
-    dce_report_figure(
+    readout = seg.readout
+    write_dce_report(
         h.t1.array,
         [p.array for p in h.post],
         h.post_times_s,
         seg.mask.array > 0,
         prepared.breast,
-        prepared.grid_image.spacing,
+        prepared.grid_image,
         out / "report.png",
-        title=f"{Path(exam.source).name}: tumour {seg.readout.volume_ml:.2f} ml, "
-        f"{seg.readout.curve_type or 'no curve'}",
+        title=f"tumour {readout.volume_ml:.2f} ml · longest diameter {readout.longest_diameter_mm:.1f} mm · "
+        f"{readout.curve_type or 'no curve'}"
+        + ("" if readout.late_change_percent is None else f" (late change {readout.late_change_percent:+.0f} %)"),
         t2=None if h.t2 is None else h.t2.array,
+        header=f"exam {Path(exam.source).name} · model {model_name(model)} · assessed {datetime.date.today()}",
     )
     write_json(result.to_json(), out / "result.json")
     return result

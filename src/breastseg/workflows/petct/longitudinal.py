@@ -439,6 +439,25 @@ def assess_response(
     return result, warped
 
 
+def response_title(result: ResponseAssessment) -> str:
+    """The response MIP's heading: the PERCIST category with the SULpeak change that decided it and the new lesions
+    counted, or "not assessable" with the reason (a failed registration gives no category)."""
+    c = result.percist
+    if not result.assessable:
+        return f"PERCIST: not assessable — {c.reason}"
+    parts = [f"PERCIST: {c.category}"]
+    if c.baseline_sul_peak is not None and c.followup_sul_peak is not None:
+        change = "" if c.change_percent is None else f" ({c.change_percent:+.0f} %)"
+        parts.append(f"SULpeak {c.baseline_sul_peak:.2f} → {c.followup_sul_peak:.2f}{change}")
+    count = result.new_lesion_count or 0
+    parts.append(f"{count} new lesion{'s' if count != 1 else ''}")
+    return " · ".join(parts)
+
+
+def _panel_title(name: str, scan: Scan) -> str:
+    return f"{name} {scan.acquired:%Y-%m-%d}" if scan.acquired is not None else name
+
+
 def write_response(
     result: ResponseAssessment, warped: Image, baseline: Scan, followup: Scan, out_dir: str | Path
 ) -> dict[str, Path]:
@@ -446,19 +465,18 @@ def write_response(
     lesions on the follow-up grid and the two scans' maximum-intensity projections (mip.png)."""
     from breastseg.io import write_image
     from breastseg.io.atomic import atomic_path, write_json
-    from breastseg.workflows.petct.figures import mip_figure
+    from breastseg.workflows.petct.figures import MipPanel, mip_figure
 
     out_dir = Path(out_dir)
     with atomic_path(out_dir, producer="petct response") as tmp:
         tmp.mkdir(parents=True)
         write_image(warped, tmp / "baseline_lesions_on_followup.nii.gz")
-        mip_figure(
-            [
-                ("baseline", baseline.suv.array, baseline.lesions, baseline.suv.spacing),
-                ("follow-up", followup.suv.array, followup.lesions, followup.suv.spacing),
-            ],
-            tmp / "mip.png",
-        )
+        new = frozenset(result.new_lesion_labels)
+        panels = [
+            MipPanel(_panel_title("baseline", baseline), baseline.suv, baseline.lesions, result.baseline.lesions),
+            MipPanel(_panel_title("follow-up", followup), followup.suv, followup.lesions, result.followup.lesions, new),
+        ]
+        mip_figure(panels, tmp / "mip.png", title=response_title(result))
         write_json(result.to_json(), tmp / "response.json")
     return {name: out_dir / name for name in ("response.json", "baseline_lesions_on_followup.nii.gz", "mip.png")}
 

@@ -184,6 +184,19 @@ LESION_COLUMNS = (
 )
 
 
+def scan_title(result: Biomarkers) -> str:
+    """The MIP figure's heading: lesion count, SULpeak (or SUVmax without SUL), MTV (ml) and TLG, each to the
+    precision it is measured to."""
+    parts = [f"{result.lesion_count} lesion{'s' if result.lesion_count != 1 else ''}"]
+    if result.sul_peak is not None:
+        parts.append(f"SULpeak {result.sul_peak:.2f}")
+    if result.suv_max is not None:
+        parts.append(f"SUVmax {result.suv_max:.2f}")
+    parts.append(f"MTV {result.mtv_ml:.1f} ml")
+    parts.append(f"TLG {result.tlg:.0f}")
+    return " · ".join(parts)
+
+
 def write_biomarkers(
     result: Biomarkers,
     pet: Image,
@@ -192,8 +205,9 @@ def write_biomarkers(
     lesions: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """``biomarkers.json`` (the scan's biomarkers, the SULpeak definition used, every lesion, provenance) and
-    ``lesions.csv`` (one row per lesion; centroids in patient LPS mm); with the ``lesions`` mask (on ``pet``'s
-    grid, ``pet`` in SUVbw) also ``mip.png``, the PET's maximum-intensity projection with the lesions outlined."""
+        ``lesions.csv`` (one row per lesion; centroids in patient LPS mm); with the ``lesions`` mask (on ``pet``'s
+        grid, ``pet`` in SUVbw) also ``mip.png``, the PET's maximum-intensity projection with the lesions outlined and
+    numbered as in ``lesions.csv``, under the scan's biomarkers (:func:`scan_title`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -215,8 +229,8 @@ def write_biomarkers(
     }
     written = {"json": write_json(doc, out / "biomarkers.json"), "csv": csv_path}
     if lesions is not None:
-        from breastseg.workflows.petct.figures import mip_figure
+        from breastseg.workflows.petct.figures import MipPanel, mip_figure
 
-        label = f"{result.lesion_count} lesions"
-        written["mip"] = mip_figure([(label, pet.array, lesions, pet.spacing)], out / "mip.png")
+        panel = MipPanel("coronal MIP", pet, lesions, result.lesions)
+        written["mip"] = mip_figure([panel], out / "mip.png", title=scan_title(result))
     return written

@@ -215,7 +215,7 @@ def example_sheet(
     import matplotlib.pyplot as plt
 
     from breastseg.report.figures import save_figure
-    from breastseg.workflows.ultrasound.predict import overlay_rgb
+    from breastseg.workflows.ultrasound.predict import REFERENCE_RGB, overlay_rgb
 
     items = list(examples)
     rows = max(1, math.ceil(len(items) / columns))
@@ -224,7 +224,7 @@ def example_sheet(
         ax.axis("off")
     for ax, (review, image, reference, prediction) in zip(axes.ravel(), items, strict=False):
         rgb = overlay_rgb(image, prediction)
-        outline = overlay_rgb(np.zeros(reference.shape, np.float32), reference, (0, 220, 0))
+        outline = overlay_rgb(np.zeros(reference.shape, np.float32), reference, REFERENCE_RGB)
         edge = outline.any(axis=-1)
         rgb[edge] = outline[edge]
         ax.imshow(rgb)

@@ -2,9 +2,9 @@
 
 Reading: PNG/JPEG/TIFF/BMP (no pixel size) or DICOM (pixel size from the first region of the Sequence of
 Ultrasound Regions, physical units cm, or from Pixel Spacing). Each prediction writes ``<name>_mask.png``
-(0/255), ``<name>_overlay.png`` (the image with the mask's outline) and ``<name>.json`` (lesion area in pixels
-and, when the pixel size is known, mm²). Evaluation scores predictions against reference masks with the
-cross-validation read-outs (:mod:`breastseg.workflows.ultrasound.crossval`) and compares models pairwise
+(0/255), ``<name>_overlay.png`` (the image with the mask's outline over a legend strip) and ``<name>.json``
+(lesion area in pixels and, when the pixel size is known, mm²). Evaluation scores predictions against reference
+masks with the cross-validation read-outs (:mod:`breastseg.workflows.ultrasound.crossval`) and compares models pairwise
 (Wilcoxon signed-rank on the per-image metrics of lesion images, as the study compared FCN and DeepLabV3).
 """
 
@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 from scipy import ndimage
 
 from breastseg.errors import InputError
@@ -105,7 +107,12 @@ def list_images(path: str | Path) -> list[Path]:
     return found
 
 
-def overlay_rgb(pixels: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 60, 0)) -> np.ndarray:
+#: outline colours of the overlays: the prediction orange (the report figures' tumour colour), the reference green
+PREDICTION_RGB = (255, 140, 0)
+REFERENCE_RGB = (0, 220, 0)
+
+
+def overlay_rgb(pixels: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = PREDICTION_RGB) -> np.ndarray:
     """The grayscale image as RGB with the mask's one-pixel outline drawn in ``colour``."""
     rgb = np.repeat(np.clip(pixels, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
     outline = mask & ~ndimage.binary_erosion(mask)
@@ -113,10 +120,54 @@ def overlay_rgb(pixels: np.ndarray, mask: np.ndarray, colour: tuple[int, int, in
     return rgb
 
 
-def _save_png(array: np.ndarray, path: Path) -> Path:
+def _save_png(array: np.ndarray, path: Path, description: str | None = None) -> Path:
+    info = None
+    if description is not None:
+        info = PngInfo()
+        info.add_text("Description", description)
     with atomic_path(path) as tmp:
-        PILImage.fromarray(array).save(tmp, format="PNG")
+        PILImage.fromarray(array).save(tmp, format="PNG", pnginfo=info)
     return path
+
+
+def dice_text(prediction: np.ndarray, reference: np.ndarray) -> str:
+    """The overlay's score: Dice to 2 decimals, or on an image without a lesion the false-positive area (px)."""
+    if not reference.any():
+        return f"no lesion in the reference; predicted {int(prediction.sum())} px"
+    inter = int((prediction & reference).sum())
+    return f"Dice {2 * inter / (int(prediction.sum()) + int(reference.sum())):.2f}"
+
+
+def legend_overlay(
+    pixels: np.ndarray, prediction: np.ndarray, reference: np.ndarray | None = None, note: str = ""
+) -> tuple[np.ndarray, str]:
+    """The image with the prediction outlined (orange) and, given, the reference (green), over a legend strip
+    below it that names the colours and, with a reference, gives the Dice (:func:`dice_text`); ``note`` is added
+    (e.g. the area). The image's own pixels keep their size and place (rows above the strip). Returns the RGB
+    array and the legend's text (also written as the PNG's Description)."""
+    rgb = overlay_rgb(pixels, prediction, PREDICTION_RGB)
+    parts = ["prediction: orange"]
+    if reference is not None:
+        reference = np.asarray(reference, bool)
+        rgb[reference & ~ndimage.binary_erosion(reference)] = REFERENCE_RGB
+        parts += ["reference: green", dice_text(np.asarray(prediction, bool), reference)]
+    if note:
+        parts.append(note)
+    text = " · ".join(parts)
+    width = rgb.shape[1]
+    size = int(np.clip(width / 40, 10, 18))
+    strip = PILImage.new("RGB", (width, int(size * 1.9)), (0, 0, 0))
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=size)
+    x, y = 4, int(size * 0.4)
+    swatches = [PREDICTION_RGB] + ([REFERENCE_RGB] if reference is not None else [])
+    for i, part in enumerate(parts):
+        if i < len(swatches):
+            draw.line([(x, y + size // 2), (x + size, y + size // 2)], fill=swatches[i], width=3)
+            x += size + 3
+        draw.text((x, y), part, fill=(255, 255, 255), font=font)
+        x += int(draw.textlength(part, font=font)) + size
+    return np.concatenate([rgb, np.asarray(strip)], axis=0), text
 
 
 @dataclass(frozen=True)
@@ -181,9 +232,11 @@ def predict_images(
         mask = chosen.apply(probability)
         stem = path.stem
         _save_png(mask.astype(np.uint8) * 255, out / f"{stem}_mask.png")
-        _save_png(overlay_rgb(image.pixels, mask), out / f"{stem}_overlay.png")
         area_px = int(mask.sum())
         spacing = image.spacing_mm
+        area = f"lesion {area_px * spacing[0] * spacing[1]:.1f} mm²" if spacing else f"lesion {area_px} px"
+        shown, legend = legend_overlay(image.pixels, mask, note=f"{area} · peak probability {probability.max():.2f}")
+        _save_png(shown, out / f"{stem}_overlay.png", legend)
         result = ImagePrediction(
             image=str(path),
             area_px=area_px,
@@ -232,15 +285,15 @@ def score_cases(
     device: str | torch.device = "cpu",
 ) -> list[ImageScore]:
     """Each case's prediction scored against its reference (optionally writing overlays: reference green,
-    prediction orange); ``flip`` and ``device`` as in :func:`predict_images`."""
+    prediction orange, the Dice in the legend, :func:`legend_overlay`); ``flip`` and ``device`` as in
+    :func:`predict_images`."""
     scores = []
     for i, (case, image, reference, prediction) in enumerate(predictions(model, cases, flip, device=device)):
         scores.append(score_image(case, 0, prediction, reference))
         if overlay_dir is not None:
             overlay_dir.mkdir(parents=True, exist_ok=True)
-            rgb = overlay_rgb(image, prediction)
-            rgb[reference & ~ndimage.binary_erosion(reference)] = (0, 220, 0)
-            _save_png(rgb, overlay_dir / f"{case.case_id}.png")
+            shown, legend = legend_overlay(image, prediction, reference, note=case.case_id)
+            _save_png(shown, overlay_dir / f"{case.case_id}.png", legend)
         if progress is not None:
             progress(i + 1, len(cases))
     return scores
