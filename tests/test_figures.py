@@ -11,7 +11,7 @@ import pytest
 
 from breastseg.image import Image
 from breastseg.report.figures import direction_letters, orthogonal_slices_figure
-from breastseg.workflows.specimen.pipeline import figure_header, figure_title
+from breastseg.workflows.specimen.report_text import figure_header, figure_title
 
 
 def _image(array: np.ndarray, direction: np.ndarray | None = None, units: str = "HU") -> Image:

@@ -80,6 +80,16 @@ def test_assess_command_writes_every_output(tmp_path: Path, negative_phantom: Ph
     assert "NEGATIVE" in html and "figures/closest_point.png" in html
     assert f"{low:.2f}–{high:.2f} mm ({basis})" in html
     assert (out / "figures" / "closest_point.png").stat().st_size > 10_000
+    assert "figures/surface_3d.png" in html and (out / "figures" / "surface_3d.png").stat().st_size > 10_000
+    # numbers to their precision: the working spacing as it was set, points to 0.1 mm; no float32 noise
+    spacing = " × ".join(f"{v:.4g}" for v in result["working_spacing_mm"]) + " mm"
+    assert spacing in html and "0000000" not in html
+    x, y, z = result["closest_point_mm"]
+    assert f"{x:.1f}, {y:.1f}, {z:.1f} mm" in html
+    # the model by its file's name, never where it is installed
+    model_path = (result.get("model") or {}).get("path")
+    if model_path:
+        assert Path(model_path).name in html and str(Path(model_path).parent) not in html
     # the closest point lies in the tumour mask written on the CT grid
     idx = np.round(ct.grid.world_to_index(result["closest_point_mm"])).astype(int)
     assert tumour.array[tuple(idx)] == 1

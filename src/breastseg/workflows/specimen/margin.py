@@ -262,8 +262,18 @@ def describe_interval(result: Mapping[str, Any]) -> str | None:
     basis = result.get("margin_interval_basis")
     if not interval or interval[0] is None or not (probabilities or basis):
         return None
-    low, high = interval
+    span = interval_span(result) or ""
     if basis or not probabilities:
-        return f"{low:.2f}–{high:.2f} mm ({basis})" if high is not None else f"≥ {low:.2f} mm ({basis})"
-    span = f"{low:.2f}–{high:.2f} mm" if high is not None else f"≥ {low:.2f} mm (no voxel reaches {probabilities[1]:g})"
+        return f"{span} ({basis})"
+    if interval[1] is None:
+        span += f" (no voxel reaches {probabilities[1]:g})"
     return f"{span} (tumour drawn at probability ≥ {probabilities[0]:g} / ≥ {probabilities[1]:g})"
+
+
+def interval_span(result: Mapping[str, Any]) -> str | None:
+    """The margin interval's numbers alone (mm, two decimals), e.g. ``"0.84–1.62 mm"`` or ``"≥ 0.84 mm"`` when
+    no upper bound was found; ``None`` without an interval."""
+    low, high = result.get("margin_interval_mm") or (None, None)
+    if low is None:
+        return None
+    return f"{float(low):.2f}–{float(high):.2f} mm" if high is not None else f"≥ {float(low):.2f} mm"

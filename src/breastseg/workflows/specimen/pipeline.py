@@ -13,7 +13,6 @@ why this module imports no torch at the top.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +50,7 @@ from breastseg.workflows.specimen.preprocess import (
     edges_touched,
     preprocess,
 )
+from breastseg.workflows.specimen.report_text import figure_header, figure_title
 from breastseg.workflows.specimen.result import AssessmentResult
 from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
 
@@ -399,8 +399,10 @@ def _full_grid(pair: SpecimenPair, mask: np.ndarray, original_ct: Image) -> Imag
 
 
 def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir: str | Path) -> dict[str, Path]:
-    """Write result.json, the masks on the CT's grid, the figure and report.html into ``out_dir`` atomically."""
+    """Write result.json, the masks on the CT's grid, the figures (three planes through the closest point; the 3D
+    surfaces) and report.html into ``out_dir`` atomically."""
     from breastseg.report.figures import orthogonal_slices
+    from breastseg.report.surface3d import write_surface_figure
     from breastseg.workflows.specimen.report_html import specimen_report
 
     out_dir = Path(out_dir)
@@ -427,45 +429,18 @@ def write_assessment(assessment: SpecimenAssessment, original_ct: Image, out_dir
             approach_mm=approach,
             header=figure_header(result),
         )
+        paths["surface_3d"] = write_surface_figure(
+            a.pair.tissue, a.tumour, a.pair.ct.grid, tmp / "figures" / "surface_3d.png", approach
+        )
         result["files"] = {
             "tumour_mask": "tumour_mask.nii.gz",
             "specimen_mask": "specimen_mask.nii.gz",
             "report": "report.html",
-            "figures": ["figures/closest_point.png"],
+            "figures": ["figures/closest_point.png", "figures/surface_3d.png"],
         }
         paths["result"] = write_json(result, tmp / "result.json")
         paths["report"] = specimen_report(result, tmp / "report.html")
     return {name: out_dir / p.relative_to(tmp) for name, p in paths.items()}
-
-
-def figure_title(result: Mapping[str, Any]) -> str:
-    """The report figure's title from ``result.json``'s keys: status, margin (mm, two decimals), closest face and
-    the interval, e.g. ``"margin NEGATIVE: 1.04 mm at the right face (0.84–1.62 mm)"``."""
-    title = f"margin {str(result['margin_status']).upper()}"
-    if result.get("min_margin_mm") is not None:
-        title += f": {float(result['min_margin_mm']):.2f} mm"
-        if result.get("closest_face"):
-            title += f" at the {result['closest_face']} face"
-        low, high = result.get("margin_interval_mm") or (None, None)
-        if low is not None:
-            title += f" ({float(low):.2f}–{'?' if high is None else f'{float(high):.2f}'} mm)"
-    threshold = result.get("positive_margin_threshold_mm")
-    return title + (f"; positive when ≤ {float(threshold):g} mm" if threshold is not None else "")
-
-
-def figure_header(result: Mapping[str, Any], when: datetime.date | None = None) -> str:
-    """The line under the figure's title: patient, CT file, method and model name, the date (today by default)."""
-    cfg = result.get("config") or {}
-    parts = []
-    if cfg.get("patient_id"):
-        parts.append(f"patient {cfg['patient_id']}")
-    if (result.get("inputs") or {}).get("ct"):
-        parts.append(f"CT {Path(result['inputs']['ct']).name}")
-    model = result.get("model") or {}
-    path = model.get("path") if isinstance(model, Mapping) else None
-    parts.append(f"method {result.get('method')}" + (f" ({Path(path).name})" if path else ""))
-    parts.append(f"assessed {(when or datetime.date.today()).isoformat()}")
-    return " · ".join(parts)
 
 
 def run_assessment(
