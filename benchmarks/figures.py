@@ -2,7 +2,8 @@
 
 The specimen's two figures (three planes through the closest point; the 3D surfaces) are on ``specimen assess``'s
 critical path; the 3D view's surfaces are sampled (at most ``MAX_STEPS`` marching-cubes steps along a side), and
-the peer in the same run is scikit-image's marching cubes at every voxel, drawn the same way. Run: ``.venv/bin/python benchmarks/figures.py``.
+the peer in the same run is scikit-image's marching cubes at every voxel, drawn the same way.
+Run: ``.venv/bin/python benchmarks/figures.py``.
 """
 
 from __future__ import annotations
