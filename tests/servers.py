@@ -131,11 +131,27 @@ def postgres_server(root: Path) -> Iterator[str]:
         )
 
 
+def _dcmtk(name: str) -> str | None:
+    """``name`` from DCMTK on the PATH, passing over same-named commands of other packages (pynetdicom's apps put
+    a ``storescu`` with other options into a virtual environment's bin)."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which(name, path=folder)
+        if found is None:
+            continue
+        try:
+            version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if "dcmtk" in version.lower():
+            return found
+    return None
+
+
 def dcmtk_tool(name: str) -> str:
     """A DCMTK command (``storescu``, ``echoscu``), installed from Debian when missing, or the test is skipped."""
-    if not shutil.which(name):
+    if not _dcmtk(name):
         apt_install("dcmtk")
-    found = shutil.which(name)
+    found = _dcmtk(name)
     if not found:
         pytest.skip(f"{name} not found and could not be installed (apt-get install dcmtk)")
     return found

@@ -133,7 +133,7 @@ def test_result_page_in_chromium_shows_status_margin_and_slices(
     dom = browse(f"{server}/jobs/{job_id}?token={TOKEN}", tmp_path / "x.png", dom=True)
     assert f">{status.upper()}</div>" in dom
     assert f"{job.summary['min_margin_mm']:.2f} mm" in dom
-    assert dom.count('type="range"') == 3
+    assert dom.count('data-view="') == 3 and 'id="pet-opacity"' in dom  # a slider per plane, one for the PET
     shot = tmp_path / "page.png"  # (kept by pytest under its basetemp for a look)
     browse(f"{server}/jobs/{job_id}?token={TOKEN}", shot)
     rgb = np.asarray(PILImage.open(shot).convert("RGB"))
@@ -148,3 +148,90 @@ def test_dicom_strings_are_shown_not_run(server: str, tmp_path: Path) -> None:
     assert "&lt;img src=x onerror=" in dom and '<img src="x"' not in dom
     rejected = browse(f"{server}/jobs/2?token={TOKEN}", tmp_path / "y.png", dom=True)
     assert "&lt;script&gt;" in rejected and "pwned" not in rejected.split("<title>")[1].split("</title>")[0]
+
+
+def _get(server: str, path: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{server}{path}", params=params, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def _slice(server: str, job_id: int, view: str, k: int, **params: str) -> np.ndarray:
+    got = _get(server, f"/jobs/{job_id}/slices/{view}/{k}.png", **params)
+    assert got.status_code == 200, got.text
+    return np.asarray(PILImage.open(io.BytesIO(got.content)).convert("RGB")).astype(int)
+
+
+def test_the_job_list_names_patient_accession_date_and_method(server: str, store: tuple[Path, int]) -> None:
+    import pydicom
+
+    root, job_id = store
+    job = JobStore(root / "jobs.sqlite").job(job_id)
+    assert job is not None
+    header = pydicom.dcmread(next((root / "studies").rglob("*.dcm")), stop_before_pixels=True)
+    page = _get(server, "/").text
+    row = next(r for r in page.split("<tr>") if f'href="/jobs/{job_id}"' in r)
+    assert f"<td>{header.PatientID}</td>" in row and f"<td>{header.AccessionNumber}</td>" in row
+    date = str(header.StudyDate)
+    assert f"<td>{date[:4]}-{date[4:6]}-{date[6:8]}</td>" in row and "<td>threshold</td>" in row
+    # the long study UID is a tooltip, not a column
+    assert f"<td>{job.study_uid}</td>" not in row and f"title='study {job.study_uid}'" in row
+
+
+def test_the_report_opens_in_the_browser_and_dicom_downloads(server: str, store: tuple[Path, int]) -> None:
+    _, job_id = store
+    report = _get(server, f"/jobs/{job_id}/files/assessment/report.html")
+    assert report.headers["content-type"].startswith("text/html")
+    assert report.headers["content-disposition"].startswith("inline")
+    figure = _get(server, f"/jobs/{job_id}/files/assessment/figures/surface_3d.png")
+    assert figure.status_code == 200 and figure.headers["content-disposition"].startswith("inline")
+    seg = _get(server, f"/jobs/{job_id}/files/dicom/seg.dcm")
+    assert seg.headers["content-disposition"].startswith("attachment")
+
+
+def test_window_presets_crosshair_and_pet_fusion_on_the_slices(server: str, store: tuple[Path, int]) -> None:
+    root, job_id = store
+    ct = read_image(root / "studies" / JobStore(root / "jobs.sqlite").job(job_id).study_uid, modality="CT")  # type: ignore[union-attr]
+    tumour = read_image(root / "results" / str(job_id) / "assessment" / "tumour_mask.nii.gz").array > 0
+    k = int(np.argmax(tumour.sum(axis=(1, 2))))
+    plain = _slice(server, job_id, "axial", k)
+    soft = _slice(server, job_id, "axial", k, wl="40,400")
+    # by hand: grey = (HU − (level − width/2)) / width × 255, clipped, on a voxel away from every outline
+    hu = np.asarray(ct.array[k], float)
+    y, x = np.argwhere(tumour[k])[len(np.argwhere(tumour[k])) // 2]
+    for image, (lo, hi) in ((plain, (-300.0, 300.0)), (soft, (-160.0, 240.0))):
+        expected = np.clip((hu[y, x] - lo) / (hi - lo) * 255.0, 0, 255)
+        assert abs(image[y, x, 0] - expected) <= 1
+    assert _get(server, f"/jobs/{job_id}/slices/axial/{k}.png", wl="40,-1").status_code == 422
+    # a crosshair through (k, 10, 12): green along row 10 and column 12, open around the point
+    crossed = _slice(server, job_id, "axial", k, cross=f"{k},10,12")
+    green = np.all(crossed == (0, 255, 0), axis=-1)
+    assert green[10, :3].all() and green[:3, 12].all() and not green[10, 12]
+    assert not np.all(plain == (0, 255, 0), axis=-1).any()
+    # the PET fused at 60 %: hot (red over blue) inside the tumour, where the PET is brightest; the CT alone where
+    # the PET is background (air outside the specimen)
+    fused = _slice(server, job_id, "axial", k, pet="0.6")
+    inside = tumour[k] & ~find_boundaries(tumour[k], mode="inner", connectivity=1)
+    assert (fused[inside][:, 0] - fused[inside][:, 2]).mean() > 60
+    assert np.array_equal(fused[:2, :2], plain[:2, :2])
+    assert _get(server, f"/jobs/{job_id}/slices/axial/{k}.png", pet="1.5").status_code == 422
+
+
+def test_result_page_has_directions_presets_and_the_faces(server: str, store: tuple[Path, int], tmp_path: Path) -> None:
+    import json
+
+    root, job_id = store
+    result = json.loads((root / "results" / str(job_id) / "assessment" / "result.json").read_text())
+    dom = browse(f"{server}/jobs/{job_id}?token={TOKEN}", tmp_path / "x.png", dom=True)
+    # the phantom's CT has the identity direction: axial R/L across, A/P down; coronal and sagittal S up
+    expected = {"axial": ("R", "L", "A", "P"), "coronal": ("R", "L", "S", "I"), "sagittal": ("A", "P", "S", "I")}
+    for view, letters in expected.items():
+        frame = dom.split(f"<h3>{view}</h3>")[1].split("</div>")[0]
+        for side, text in zip(("left", "right", "top", "bottom"), letters, strict=True):
+            assert f'data-letter="{side}">{text}</span>' in frame, (view, side)
+    assert dom.count("data-wl=") == 3 and 'id="crosshair"' in dom
+    faces = result["per_face_margin_mm"]
+    table = dom.split('id="faces"')[1].split("</table>")[0]
+    assert table.count("<tr") == len(faces) + 1 == 7
+    closest = result["closest_face"]
+    assert f'<td class="closest">{closest}</td>' in table
+    assert f"{faces[closest]:.2f} mm" in table
+    assert 'target="_blank"' in dom.split("full")[0][-200:]

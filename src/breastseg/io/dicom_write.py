@@ -41,6 +41,8 @@ class StudyIdentity:
     study_instance_uid: str = field(default_factory=generate_uid)
     frame_of_reference_uid: str = field(default_factory=generate_uid)
     study_datetime: _dt.datetime = field(default_factory=lambda: _dt.datetime(2025, 1, 1, 10, 0, 0))
+    #: the order's number in the RIS (empty: none, as DICOM allows)
+    accession_number: str = ""
 
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:
@@ -129,7 +131,7 @@ def write_dicom_series(
             ds.PatientName = study.patient_name
             ds.PatientBirthDate = ""  # type 2: present, unknown (SEG and SR writers copy them)
             ds.PatientSex = ""
-            ds.AccessionNumber = ""
+            ds.AccessionNumber = study.accession_number
             ds.ReferringPhysicianName = ""
             ds.StudyInstanceUID = study.study_instance_uid
             ds.SeriesInstanceUID = series_uid

@@ -127,7 +127,8 @@ def write_pet_ct_dicom(
     pet_truth = phantom.truth["pet"]
     injection = datetime.fromisoformat(pet_truth["injection_datetime"])
     scan = datetime.fromisoformat(pet_truth["scan_datetime"])
-    study = StudyIdentity(patient_name=patient_name, study_datetime=scan)
+    # an accession number as a RIS would give one, from the scan's time (so deterministic by seed)
+    study = StudyIdentity(patient_name=patient_name, study_datetime=scan, accession_number=f"BS{scan:%y%m%d%H%M}")
     ct_files = write_dicom_series(
         phantom.images["ct"], out / "ct", modality="CT", study=study, series_number=1, series_description=ct_description
     )

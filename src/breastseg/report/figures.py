@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from breastseg.image import Image
+from breastseg.image import Grid, Image
 from breastseg.io.atomic import atomic_path
 
 SPECIMEN_COLOUR = "#1f77ff"
@@ -49,7 +49,7 @@ _TOWARDS = ("L", "P", "S")
 _AWAY = ("R", "A", "I")
 
 
-def direction_letters(image: Image, axis: int) -> tuple[str, str]:
+def direction_letters(image: Image | Grid, axis: int) -> tuple[str, str]:
     """The patient directions (``"R"``/``"L"``, ``"A"``/``"P"``, ``"I"``/``"S"``) of array axis ``axis``'s low and
     high index ends, from the image's direction matrix (LPS): an axis whose increasing index runs towards the
     patient's left has ``R`` at index 0 and ``L`` at the far end."""

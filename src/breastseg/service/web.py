@@ -26,13 +26,13 @@ import numpy as np
 from breastseg.errors import BreastsegError, MissingExtra
 from breastseg.image import Grid
 from breastseg.io import read_image
-from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR
+from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR, direction_letters
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
 from breastseg.service.jobstore import Job, open_job_store
 from breastseg.service.layout import assessment_folder, result_folder, study_folder
 
 try:
-    from fastapi import Depends, FastAPI, HTTPException, Request, Response
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
     from fastapi import Path as PathParam
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 except ModuleNotFoundError as exc:  # an optional dependency: see pyproject.toml's extras
@@ -45,12 +45,23 @@ FILES = {
     "assessment/result.json": "application/json",
     "assessment/report.html": "text/html",
     "assessment/figures/closest_point.png": "image/png",
+    "assessment/figures/surface_3d.png": "image/png",
     "assessment/tumour_mask.nii.gz": "application/gzip",
     "assessment/specimen_mask.nii.gz": "application/gzip",
     "dicom/seg.dcm": "application/dicom",
     "dicom/sr.dcm": "application/dicom",
     "dicom/report.dcm": "application/dicom",
 }
+#: served to be read in the browser (the others are downloads)
+INLINE = ("text/html", "image/png", "application/json")
+#: CT window presets of the result page: name → (level, width) HU
+WINDOWS = {
+    "specimen": (0.0, 600.0),
+    "soft tissue": (40.0, 400.0),
+    "wire and calcification": (500.0, 3000.0),
+}
+#: identifying DICOM attributes the job list and result pages show, read from one file of the study
+IDENTITY = ("PatientID", "PatientName", "AccessionNumber", "StudyDate", "StudyDescription")
 _COOKIE = "breastseg_token"
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1b1f23; }
@@ -58,7 +69,14 @@ table { border-collapse: collapse; } td, th { padding: .3rem .7rem; border-botto
 .status { font-size: 4rem; font-weight: 800; padding: 1rem 2rem; color: white; display: block; }
 .positive { background: #c62828; } .negative { background: #1a7f37; } .other { background: #6a737d; }
 .facts { font-size: 1.6rem; margin: 1rem 0; } .views { display: flex; gap: 1rem; flex-wrap: wrap; }
-.view img { image-rendering: pixelated; width: 330px; border: 1px solid #999; } .view input { width: 330px; }
+.view img { image-rendering: pixelated; width: 440px; border: 1px solid #999; display: block; }
+.view input[type=range] { width: 440px; display: block; } .frame { position: relative; display: inline-block; }
+.letter { position: absolute; color: #ffd400; font-weight: 800; font-size: 1.1rem; text-shadow: 0 0 3px #000; }
+.letter.left { left: 4px; top: 50%; } .letter.right { right: 4px; top: 50%; }
+.letter.top { top: 2px; left: 50%; } .letter.bottom { bottom: 2px; left: 50%; }
+.controls { margin: .8rem 0; display: flex; gap: 1.5rem; align-items: center; flex-wrap: wrap; }
+.controls button.on { background: #1f6feb; color: white; } .small { color: #666; font-size: .85rem; }
+.faces td.closest { font-weight: 800; }
 .state-failed, .state-rejected { color: #c62828; } .state-done { color: #1a7f37; }
 .state-not-assessable { color: #b35900; font-weight: 700; }
 """
@@ -141,6 +159,24 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
             raise HTTPException(status_code=500, detail=f"job {job_id}: masks {tumour.shape} ≠ CT {ct.shape}")
         return Volumes(np.asarray(ct.array), tumour, specimen, ct.grid)
 
+    @lru_cache(maxsize=1024)
+    def identity(study_uid: str) -> dict[str, str]:
+        return study_identity(study_folder(store, study_uid))
+
+    @lru_cache(maxsize=2)
+    def pet_on_ct(job_id: int) -> np.ndarray | None:
+        """The study's PET on the CT's grid, scaled 0–1 by its maximum (``None`` without a PET series)."""
+        job = job_or_404(job_id)
+        folder = study_folder(store, job.study_uid)
+        ct = read_image(folder, modality="CT")
+        try:
+            pet = read_image(folder, modality="PT").resample_onto(ct, order=1)
+        except BreastsegError:
+            return None
+        values = np.asarray(pet.array, np.float32)
+        peak = float(values.max())
+        return values / peak if peak > 0 else None
+
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(authorised)])
     def job_list(request: Request) -> HTMLResponse:
         rows = []
@@ -149,16 +185,21 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
             if job.summary:
                 margin = job.summary.get("min_margin_mm")
                 outcome = f"{job.summary.get('margin_status')} · " + ("—" if margin is None else f"{margin:.2f} mm")
+            who = identity(job.study_uid)
+            method = (job.summary or {}).get("method") or "—"
             rows.append(
                 f'<tr><td><a href="/jobs/{job.id}">{job.id}</a></td><td class="state-{_css_state(job.state)}">'
-                f"{_e(job.state)}</td><td>{_e(job.study_uid)}</td><td>{_when(job.last_received)}</td>"
-                f"<td>{_when(job.finished)}</td><td>{_e(outcome)}</td></tr>"
+                f"{_e(job.state)}</td><td>{_e(who.get('PatientID', '—'))}</td>"
+                f"<td>{_e(who.get('AccessionNumber', '—'))}</td><td>{_e(_study_date(who))}</td>"
+                f"<td>{_e(method)}</td><td>{_when(job.last_received)}</td><td>{_when(job.finished)}</td>"
+                f"<td title='study {_e(job.study_uid)}'>{_e(outcome)}</td></tr>"
             )
-        table = "".join(rows) or '<tr><td colspan="6">no jobs yet</td></tr>'
+        table = "".join(rows) or '<tr><td colspan="9">no jobs yet</td></tr>'
         response = _page(
             "breastseg jobs",
-            "<h1>breastseg jobs</h1><table><tr><th>job</th><th>state</th><th>study</th><th>last file</th>"
-            f"<th>finished</th><th>outcome</th></tr>{table}</table>",
+            "<h1>breastseg jobs</h1><table><tr><th>job</th><th>state</th><th>patient</th><th>accession</th>"
+            "<th>study date</th><th>method</th><th>last file</th><th>finished</th><th>outcome</th></tr>"
+            f"{table}</table>",
         )
         remember_token(request, response)
         return response
@@ -168,10 +209,13 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         job = job_or_404(job_id)
         result = result_of(job)
         study = jobs.study(job.study_uid)
+        who = identity(job.study_uid)
+        patient = who.get("PatientID") or (study.patient_id if study else "")
         head = (
             f"<p><a href='/'>all jobs</a></p><h1>Job {job.id}: specimen study</h1>"
-            f"<p>study {_e(job.study_uid)} · patient {_e(study.patient_id if study else '')} · "
-            f"state <b class='state-{_css_state(job.state)}'>{_e(job.state)}</b></p>"
+            f"<p>patient <b>{_e(patient)}</b> · accession <b>{_e(who.get('AccessionNumber', '—'))}</b> · "
+            f"study date {_e(_study_date(who))} · state <b class='state-{_css_state(job.state)}'>{_e(job.state)}</b>"
+            f"</p><p class='small' title='study instance UID'>{_e(job.study_uid)}</p>"
         )
         if result is None:
             body = head + f"<p class='status other'>{_e(job.state.upper())}</p><p>{_e(job.error or '')}</p>"
@@ -188,52 +232,118 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         )
         vol = volumes(job.id)
         index = _closest_index(result, vol)
+        cross = ",".join(str(i) for i in index)
         views = []
         for view in VIEWS:
             axis = VIEW_AXIS[view]
             n = vol.ct.shape[axis]
             k = index[axis]
-            views.append(
-                f"<div class='view'><h3>{view}</h3><img id='img-{view}' alt='{view} slice' "
-                f"src='/jobs/{job.id}/slices/{view}/{k}.png'><br><input type='range' id='slider-{view}' "
-                f"min='0' max='{n - 1}' value='{k}' data-view='{view}' aria-label='{view} slice'> "
-                f"<span id='label-{view}'>{k + 1} / {n}</span></div>"
+            left, right, top, bottom = _letters(vol.grid, view)
+            letters = "".join(
+                f"<span class='letter {side}' data-letter='{side}'>{_e(text)}</span>"
+                for side, text in (("left", left), ("right", right), ("top", top), ("bottom", bottom))
             )
+            views.append(
+                f"<div class='view'><h3>{view}</h3><div class='frame'><img id='img-{view}' alt='{view} slice' "
+                f"src='/jobs/{job.id}/slices/{view}/{k}.png?cross={cross}'>{letters}</div>"
+                f"<input type='range' id='slider-{view}' min='0' max='{n - 1}' value='{k}' data-view='{view}' "
+                f"aria-label='{view} slice'> <span id='label-{view}'>{k + 1} / {n}</span></div>"
+            )
+        presets = "".join(
+            f"<button type='button' data-wl='{level:g},{width:g}'{' class=on' if i == 0 else ''}>{_e(name)} "
+            f"(L {level:g} W {width:g})</button>"
+            for i, (name, (level, width)) in enumerate(WINDOWS.items())
+        )
+        controls = (
+            f"<div class='controls'><span>CT window: {presets}</span>"
+            "<label>PET opacity <input type='range' id='pet-opacity' min='0' max='100' value='0' "
+            "aria-label='PET opacity'> <span id='pet-label'>0 %</span></label>"
+            "<label><input type='checkbox' id='crosshair' checked> crosshair at the closest point</label></div>"
+        )
+        faces = result.get("per_face_margin_mm") or {}
+        face_rows = "".join(
+            f"<tr{' class=closest' if face == result.get('closest_face') else ''}><td"
+            f"{' class=closest' if face == result.get('closest_face') else ''}>{_e(face)}</td>"
+            f"<td>{'—' if value is None else f'{float(value):.2f} mm'}</td></tr>"
+            for face, value in faces.items()
+        )
+        face_table = (
+            f"<h2>Margin per face</h2><table class='faces' id='faces'><tr><th>face</th><th>minimum margin</th></tr>"
+            f"{face_rows}</table>"
+            if faces
+            else ""
+        )
         downloads = " · ".join(
             f"<a href='/jobs/{job.id}/files/{name}'>{_e(name.split('/')[-1])}</a>"
             for name in FILES
             if (result_folder(store, job.id) / name).is_file()
         )
         script = (
-            "<script>for (const s of document.querySelectorAll('input[type=range]')) {"
-            "s.addEventListener('input', () => { const v = s.dataset.view;"
-            f"document.getElementById('img-' + v).src = '/jobs/{job.id}/slices/' + v + '/' + s.value + '.png';"
-            "document.getElementById('label-' + v).textContent = (Number(s.value) + 1) + ' / ' + (Number(s.max) + 1);"
-            "}); }</script>"
+            "<script>const state = {wl: '"
+            + ",".join(f"{v:g}" for v in next(iter(WINDOWS.values())))
+            + f"', pet: 0, cross: '{cross}'}};"
+            "function refresh(v) { const s = document.getElementById('slider-' + v);"
+            "const q = new URLSearchParams({wl: state.wl, pet: state.pet / 100});"
+            "if (document.getElementById('crosshair').checked) q.set('cross', state.cross);"
+            f"document.getElementById('img-' + v).src = '/jobs/{job.id}/slices/' + v + '/' + s.value + '.png?' + q;"
+            "document.getElementById('label-' + v).textContent = (Number(s.value) + 1) + ' / ' + (Number(s.max) + 1);}"
+            "const all = () => ['axial', 'coronal', 'sagittal'].forEach(refresh);"
+            "for (const s of document.querySelectorAll('input[data-view]')) s.addEventListener('input', () => "
+            "refresh(s.dataset.view));"
+            "for (const b of document.querySelectorAll('button[data-wl]')) b.addEventListener('click', () => {"
+            "state.wl = b.dataset.wl; document.querySelectorAll('button[data-wl]').forEach(x => "
+            "x.classList.toggle('on', x === b)); all(); });"
+            "const pet = document.getElementById('pet-opacity'); pet.addEventListener('input', () => {"
+            "state.pet = Number(pet.value); document.getElementById('pet-label').textContent = pet.value + ' %'; all();"
+            "});"
+            "document.getElementById('crosshair').addEventListener('change', all);"
+            "if (new URLSearchParams(location.search).has('pet')) { pet.value = "
+            "new URLSearchParams(location.search).get('pet'); pet.dispatchEvent(new Event('input')); }"
+            "</script>"
         )
         css_class = status if status in ("positive", "negative") else "other"
         body = (
             head
             + f"<div class='status {css_class}' id='status'>{_e(status.upper())}</div>"
             + facts
+            + controls
             + f"<div class='views'>{''.join(views)}</div>"
-            + f"<p><a href='/jobs/{job.id}/files/assessment/report.html'>full report</a></p>"
-            + f"<p>downloads: {downloads}</p>"
-            + script
+            + face_table
+            + f"<p><a href='/jobs/{job.id}/files/assessment/report.html' target='_blank' rel='noopener'>full "
+            "report</a> (opens in a new tab)</p>" + f"<p>downloads: {downloads}</p>" + script
         )
         response = _page(f"breastseg job {job.id}: {status}", body)
         remember_token(request, response)
         return response
 
     @app.get("/jobs/{job_id}/slices/{view}/{index}.png", dependencies=[Depends(authorised)])
-    def slice_image(job_id: JobId, view: str, index: int) -> Response:
+    def slice_image(
+        job_id: JobId,
+        view: str,
+        index: int,
+        wl: str | None = None,
+        pet: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+        cross: str | None = None,
+    ) -> Response:
+        """One slice; ``wl`` "level,width" (HU), ``pet`` the PET overlay's opacity 0–1, ``cross`` "z,y,x"."""
         job = job_or_404(job_id)
         if result_of(job) is None:
             raise HTTPException(status_code=404, detail=f"job {job_id} has no result")
         vol = volumes(job_id)
+        window = _window(wl)
+        point = _numbers(cross, 3, "cross") if cross else None
+        overlay = pet_on_ct(job_id) if pet > 0 else None
         try:
             png = slice_png(
-                vol.ct, vol.grid.spacing, view, index, {SPECIMEN_COLOUR: vol.specimen, TUMOUR_COLOUR: vol.tumour}
+                vol.ct,
+                vol.grid.spacing,
+                view,
+                index,
+                {SPECIMEN_COLOUR: vol.specimen, TUMOUR_COLOUR: vol.tumour},
+                window_hu=window,
+                overlay=overlay,
+                overlay_opacity=pet,
+                cross=point,
             )
         except BreastsegError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
@@ -245,7 +355,8 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         path = result_folder(store, job_id) / name
         if name not in FILES or not path.is_file():
             raise HTTPException(status_code=404, detail="no such file")
-        return FileResponse(path, media_type=FILES[name], filename=path.name)
+        disposition = "inline" if FILES[name] in INLINE else "attachment"
+        return FileResponse(path, media_type=FILES[name], filename=path.name, content_disposition_type=disposition)
 
     @app.get("/api/jobs", dependencies=[Depends(authorised)])
     def api_jobs() -> JSONResponse:
@@ -276,3 +387,55 @@ def _closest_index(result: dict[str, Any], vol: Volumes) -> tuple[int, int, int]
             c = np.argwhere(mask).mean(axis=0).round().astype(int)
             return (int(c[0]), int(c[1]), int(c[2]))
     return (shape[0] // 2, shape[1] // 2, shape[2] // 2)
+
+
+def _numbers(text: str, count: int, name: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(np.isfinite(values)):
+        raise HTTPException(status_code=422, detail=f"{name}: {count} numbers separated by commas")
+    return values
+
+
+def _window(wl: str | None) -> tuple[float, float]:
+    """The CT window ``(low, high)`` HU of a ``"level,width"`` query (the first preset without one)."""
+    level, width = _numbers(wl, 2, "wl") if wl else next(iter(WINDOWS.values()))
+    if width <= 0:
+        raise HTTPException(status_code=422, detail="wl: the width must be positive")
+    return level - width / 2, level + width / 2
+
+
+def _letters(grid: Grid, view: str) -> tuple[str, str, str, str]:
+    """The patient directions at the left, right, top and bottom edges of a slice as :func:`slice_png` lays it
+    out (coronal and sagittal rows flipped), from the grid's direction matrix."""
+    axis = VIEW_AXIS[view]
+    rows_axis, cols_axis = [a for a in range(3) if a != axis]
+    left, right = direction_letters(grid, cols_axis)
+    top, bottom = direction_letters(grid, rows_axis)
+    return (left, right, top, bottom) if view == "axial" else (left, right, bottom, top)
+
+
+def study_identity(folder: Path) -> dict[str, str]:
+    """The identifying attributes (:data:`IDENTITY`) of a received study, read from the header of one of its
+    files; empty when there is none (a study not yet received, or not DICOM)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not folder.is_dir():
+        return {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTITY))
+        except (InvalidDicomError, OSError):  # not a DICOM file: the next one
+            continue
+        return {k: str(ds.get(k)) for k in IDENTITY if ds.get(k) not in (None, "")}
+    return {}
+
+
+def _study_date(who: dict[str, str]) -> str:
+    date = who.get("StudyDate", "")
+    return f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else (date or "—")

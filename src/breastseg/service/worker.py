@@ -110,6 +110,7 @@ class Worker:
             "min_margin_mm": result.margin.min_margin_mm,
             "closest_face": result.margin.closest_face,
             "tumour_volume_ml": result.tumour_volume_ml,
+            "method": result.method,
             "assessment_s": round(t1 - t0, 3),
             "destination": str(cfg.destination) if cfg.destination else None,
         }
