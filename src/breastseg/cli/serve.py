@@ -48,10 +48,19 @@ def _method_options(f: Any) -> Any:
         help="Send SEG + SR + report to this DICOM node, AET@host:port (e.g. ORTHANC@pacs.local:4242); "
         "default: keep them in STORE/results only.",
     )(f)
+    f = click.option(
+        "--petct-model",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="A PET/CT lesion model (`petct train`): whole-body PET/CT studies are then segmented and measured "
+        "(biomarkers; the response to the patient's earlier study). Without one they are refused, by name.",
+    )(f)
     return f
 
 
-def _worker_config(store: Path, destination: str | None, method: str, model: str | None, ae_title: str) -> Any:
+def _worker_config(
+    store: Path, destination: str | None, method: str, model: str | None, ae_title: str, petct_model: Path | None
+) -> Any:
     from breastseg.service.sender import Destination
     from breastseg.service.worker import WorkerConfig
     from breastseg.workflows.specimen.pipeline import AssessConfig
@@ -61,6 +70,7 @@ def _worker_config(store: Path, destination: str | None, method: str, model: str
         destination=Destination.parse(destination) if destination else None,
         assess=AssessConfig(method="resunet" if method == "resunet" else "threshold", model=model),
         calling_ae=ae_title,
+        petct_model=petct_model,
     )
 
 
@@ -119,14 +129,17 @@ def serve_dicom(
     destination: str | None,
     method: str,
     model: str | None,
+    petct_model: Path | None,
     store: Path,
     db: str | None,
     verbose: bool,
 ) -> None:
-    """Receive specimen PET/CT studies by DICOM, assess each, send SEG + SR + report to the PACS.
+    """Receive PET/CT studies by DICOM, assess each, send the results (SEG, SR, report) to the PACS.
 
-    A study is assessed when no file has arrived for --quiet seconds and it holds one CT and one PET series;
-    otherwise its job is recorded as rejected with the reason (see `breastseg jobs list`). Received files are
+    A study is taken when no file has arrived for --quiet seconds and it holds one CT and one PET series: a
+    specimen micro-PET-CT (CT field of view at most 200 mm) gets its margin assessed; a whole-body PET/CT, given
+    --petct-model, its lesions segmented and measured (and the response to the patient's earlier study). Otherwise
+    its job is recorded as rejected with the reason (see `breastseg jobs list`). Received files are
     on disk before the scanner hears they are stored; a restart resumes interrupted jobs.
 
     \b
@@ -143,7 +156,7 @@ def serve_dicom(
     _logging(verbose)
     config = ServiceConfig(
         listener=ListenerConfig(store, ae_title, host, port, allowed_aes, allowed_ips),
-        worker=_worker_config(store, destination, method, model, ae_title),
+        worker=_worker_config(store, destination, method, model, ae_title, petct_model),
         quiet_s=quiet_s,
         workers=workers,
     )
@@ -158,7 +171,13 @@ def serve_dicom(
 @_db_option
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def serve_worker(
-    destination: str | None, method: str, model: str | None, store: Path, db: str | None, verbose: bool
+    destination: str | None,
+    method: str,
+    model: str | None,
+    petct_model: Path | None,
+    store: Path,
+    db: str | None,
+    verbose: bool,
 ) -> None:
     """An extra worker process for a running `serve dicom` (same --store; a shared PostgreSQL --db for several)."""
     from breastseg.service.jobstore import worker_id
@@ -169,7 +188,8 @@ def serve_worker(
     _until_signalled(stop)
     jobs = open_job_store(store, db)
     jobs.recover()
-    Worker(_worker_config(store, destination, method, model, "BREASTSEG"), jobs, worker_id()).run(stop)
+    config = _worker_config(store, destination, method, model, "BREASTSEG", petct_model)
+    Worker(config, jobs, worker_id()).run(stop)
 
 
 @serve.command("web")

@@ -93,7 +93,7 @@ def write_dicom_seg(
         software_versions=__version__,
         device_serial_number=str(first.get("DeviceSerialNumber", "0")),
         series_description=series_description,
-        omit_empty_frames=False,
+        omit_empty_frames=True,  # a frame without any segment is left out (a many-lesion SEG stays small)
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
 """Where the service keeps things in its store folder, spelt once for the listener, the workers and the viewer.
 
-``STORE/studies/<StudyInstanceUID>/``: the received instances of a study. ``STORE/results/<job id>/``: a job's
-outputs — ``assessment/`` (result.json, masks, report.html, figures) and ``dicom/`` (SEG, SR, secondary capture).
+``STORE/studies/<StudyInstanceUID>/``: the received instances of a study, one folder per series.
+``STORE/results/<job id>/``: a job's outputs — a specimen's ``assessment/`` (result.json, masks, report.html,
+figures), a whole-body PET/CT's ``petct/`` (biomarkers, MIP, lesion mask, response), and ``dicom/`` (SEG, SR,
+secondary capture).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from pathlib import Path
 
 ASSESSMENT = "assessment"
 DICOM = "dicom"
+#: a whole-body PET/CT job's results (biomarkers, MIP, lesion mask, response) beside dicom/
+PETCT_RESULTS = "petct"
 
 
 def study_folder(store: str | Path, study_uid: str) -> Path:

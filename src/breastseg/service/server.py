@@ -56,7 +56,7 @@ class DicomService:
         ticks = 0
         while not self.stopping.wait(self.config.poll_s):
             try:
-                examine_quiet_studies(self.jobs, self.config.listener.store, self.config.quiet_s)
+                examine_quiet_studies(self.jobs, self.config.worker, self.config.quiet_s)
                 ticks += 1
                 if ticks * self.config.poll_s >= self.config.worker.lease_s:
                     ticks = 0

@@ -30,6 +30,7 @@ from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR, direction_l
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
 from breastseg.service.jobstore import Job, open_job_store
 from breastseg.service.layout import assessment_folder, result_folder, study_folder
+from breastseg.service.routing import PETCT
 
 try:
     from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -48,6 +49,12 @@ FILES = {
     "assessment/figures/surface_3d.png": "image/png",
     "assessment/tumour_mask.nii.gz": "application/gzip",
     "assessment/specimen_mask.nii.gz": "application/gzip",
+    "petct/biomarkers.json": "application/json",
+    "petct/lesions.csv": "text/csv",
+    "petct/mip.png": "image/png",
+    "petct/scan/lesions.nii.gz": "application/gzip",
+    "petct/response/response.json": "application/json",
+    "petct/response/mip.png": "image/png",
     "dicom/seg.dcm": "application/dicom",
     "dicom/sr.dcm": "application/dicom",
     "dicom/report.dcm": "application/dicom",
@@ -183,8 +190,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         for job in jobs.jobs(limit=200):
             outcome = job.error or ""
             if job.summary:
-                margin = job.summary.get("min_margin_mm")
-                outcome = f"{job.summary.get('margin_status')} · " + ("—" if margin is None else f"{margin:.2f} mm")
+                outcome = _outcome(job.summary)
             who = identity(job.study_uid)
             method = (job.summary or {}).get("method") or "—"
             rows.append(
@@ -217,6 +223,11 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
             f"study date {_e(_study_date(who))} · state <b class='state-{_css_state(job.state)}'>{_e(job.state)}</b>"
             f"</p><p class='small' title='study instance UID'>{_e(job.study_uid)}</p>"
         )
+        if job.state == "done" and (job.summary or {}).get("workflow") == PETCT:
+            page = head.replace("specimen study", "whole-body PET/CT study")
+            response = _page(f"breastseg job {job.id}: PET/CT", page + _petct_body(job, result_folder(store, job.id)))
+            remember_token(request, response)
+            return response
         if result is None:
             body = head + f"<p class='status other'>{_e(job.state.upper())}</p><p>{_e(job.error or '')}</p>"
             response = _page(f"breastseg job {job.id}", body)
@@ -439,3 +450,88 @@ def study_identity(folder: Path) -> dict[str, str]:
 def _study_date(who: dict[str, str]) -> str:
     date = who.get("StudyDate", "")
     return f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else (date or "—")
+
+
+def _outcome(summary: dict[str, Any]) -> str:
+    """A finished job's read-out in one line: the margin of a specimen, the lesions and response of a PET/CT."""
+    if summary.get("workflow") == PETCT:
+        text = f"{summary.get('lesion_count')} lesions"
+        if summary.get("sul_peak") is not None:
+            text += f" · SULpeak {float(summary['sul_peak']):.2f}"
+        return text + (f" · PERCIST {summary['percist']}" if summary.get("percist") else "")
+    margin = summary.get("min_margin_mm")
+    return f"{summary.get('margin_status')} · " + ("—" if margin is None else f"{margin:.2f} mm")
+
+
+def _number(value: Any, decimals: int) -> str:
+    return "—" if value in (None, "") else f"{float(value):.{decimals}f}"
+
+
+#: the lesion table's columns: lesions.csv key, heading, decimals (None: text)
+LESION_TABLE = (
+    ("label", "lesion", None),
+    ("site", "site", None),
+    ("volume_ml", "volume (ml)", 2),
+    ("suv_max", "SUVmax", 2),
+    ("sul_peak", "SULpeak", 2),
+    ("tlg", "TLG", 1),
+    ("centroid_x_mm", "x (mm)", 1),
+    ("centroid_y_mm", "y (mm)", 1),
+    ("centroid_z_mm", "z (mm)", 1),
+)
+
+
+def _petct_body(job: Job, folder: Path) -> str:
+    """A whole-body PET/CT job's page: the biomarkers, the MIP with the lesions numbered, the lesion table as
+    ``lesions.csv`` holds it and, against the patient's earlier study, the PERCIST category in large type with
+    both MIPs — or "not assessable" and the reason."""
+    import csv
+
+    from breastseg.service.layout import PETCT_RESULTS
+
+    results = folder / PETCT_RESULTS
+    doc = json.loads((results / "biomarkers.json").read_text(encoding="utf-8"))
+    facts = (
+        f"<div class='facts' id='biomarkers'><b>{int(doc['lesion_count'])}</b> lesions · SULpeak "
+        f"<b>{_number(doc.get('sul_peak'), 2)}</b> · SUVmax {_number(doc.get('suv_max'), 2)} · MTV "
+        f"{_number(doc.get('mtv_ml'), 1)} ml · TLG {_number(doc.get('tlg'), 0)} · method "
+        f"{_e((job.summary or {}).get('method'))}</div>"
+    )
+    response_html = ""
+    response_path = results / "response" / "response.json"
+    if response_path.is_file():
+        response = json.loads(response_path.read_text(encoding="utf-8"))
+        category = str(response["percist"]["category"])
+        css = {"CMR": "negative", "PMR": "negative", "PMD": "positive"}.get(category, "other")
+        response_html = (
+            f"<h2>Response to the earlier study (job {_e((job.summary or {}).get('prior_job'))})</h2>"
+            f"<div class='status {css}' id='percist'>PERCIST {_e(category)}</div>"
+            f"<p>{_e(response['percist'].get('reason'))}</p>"
+            f"<img src='/jobs/{job.id}/files/petct/response/mip.png' alt='baseline and follow-up MIPs' "
+            "style='max-width: 100%'>"
+        )
+    with (results / "lesions.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    table = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{_e(row.get(key)) if decimals is None else _number(row.get(key), decimals)}</td>"
+            for key, _, decimals in LESION_TABLE
+        )
+        + "</tr>"
+        for row in rows
+    )
+    heading = "".join(f"<th>{_e(name)}</th>" for _, name, _ in LESION_TABLE)
+    downloads = " · ".join(
+        f"<a href='/jobs/{job.id}/files/{name}'>{_e(name.split('/')[-1])}</a>"
+        for name in FILES
+        if name.startswith(("petct/", "dicom/")) and (folder / name).is_file()
+    )
+    return (
+        facts
+        + response_html
+        + f"<h2>Maximum-intensity projection</h2><img src='/jobs/{job.id}/files/petct/mip.png' id='mip' "
+        "alt='coronal MIP with the lesions numbered' style='max-width: 100%'>"
+        + f"<h2>Lesions (as lesions.csv; centroids LPS mm)</h2><table id='lesions'><tr>{heading}</tr>{table}</table>"
+        + f"<p>downloads: {downloads}</p>"
+    )

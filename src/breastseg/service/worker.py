@@ -1,7 +1,10 @@
-"""Workers: take a queued job, assess the specimen study, write the DICOM results, send them to the PACS.
+"""Workers: take a queued job, run the workflow its study goes to (:mod:`breastseg.service.routing`), write the
+DICOM results, send them to the PACS.
 
-A job's outputs go to ``STORE/results/<job id>/`` (``assessment/``: result.json, masks, report.html;
-``dicom/``: seg.dcm, sr.dcm, report.dcm), each written atomically, so a worker killed mid-job leaves no half
+A job's outputs go to ``STORE/results/<job id>/`` — a specimen's ``assessment/`` (result.json, masks,
+report.html) and ``dicom/`` (seg.dcm, sr.dcm, report.dcm); a whole-body PET/CT's ``petct/`` (biomarkers.json,
+lesions.csv, mip.png, the lesion mask, and ``response/`` against the patient's earlier study) and ``dicom/``
+(seg.dcm, sr.dcm) — each written atomically, so a worker killed mid-job leaves no half
 result and the job simply runs again. While it works, a worker renews its job's lease; a failure is recorded
 with its reason (``breastseg jobs show``) and can be retried.
 """
@@ -14,19 +17,28 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from breastseg.errors import BreastsegError
-from breastseg.io.dicom import list_dicom_series
 from breastseg.sanity import NotAssessable
 from breastseg.service.jobstore import Job, JobStore, Study, worker_id
-from breastseg.service.layout import ASSESSMENT, DICOM, result_folder, study_folder
+from breastseg.service.layout import ASSESSMENT, DICOM, PETCT_RESULTS, result_folder, study_folder
+from breastseg.service.routing import PETCT, SPECIMEN, SPECIMEN_MAX_FOV_MM, Route, route_study
 from breastseg.service.sender import Destination, send_files
 from breastseg.workflows.specimen.dicom_export import SC_NAME, SEG_NAME, SR_NAME
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 
 LOG = logging.getLogger("breastseg.service")
+
+
+@lru_cache(maxsize=2)
+def _petct_model(path: Path) -> Any:
+    """The PET/CT model, loaded once per worker process."""
+    from breastseg.workflows.petct.network import PetctModel
+
+    return PetctModel.load(path)
 
 
 @dataclass(frozen=True)
@@ -39,34 +51,31 @@ class WorkerConfig:
     calling_ae: str = "BREASTSEG"
     lease_s: float = 30.0
     poll_s: float = 0.5
+    #: a PET/CT lesion model (``petct train``): whole-body PET/CT studies are taken only with one
+    petct_model: Path | None = None
 
 
-def study_problem(folder: Path) -> str | None:
-    """Why a received study cannot be assessed as a specimen PET/CT (``None`` when it can): it needs one CT
-    and one PET series."""
-    if not folder.is_dir():
-        return f"{folder}: no files received"
+def study_problem(folder: Path, config: WorkerConfig | None = None) -> str | None:
+    """Why a received study cannot be taken (``None`` when it can): it needs one CT and one PET series
+    (:func:`~breastseg.service.routing.route_study`), and a whole-body PET/CT needs a lesion model configured."""
     try:
-        series = list_dicom_series(folder)
+        route = route_study(folder)
     except BreastsegError as exc:
         return str(exc)
-    modalities = [s.modality for s in series]
-    have = ", ".join(f"{s.modality or '?'} ({s.n_instances} images)" for s in series) or "nothing"
-    for needed, name in (("CT", "CT"), ("PT", "PET")):
-        count = modalities.count(needed)
-        if count == 0:
-            return f"no {name} series in the study (received: {have})"
-        if count > 1:
-            return f"{count} {name} series in the study (received: {have}); send one"
+    if route.workflow == PETCT and (config is None or config.petct_model is None):
+        return (
+            f"a whole-body PET/CT study (CT field of view {route.field_of_view_mm:.0f} mm > "
+            f"{SPECIMEN_MAX_FOV_MM:.0f} mm): no PET/CT lesion model is configured (serve --petct-model)"
+        )
     return None
 
 
-def examine_quiet_studies(jobs: JobStore, store: Path, quiet_s: float) -> list[int]:
-    """Turn each study that has been quiet for ``quiet_s`` seconds into a job: queued when it holds a CT and a
-    PET series, else rejected with the reason. Returns the new job ids."""
+def examine_quiet_studies(jobs: JobStore, config: WorkerConfig, quiet_s: float) -> list[int]:
+    """Turn each study that has been quiet for ``quiet_s`` seconds into a job: queued when a workflow can take it
+    (:func:`study_problem`), else rejected with the reason. Returns the new job ids."""
     created = []
     for study in jobs.quiet_studies(quiet_s):
-        problem = study_problem(study_folder(store, study.study_uid))
+        problem = study_problem(study_folder(config.store, study.study_uid), config)
         created.append(_examined(jobs, study, problem))
     return created
 
@@ -96,26 +105,32 @@ class Worker:
                 return
 
     def process(self, job: Job, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """Assess, write and send one claimed job; returns its summary. Raises on failure."""
+        """Assess, write and send one claimed job (the workflow :func:`route_study` says); returns its summary.
+        Raises on failure."""
         cfg = self.config
         folder = study_folder(cfg.store, job.study_uid)
-        if not folder.is_dir():  # the watcher examined the series; the reader names any problem left
-            raise BreastsegError(f"{folder}: no files received")
+        route = route_study(folder)  # the watcher examined the series; the reader names any problem left
         out = result_folder(cfg.store, job.id)
         t0 = time.time()
-        result = run_assessment(folder, folder, out / ASSESSMENT, cfg.assess, progress=progress, dicom_out=out / DICOM)
-        t1 = time.time()
-        summary: dict[str, Any] = {
-            "margin_status": result.margin.status,
-            "min_margin_mm": result.margin.min_margin_mm,
-            "closest_face": result.margin.closest_face,
-            "tumour_volume_ml": result.tumour_volume_ml,
-            "method": result.method,
-            "assessment_s": round(t1 - t0, 3),
-            "destination": str(cfg.destination) if cfg.destination else None,
-        }
-        if cfg.destination is not None:
+        if route.workflow == PETCT:
+            summary, files = self._petct(job, route, out, progress)
+        else:
+            result = run_assessment(
+                folder, folder, out / ASSESSMENT, cfg.assess, progress=progress, dicom_out=out / DICOM
+            )
+            summary = {
+                "workflow": SPECIMEN,
+                "margin_status": result.margin.status,
+                "min_margin_mm": result.margin.min_margin_mm,
+                "closest_face": result.margin.closest_face,
+                "tumour_volume_ml": result.tumour_volume_ml,
+                "method": result.method,
+            }
             files = [out / DICOM / name for name in (SEG_NAME, SR_NAME, SC_NAME)]
+        t1 = time.time()
+        summary["assessment_s"] = round(t1 - t0, 3)
+        summary["destination"] = str(cfg.destination) if cfg.destination else None
+        if cfg.destination is not None:
             send_files(files, cfg.destination, cfg.calling_ae)
             sent = time.time()
             summary["send_s"] = round(sent - t1, 3)
@@ -123,6 +138,51 @@ class Worker:
             if job.last_received is not None:
                 summary["last_file_to_sent_s"] = round(sent - job.last_received, 3)
         return summary
+
+    def _petct(
+        self, job: Job, route: Route, out: Path, progress: Callable[[str], None] | None
+    ) -> tuple[dict[str, Any], list[Path]]:
+        """A whole-body PET/CT study: lesions by the configured network, biomarkers, SEG + SR; the response to the
+        patient's latest earlier PET/CT job that finished, when there is one."""
+        from breastseg.workflows.petct.received import SCAN, assess_received_study
+
+        cfg = self.config
+        if cfg.petct_model is None:
+            raise BreastsegError("a whole-body PET/CT study, and no PET/CT lesion model is configured")
+        prior = self.prior_petct_job(job)
+        prior_scan = None if prior is None else result_folder(cfg.store, prior.id) / PETCT_RESULTS / SCAN
+        received = assess_received_study(
+            route.ct_folder,
+            route.pet_folder,
+            _petct_model(cfg.petct_model),
+            out / PETCT_RESULTS,
+            out / DICOM,
+            prior_scan=prior_scan,
+            device="cpu",
+            progress=progress,
+        )
+        summary = {"workflow": PETCT, "method": f"PET/CT network {cfg.petct_model.name}", **received.summary()}
+        if prior is not None:
+            summary["prior_job"] = prior.id
+        # no lesion found: no SEG (a segmentation needs a segment), the SR says so
+        written = [out / DICOM / name for name in (SEG_NAME, SR_NAME)]
+        return summary, [f for f in written if f.is_file() or f.name == SR_NAME]
+
+    def prior_petct_job(self, job: Job) -> Job | None:
+        """The patient's latest PET/CT job that finished before this one, from another study (``None`` without a
+        patient ID or such a job)."""
+        study = self.jobs.study(job.study_uid)
+        if study is None or not study.patient_id:
+            return None
+        for other in self.jobs.jobs(limit=1000):  # newest first
+            if other.id == job.id or other.state != "done" or other.study_uid == job.study_uid:
+                continue
+            if (other.summary or {}).get("workflow") != PETCT:
+                continue
+            earlier = self.jobs.study(other.study_uid)
+            if earlier is not None and earlier.patient_id == study.patient_id:
+                return other
+        return None
 
     def _send_not_assessable(self, job: Job) -> None:
         """Send the "not assessable" SR the assessment wrote, so that the PACS shows it (best effort: the job's
@@ -159,7 +219,7 @@ class Worker:
             self.jobs.fail(job.id, self.name, f"unexpected error: {type(exc).__name__}: {exc}", result_dir)
         else:
             self.jobs.finish(job.id, self.name, result_dir, summary)
-            LOG.info("job %d done: %s", job.id, summary["margin_status"])
+            LOG.info("job %d done: %s", job.id, summary.get("margin_status") or summary.get("percist") or "measured")
         finally:
             done.set()
         return job
