@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo_output
 
-.PHONY: demo test test-slow lint typecheck docs install clean models demo-model demo-lamellae bench-model bench-student \
+.PHONY: demo gallery test test-slow lint typecheck docs install clean models demo-model demo-lamellae bench-model bench-student \
 	ultrasound-cv ultrasound-analysis ultrasound-model
 
 install: $(STAMP)
@@ -26,8 +26,8 @@ demo: $(STAMP)
 	@echo "Open $(DEMO)/specimen/assessment/report.html to see the report."
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/gallery
+	$(BIN)/ruff format --check src tests benchmarks docs/gallery
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -85,6 +85,10 @@ bench-student: $(STAMP)
 	  $(BIN)/python benchmarks/specimen_inference.py --write-distil-set build/bench-model/distil-mixed --count 16
 	$(BIN)/breastseg specimen distil --model build/bench-model/ensemble25.pt \
 	  --specimens build/bench-model/distil-mixed/manifest.csv --out build/bench-model/ensemble25_student.pt --steps 2000
+
+# The pictures of docs/gallery.md, from phantoms, by the commands' own functions (web pages need Chromium)
+gallery: $(STAMP)
+	$(BIN)/python docs/gallery/make_gallery.py
 
 demo-lamellae: $(STAMP)
 	rm -rf build/demo-model
