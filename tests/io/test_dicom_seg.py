@@ -83,3 +83,22 @@ def test_the_phantoms_ct_and_pet_are_valid_dicom_too(series: tuple[Path, object]
         out = subprocess.run([dciodvfy(), str(sorted(folder.glob("*.dcm"))[0])], capture_output=True, text=True)
         report = out.stdout + out.stderr
         assert not [line for line in report.splitlines() if line.startswith("Error")], report
+
+
+def test_segments_carry_the_report_figures_colours(series: tuple[Path, object], tmp_path: Path) -> None:
+    from skimage.color import lab2rgb
+
+    from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR
+
+    ct_dir, ph = series
+    ct = read_dicom_series(ct_dir)
+    tumour = np.asarray(ph.images["tumour"].array) > 0  # type: ignore[attr-defined]
+    specimen = np.asarray(ph.images["specimen"].array) > 0  # type: ignore[attr-defined]
+    seg = pydicom.dcmread(write_dicom_seg({"tumour": tumour, "specimen": specimen}, ct, tmp_path / "seg.dcm"))
+    for item, hex_colour in zip(seg.SegmentSequence, (TUMOUR_COLOUR, SPECIMEN_COLOUR), strict=True):
+        # PS3.3 C.10.7.1.1: CIELab scaled to 0…65535 (L* over 0…100, a* and b* over −128…127); skimage's inverse
+        lab_l, lab_a, lab_b = (int(v) for v in item.RecommendedDisplayCIELabValue)
+        lab = [lab_l * 100.0 / 65535.0, lab_a * 255.0 / 65535.0 - 128.0, lab_b * 255.0 / 65535.0 - 128.0]
+        rgb = lab2rgb(np.array([[lab]]))[0, 0] * 255.0
+        expected = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+        np.testing.assert_allclose(rgb, expected, atol=3.0)

@@ -240,6 +240,27 @@ def test_specimen_dicom_outputs_are_valid(specimen_outputs: tuple[Path, dict[str
     np.testing.assert_array_equal(sc.pixel_array, png)
 
 
+def test_dcmtk_reads_the_specimen_sr_as_breastseg_meant_it(
+    specimen_outputs: tuple[Path, dict[str, Any], Path, Any],
+) -> None:
+    """An independent parser (DCMTK's dsrdump, as PACS and viewers built on DCMTK read SR): the tree is read
+    without a warning, with the margin, the rule, the six faces and the closest approach in 3D."""
+    from tests.servers import dcmtk_tool
+
+    root, result, _ct_dir, _ph = specimen_outputs
+    done = subprocess.run([dcmtk_tool("dsrdump"), str(root / "pacs" / "sr.dcm")], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    text = done.stdout
+    assert text.startswith("Comprehensive 3D SR Document")
+    assert f'(,,"Distance")="{result["min_margin_mm"]:.4f}'.rstrip("0") in text
+    assert '(,,"Threshold Value")="0.1" (mm,UCUM' in text
+    assert text.count('Tracking Identifier")="margin per face"') == 1
+    faces = text.split('"margin per face"')[1].split('Tracking Identifier")=')[0]
+    assert faces.count('(,,"Distance")=') == 6
+    assert "SCOORD3D" in text and "(POLYLINE," in text
+
+
 def test_dicom_out_needs_a_dicom_ct(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = tmp_path / "case"
     assert main(["phantom", "specimen", "--out", str(case), "--seed", "3"]) == 0

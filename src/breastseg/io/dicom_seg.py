@@ -4,7 +4,8 @@ A mask array ``(z, y, x)`` on the grid :func:`breastseg.io.dicom.read_dicom_seri
 is written as a binary SEG whose frame ``k`` references the source instance of sorted slice ``k`` — the series'
 ``files`` are in that order, so no frame is shifted or flipped whatever the slice order on disk. Each segment is
 described with SNOMED CT codes (tumour: "Malignant neoplasm, primary"; specimen: "Tissue specimen"; lesion:
-"Lesion"); numbered names (``"lesion 3"``) take the codes of their first word.
+"Lesion"); numbered names (``"lesion 3"``) take the codes of their first word. Each segment carries its display
+colour (:data:`SEGMENT_RGB`) as viewers read it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from breastseg._version import __version__
 from breastseg.errors import InputError
 from breastseg.io.atomic import atomic_path
 from breastseg.io.dicom import DicomSeries
+
+#: segment name → its Recommended Display CIELab Value, given as sRGB: the report figures' colours (tumour orange,
+#: specimen blue; lesions red as the MIP outlines them), so that 3D Slicer and OHIF draw the SEG as breastseg does
+SEGMENT_RGB: dict[str, tuple[int, int, int]] = {"tumour": (255, 140, 0), "specimen": (31, 119, 255), "lesion": (230, 0, 0)}
 
 #: segment name → (category, type) codes
 SEGMENT_CODES: dict[str, tuple[CodedConcept, CodedConcept]] = {
@@ -69,6 +74,7 @@ def write_dicom_seg(
                 algorithm_identification=hd.AlgorithmIdentificationSequence(
                     name="breastseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
                 ),
+                display_color=hd.color.CIELabColor.from_rgb(*SEGMENT_RGB[kind_name]),
             )
         )
     overlap = sum(np.asarray(m, bool) for m in masks.values())
