@@ -32,7 +32,7 @@ from tests.service.test_dicom_service import SCANNER, _job_of, storescu, study_u
 from tests.service.test_web import browse
 
 TINY = ["--folds", "3", "--epochs", "2", "--patch", "32", "32", "32", "--filters", "4", "--patches-per-scan", "2"]
-SMALL = ["--lesions", "3", "--ct-spacing-mm", "5", "--pet-spacing-mm", "8"]
+SMALL = ["--lesions", "3", "--ct-spacing-mm", "8", "--pet-spacing-mm", "10"]  # coarse: fewer files, seconds
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     model = root / "model.pt"
     assert main(["petct", "train", "--patients", str(root / "patients.csv"), "--out", str(model), *TINY]) == 0
     new = root / "new"
-    coarse = ["--lesions", "3", "--ct-spacing-mm", "8", "--pet-spacing-mm", "10"]  # fewer files to send
-    assert main(["phantom", "petct", "--out", str(new), "--seed", "70", "--response", "PMD", *coarse, "--dicom"]) == 0
+    assert main(["phantom", "petct", "--out", str(new), "--seed", "70", "--response", "PMD", *SMALL, "--dicom"]) == 0
     return model, new
 
 
