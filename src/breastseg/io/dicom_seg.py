@@ -25,7 +25,11 @@ from breastseg.io.dicom import DicomSeries
 
 #: segment name → its Recommended Display CIELab Value, given as sRGB: the report figures' colours (tumour orange,
 #: specimen blue; lesions red as the MIP outlines them), so that 3D Slicer and OHIF draw the SEG as breastseg does
-SEGMENT_RGB: dict[str, tuple[int, int, int]] = {"tumour": (255, 140, 0), "specimen": (31, 119, 255), "lesion": (230, 0, 0)}
+SEGMENT_RGB: dict[str, tuple[int, int, int]] = {
+    "tumour": (255, 140, 0),
+    "specimen": (31, 119, 255),
+    "lesion": (230, 0, 0),
+}
 
 #: segment name → (category, type) codes
 SEGMENT_CODES: dict[str, tuple[CodedConcept, CodedConcept]] = {
