@@ -172,3 +172,25 @@ def _the_viewer_shows_both_jobs(store: Path, baseline: int, followup: int, categ
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def test_a_prior_acquired_later_gives_no_response_but_the_biomarkers_stand(
+    cohort: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from breastseg.workflows.petct.network import PetctModel
+    from breastseg.workflows.petct.received import SCAN, assess_received_study
+
+    model_path, new = cohort
+    model = PetctModel.load(model_path)
+    later = route_study(new / "followup" / "dicom")
+    assess_received_study(later.ct_folder, later.pet_folder, model, tmp_path / "f", tmp_path / "f_dicom", device="cpu")
+    earlier = route_study(new / "baseline" / "dicom")
+    received = assess_received_study(
+        earlier.ct_folder, earlier.pet_folder, model, tmp_path / "b", tmp_path / "b_dicom",
+        prior_scan=tmp_path / "f" / SCAN, device="cpu",
+    )  # fmt: skip
+    assert received.response is None and "not after the baseline" in str(received.response_problem)
+    summary = received.summary()
+    assert summary["response_problem"] == received.response_problem and "percist" not in summary
+    assert (tmp_path / "b" / "biomarkers.json").is_file() and (tmp_path / "b_dicom" / "sr.dcm").is_file()
+    assert not (tmp_path / "b" / "response").exists()

@@ -499,7 +499,13 @@ def _petct_body(job: Job, folder: Path) -> str:
     )
     response_html = ""
     response_path = results / "response" / "response.json"
-    if response_path.is_file():
+    problem = (job.summary or {}).get("response_problem")
+    if problem:
+        response_html = (
+            f"<h2>No response to the earlier study (job {_e((job.summary or {}).get('prior_job'))})</h2>"
+            f"<p class='state-not-assessable' id='response-problem'>{_e(problem)}</p>"
+        )
+    elif response_path.is_file():
         response = json.loads(response_path.read_text(encoding="utf-8"))
         category = str(response["percist"]["category"])
         css = {"CMR": "negative", "PMR": "negative", "PMD": "positive"}.get(category, "other")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from breastseg.errors import InputError
 from breastseg.io import write_image
 from breastseg.workflows.petct.inputs import Kind, read_channels
 from breastseg.workflows.petct.longitudinal import ResponseAssessment, measure_response
@@ -30,11 +31,13 @@ LESIONS = "lesions.nii.gz"
 @dataclass(frozen=True)
 class ReceivedStudy:
     """What :func:`assess_received_study` measured: the scan's biomarkers (with what was written), the ensemble
-    members used, and the response to the prior study (``None`` without one)."""
+    members used, and the response to the prior study (``None`` without one, or when it could not be assessed:
+    ``response_problem`` says why — e.g. the prior was acquired after this study)."""
 
     measured: MeasuredScan
     members: tuple[str, ...]
     response: ResponseAssessment | None = None
+    response_problem: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The job summary: the biomarkers a list shows, and the PERCIST category when assessed."""
@@ -50,6 +53,8 @@ class ReceivedStudy:
         if self.response is not None:
             out["percist"] = self.response.percist.category
             out["response_assessable"] = self.response.assessable
+        if self.response_problem is not None:
+            out["response_problem"] = self.response_problem
         return out
 
 
@@ -77,7 +82,9 @@ def assess_received_study(
 ) -> ReceivedStudy:
     """Segment (the whole ensemble: a patient the service receives is not one the model trained on), measure and
     write (see the module docstring); ``prior_scan``: the ``scan/`` folder of the patient's earlier study, whose
-    mask was made the same way, for the response (PERCIST; "not assessable" after a failed registration)."""
+    mask was made the same way, for the response (PERCIST; "not assessable" after a failed registration). A prior
+    that cannot be compared (another patient, acquired later, no SUL) leaves no response, only its reason: this
+    study's biomarkers, SEG and SR are delivered all the same."""
     say = progress or (lambda _step: None)
     out = Path(out_dir)
     folder = scan_folder(out, ct_folder, pet_folder)
@@ -89,8 +96,11 @@ def assess_received_study(
     measured = measure_scan(
         folder / "pet", folder / LESIONS, out, ct=folder / "ct", bone_from_ct_threshold=True, dicom_out=dicom_out
     )
-    response = None
+    response, problem = None, None
     if prior_scan is not None:
         say("assessing the response to the prior study")
-        response = measure_response(prior_scan, folder, out / RESPONSE, mask_name=LESIONS)
-    return ReceivedStudy(measured, prediction.members_used, response)
+        try:
+            response = measure_response(prior_scan, folder, out / RESPONSE, mask_name=LESIONS)
+        except InputError as exc:  # not this patient's earlier scan, or no SUL: this study's biomarkers stand alone
+            problem = str(exc)
+    return ReceivedStudy(measured, prediction.members_used, response, problem)
