@@ -174,10 +174,8 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
     def pet_on_ct(job_id: int) -> np.ndarray | None:
         """The study's PET on the CT's grid, scaled 0–1 by its maximum (``None`` without a PET series)."""
         job = job_or_404(job_id)
-        folder = study_folder(store, job.study_uid)
-        ct = read_image(folder, modality="CT")
-        try:
-            pet = read_image(folder, modality="PT").resample_onto(ct, order=1)
+        try:  # onto the grid of the CT the page already holds (no second read of the CT)
+            pet = read_image(study_folder(store, job.study_uid), modality="PT").resample_onto(volumes(job_id).grid)
         except BreastsegError:
             return None
         values = np.asarray(pet.array, np.float32)

@@ -23,6 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 from scipy import ndimage
 
 from breastseg.errors import InputError
+from breastseg.evaluation.metrics import dice
 from breastseg.evaluation.stats import wilcoxon
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.io.raster import read_pixels
@@ -134,8 +135,7 @@ def dice_text(prediction: np.ndarray, reference: np.ndarray) -> str:
     """The overlay's score: Dice to 2 decimals, or on an image without a lesion the false-positive area (px)."""
     if not reference.any():
         return f"no lesion in the reference; predicted {int(prediction.sum())} px"
-    inter = int((prediction & reference).sum())
-    return f"Dice {2 * inter / (int(prediction.sum()) + int(reference.sum())):.2f}"
+    return f"Dice {dice(prediction, reference):.2f}"
 
 
 def legend_overlay(
