@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -86,15 +87,21 @@ def mri(work: Path) -> None:
     _copy(work / "mri.png", "mri_report.png")
 
 
+def _speckle(seed: int, lesion: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic speckle image (300 × 420 px) with a dark elliptic lesion, and the lesion's mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:300, :420]
+    reference = (((yy - 150) / 48.0) ** 2 + ((xx - 200) / 70.0) ** 2 <= 1.0) & lesion
+    shade = np.where(reference, 35.0, 110.0) + 25.0 * np.sin(yy / 23.0)
+    return np.clip(shade * rng.rayleigh(1.0, yy.shape) / 1.25, 0, 255).astype(np.float32), reference
+
+
 def ultrasound() -> None:
     """An evaluation overlay: a speckle image with a dark lesion, its reference and a shifted prediction."""
     from breastseg.workflows.ultrasound.predict import legend_overlay
 
-    rng = np.random.default_rng(0)
+    image, reference = _speckle(0)
     yy, xx = np.mgrid[:300, :420]
-    reference = ((yy - 150) / 48.0) ** 2 + ((xx - 200) / 70.0) ** 2 <= 1.0
-    shade = np.where(reference, 35.0, 110.0) + 25.0 * np.sin(yy / 23.0)
-    image = np.clip(shade * rng.rayleigh(1.0, yy.shape) / 1.25, 0, 255).astype(np.float32)
     prediction = ((yy - 146) / 46.0) ** 2 + ((xx - 212) / 66.0) ** 2 <= 1.0
     rgb, _ = legend_overlay(image, prediction, reference, note="synthetic speckle image")
     _save(PILImage.fromarray(rgb), "ultrasound_overlay.png")
@@ -137,6 +144,7 @@ def web(work: Path, report: Path) -> None:
     (study,) = jobs.quiet_studies(1.0)
     job_id = jobs.examined(study)
     Worker(WorkerConfig(store), jobs).run_one()
+    us_job = _ultrasound_job(store, jobs)
     server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=8791, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -145,9 +153,34 @@ def web(work: Path, report: Path) -> None:
     try:
         _shot(browser, "http://127.0.0.1:8791/", "web_jobs.png", work, "1400,300")
         _shot(browser, f"http://127.0.0.1:8791/jobs/{job_id}?pet=50", "web_specimen.png", work, "1450,1350")
+        _shot(browser, f"http://127.0.0.1:8791/jobs/{us_job}", "web_ultrasound.png", work, "1450,900")
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def _ultrasound_job(store: Path, jobs: Any) -> int:
+    """An ultrasound study of two speckle images (a lesion in the first) as a scanner sends it, predicted by the
+    packaged model as the service does; returns its job."""
+    from pydicom.uid import generate_uid
+
+    from breastseg.io.dicom_write import StudyIdentity, write_ultrasound_image
+    from breastseg.service.layout import study_folder
+    from breastseg.service.worker import Worker, WorkerConfig
+    from breastseg.workflows.ultrasound.model import default_model_path
+
+    study = StudyIdentity(patient_id="US-PHANTOM", patient_name="Phantom^Ultrasound", accession_number="US-0001")
+    series_uid = generate_uid()
+    for i, lesion in enumerate((True, False)):
+        image, _ = _speckle(10 + i, lesion)
+        folder = study_folder(store, study.study_instance_uid) / "series"
+        write_ultrasound_image(image.astype(np.uint8), folder / f"image{i + 1}.dcm", (0.1, 0.1), study=study,
+                               series_uid=series_uid, instance_number=i + 1)  # fmt: skip
+    jobs.file_received(study.study_instance_uid, study.patient_id, "SCANNER", time.time() - 5)
+    (queued,) = jobs.quiet_studies(1.0)
+    job_id = int(jobs.examined(queued))
+    Worker(WorkerConfig(store, ultrasound_model=default_model_path()), jobs).run_one()
+    return job_id
 
 
 def main() -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pydicom
 import pytest
-import uvicorn
 
 from breastseg.cli.main import main
 from breastseg.phantoms.specimen import SpecimenPhantomConfig, make_specimen_phantom, write_specimen_dicom
@@ -25,11 +23,10 @@ from breastseg.service.receiver import ListenerConfig
 from breastseg.service.routing import PETCT, SPECIMEN, SPECIMEN_MAX_FOV_MM, route_study
 from breastseg.service.sender import Destination
 from breastseg.service.server import DicomService, ServiceConfig
-from breastseg.service.web import create_app
 from breastseg.service.worker import WorkerConfig, study_problem
 from tests.servers import Orthanc, dciodvfy, free_port, orthanc_server
 from tests.service.test_dicom_service import SCANNER, _job_of, storescu, study_uid_of, wait_for
-from tests.service.test_web import browse
+from tests.service.test_web import browse, web_server
 
 TINY = ["--folds", "3", "--epochs", "2", "--patch", "32", "32", "32", "--filters", "4", "--patches-per-scan", "2"]
 SMALL = ["--lesions", "3", "--ct-spacing-mm", "8", "--pet-spacing-mm", "10"]  # coarse: fewer files, seconds
@@ -151,13 +148,7 @@ def test_a_wholebody_study_comes_back_with_its_biomarkers_and_the_followup_with_
 def _the_viewer_shows_both_jobs(store: Path, baseline: int, followup: int, category: str, tmp_path: Path) -> None:
     """The web viewer's PET/CT pages in headless Chromium: the lesion table is lesions.csv, row for row; the
     follow-up's page carries the PERCIST category in large type and both MIPs; the job list says it."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for("the web server", lambda: srv.started, 30)
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with web_server(store) as url:
         for job_id in (baseline, followup):
             dom = browse(f"{url}/jobs/{job_id}", tmp_path / "x.png", dom=True)
             rows = list(csv.DictReader((store / "results" / str(job_id) / "petct" / "lesions.csv").open()))
@@ -169,9 +160,6 @@ def _the_viewer_shows_both_jobs(store: Path, baseline: int, followup: int, categ
             assert mip.status_code == 200 and mip.headers["content-type"] == "image/png"
         assert f">PERCIST {category}</div>" in browse(f"{url}/jobs/{followup}", tmp_path / "x.png", dom=True)
         assert f"PERCIST {category}" in httpx.get(url).text
-    finally:
-        srv.should_exit = True
-        thread.join(10)
 
 
 def test_a_prior_acquired_later_gives_no_response_but_the_biomarkers_stand(

@@ -4,6 +4,7 @@ are escaped, never run; only the listed files are served."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import subprocess
@@ -75,20 +76,29 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return store, job_id
 
 
-@pytest.fixture(scope="module")
-def server(store: tuple[Path, int]) -> Iterator[str]:
+@contextlib.contextmanager
+def web_server(store: Path, token: str | None = None) -> Iterator[str]:
+    """``serve web`` on the store, on a free port of this machine, in a thread; yields its URL."""
     port = free_port()
-    app = create_app(store[0], token=TOKEN)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(create_app(store, token=token), host="127.0.0.1", port=port,
+                                        log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not srv.started:
         assert time.monotonic() < deadline, "the web server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(store: tuple[Path, int]) -> Iterator[str]:
+    with web_server(store[0], TOKEN) as url:
+        yield url
 
 
 def test_tokens_are_required_and_only_listed_files_are_served(server: str, store: tuple[Path, int]) -> None:
@@ -235,3 +245,32 @@ def test_result_page_has_directions_presets_and_the_faces(server: str, store: tu
     assert f'<td class="closest">{closest}</td>' in table
     assert f"{faces[closest]:.2f} mm" in table
     assert 'target="_blank"' in dom.split("full")[0][-200:]
+
+
+def test_a_petct_job_without_a_response_says_why_and_shows_no_category(tmp_path: Path) -> None:
+    """A follow-up whose prior could not be compared: the page gives the reason (escaped), the biomarkers and the
+    lesion table, and no PERCIST category — a response is never implied."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    store = tmp_path / "store"
+    jobs = JobStore(store / "jobs.sqlite")
+    jobs.file_received("1.2.3.4", "PT-1", "SCANNER", time.time() - 5)
+    (study,) = jobs.quiet_studies(1.0)
+    job_id = jobs.examined(study)
+    claimed = jobs.claim("w", 30.0)
+    assert claimed is not None and claimed.id == job_id
+    results = store / "results" / str(job_id) / "petct"
+    results.mkdir(parents=True)
+    (results / "biomarkers.json").write_text(json.dumps({"lesion_count": 1, "sul_peak": 4.25, "suv_max": 7.5,
+                                                         "mtv_ml": 3.2, "tlg": 12.0}))  # fmt: skip
+    (results / "lesions.csv").write_text("label,site,volume_ml,suv_max,sul_peak,tlg\n1,bone,3.2,7.5,4.25,12.0\n")
+    problem = "the prior study <b>was acquired after</b> this one"
+    summary = {"workflow": "petct", "lesion_count": 1, "sul_peak": 4.25, "prior_job": 7, "response_problem": problem}
+    jobs.finish(job_id, "w", str(results.parent), summary)
+    page = TestClient(create_app(store)).get(f"/jobs/{job_id}").text
+    assert "No response to the earlier study (job 7)" in page
+    assert "the prior study &lt;b&gt;was acquired after&lt;/b&gt; this one" in page and "<b>was acquired" not in page
+    assert 'id="percist"' not in page and "id='percist'" not in page
+    assert "SULpeak <b>4.25</b>" in page and "<td>bone</td>" in page

@@ -55,11 +55,47 @@ def _method_options(f: Any) -> Any:
         help="A PET/CT lesion model (`petct train`): whole-body PET/CT studies are then segmented and measured "
         "(biomarkers; the response to the patient's earlier study). Without one they are refused, by name.",
     )(f)
+    f = click.option(
+        "--mri-model",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="A DCE-MRI tumour model (`mri train`): MR studies are then segmented on their dynamic series (tumour "
+        "volume, longest diameter, kinetic curve; SEG + SR on the first post-contrast phase). Without one they are "
+        "refused, by name.",
+    )(f)
+    f = click.option(
+        "--ultrasound-model",
+        default=None,
+        metavar="PATH|packaged",
+        help="An ultrasound model (`ultrasound train`), or `packaged` for the one shipped (see its model card): "
+        "ultrasound studies then get a lesion mask per image (SEG + overlay). Without one they are refused, by name.",
+    )(f)
     return f
 
 
+def _ultrasound_model_path(value: str | None) -> Path | None:
+    """``--ultrasound-model``: a model file, or ``packaged`` for the shipped one."""
+    if value is None:
+        return None
+    if value == "packaged":
+        from breastseg.workflows.ultrasound.model import default_model_path
+
+        return default_model_path()
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(f"{value}: no such model file (or say `packaged`)", param_hint="--ultrasound-model")
+    return path
+
+
 def _worker_config(
-    store: Path, destination: str | None, method: str, model: str | None, ae_title: str, petct_model: Path | None
+    store: Path,
+    destination: str | None,
+    method: str,
+    model: str | None,
+    ae_title: str,
+    petct_model: Path | None,
+    mri_model: Path | None = None,
+    ultrasound_model: str | None = None,
 ) -> Any:
     from breastseg.service.sender import Destination
     from breastseg.service.worker import WorkerConfig
@@ -71,6 +107,8 @@ def _worker_config(
         assess=AssessConfig(method="resunet" if method == "resunet" else "threshold", model=model),
         calling_ae=ae_title,
         petct_model=petct_model,
+        mri_model=mri_model,
+        ultrasound_model=_ultrasound_model_path(ultrasound_model),
     )
 
 
@@ -130,17 +168,21 @@ def serve_dicom(
     method: str,
     model: str | None,
     petct_model: Path | None,
+    mri_model: Path | None,
+    ultrasound_model: str | None,
     store: Path,
     db: str | None,
     verbose: bool,
 ) -> None:
-    """Receive PET/CT studies by DICOM, assess each, send the results (SEG, SR, report) to the PACS.
+    """Receive studies by DICOM, assess each, send the results (SEG, SR, report) to the PACS.
 
-    A study is taken when no file has arrived for --quiet seconds and it holds one CT and one PET series: a
-    specimen micro-PET-CT (CT field of view at most 200 mm) gets its margin assessed; a whole-body PET/CT, given
-    --petct-model, its lesions segmented and measured (and the response to the patient's earlier study). Otherwise
-    its job is recorded as rejected with the reason (see `breastseg jobs list`). Received files are
-    on disk before the scanner hears they are stored; a restart resumes interrupted jobs.
+    A study is taken when no file has arrived for --quiet seconds. One CT and one PET series: a specimen
+    micro-PET-CT (CT field of view at most 200 mm) gets its margin assessed; a whole-body PET/CT, given
+    --petct-model, its lesions segmented and measured (and the response to the patient's earlier study). MR series
+    only, given --mri-model: the tumour of the dynamic (DCE) series. Ultrasound images only, given
+    --ultrasound-model: a lesion mask per image. Otherwise the job is recorded as rejected with the reason (see
+    `breastseg jobs list`). Received files are on disk before the scanner hears they are stored; a restart resumes
+    interrupted jobs.
 
     \b
     Example (scanner AE MICROPET, PACS Orthanc on this machine):
@@ -156,7 +198,7 @@ def serve_dicom(
     _logging(verbose)
     config = ServiceConfig(
         listener=ListenerConfig(store, ae_title, host, port, allowed_aes, allowed_ips),
-        worker=_worker_config(store, destination, method, model, ae_title, petct_model),
+        worker=_worker_config(store, destination, method, model, ae_title, petct_model, mri_model, ultrasound_model),
         quiet_s=quiet_s,
         workers=workers,
     )
@@ -175,6 +217,8 @@ def serve_worker(
     method: str,
     model: str | None,
     petct_model: Path | None,
+    mri_model: Path | None,
+    ultrasound_model: str | None,
     store: Path,
     db: str | None,
     verbose: bool,
@@ -188,7 +232,7 @@ def serve_worker(
     _until_signalled(stop)
     jobs = open_job_store(store, db)
     jobs.recover()
-    config = _worker_config(store, destination, method, model, "BREASTSEG", petct_model)
+    config = _worker_config(store, destination, method, model, "BREASTSEG", petct_model, mri_model, ultrasound_model)
     Worker(config, jobs, worker_id()).run(stop)
 
 

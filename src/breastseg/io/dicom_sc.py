@@ -23,12 +23,13 @@ def write_secondary_capture(
     path: str | Path,
     series_number: int = 302,
     series_description: str = "breastseg report",
-    patient_orientation: tuple[str, str] = ("L", "P"),
+    patient_orientation: tuple[str, str] | None = ("L", "P"),
 ) -> Path:
     """Write the PNG ``figure`` as an RGB secondary capture in the patient and study of ``reference``.
 
     ``patient_orientation``: the directions of the figure's rows and columns (PatientOrientation); the default is
-    that of the report figure's first panel, an axial slice of an LPS-aligned volume.
+    that of the report figure's first panel, an axial slice of an LPS-aligned volume; ``None`` where the directions
+    are unknown (an ultrasound image).
     """
     figure = Path(figure)
     try:
@@ -42,7 +43,7 @@ def write_secondary_capture(
         photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
-        patient_orientation=patient_orientation,
+        patient_orientation=patient_orientation or ("L", "P"),  # highdicom asks for one; unknown is emptied below
         series_instance_uid=hd.UID(),
         series_number=series_number,
         sop_instance_uid=hd.UID(),
@@ -50,6 +51,8 @@ def write_secondary_capture(
         manufacturer="breastseg",
         series_description=series_description,
     )
+    if patient_orientation is None:  # type 2C without a frame of reference: present, empty when unknown
+        sc.PatientOrientation = []  # an empty value
     if "Laterality" not in sc:  # type 2C: present (empty when unknown) as in the source series
         sc.Laterality = reference.get("Laterality", "")
     path = Path(path)

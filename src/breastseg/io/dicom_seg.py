@@ -16,6 +16,7 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 from highdicom.sr.coding import CodedConcept
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from breastseg._version import __version__
@@ -54,9 +55,38 @@ def write_dicom_seg(
     Raises:
         InputError: an unknown segment name, or a mask whose shape is not the source series'.
     """
+    return _write_seg(masks, source.image.shape, list(source.headers), path, series_number, series_description)
+
+
+def write_image_seg(
+    masks: Mapping[str, np.ndarray],
+    source: Dataset,
+    path: str | Path,
+    series_number: int = 300,
+    series_description: str = "breastseg segmentation",
+) -> Path:
+    """Write ``masks`` (name → bool ``(rows, columns)``) on one single-frame 2D image ``source`` (an ultrasound
+    image: no frame of reference, so the SEG states Patient Orientation, empty, as DICOM asks then).
+
+    Raises:
+        InputError: an unknown segment name, or a mask whose shape is not the image's.
+    """
+    shape = (1, int(source.Rows), int(source.Columns))
+    frames = {name: np.asarray(mask)[None] for name, mask in masks.items()}
+    return _write_seg(frames, shape, [source], path, series_number, series_description)
+
+
+def _write_seg(
+    masks: Mapping[str, np.ndarray],
+    shape: tuple[int, ...],
+    sources: list[Dataset],
+    path: str | Path,
+    series_number: int,
+    series_description: str,
+) -> Path:
+    """One binary SEG of ``masks`` (name → bool array of ``shape``, frame ``k`` on ``sources[k]``)."""
     if not masks:
         raise InputError("a DICOM SEG needs at least one mask")
-    shape = source.image.shape
     labels = np.zeros(shape, np.uint8)
     descriptions = []
     for number, (name, mask) in enumerate(masks.items(), start=1):
@@ -87,8 +117,7 @@ def write_dicom_seg(
         pixels = np.stack([np.asarray(m, bool) for m in masks.values()], axis=-1).astype(np.uint8)
     else:
         pixels = labels
-    sources = list(source.headers)  # the headers the reader kept (no pixel data): all a SEG needs of its sources
-    first = sources[0]
+    first = sources[0]  # headers suffice (no pixel data): all a SEG needs of its sources
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=pixels,
@@ -105,6 +134,8 @@ def write_dicom_seg(
         series_description=series_description,
         omit_empty_frames=True,  # a frame without any segment is left out (a many-lesion SEG stays small)
     )
+    if "FrameOfReferenceUID" not in first and "PatientOrientation" not in seg:
+        seg.PatientOrientation = ""  # type 2C in General Image when no plane orientation is given
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

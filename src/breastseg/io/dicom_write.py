@@ -1,4 +1,5 @@
-"""Writing a 3D :class:`Image` as a single-frame DICOM series (CT, PT or MR image storage).
+"""Writing a 3D :class:`Image` as a single-frame DICOM series (CT, PT or MR image storage), and the phases of a
+dynamic (DCE) MR acquisition as one series, and a 2D ultrasound image.
 
 Used to export phantoms as the DICOM a scanner would send, and by the round-trip tests. Each slice stores
 its geometry (ImagePositionPatient, ImageOrientationPatient, PixelSpacing) from the image's grid; values
@@ -8,17 +9,19 @@ are stored as int16 with a per-slice RescaleSlope chosen to keep the float value
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
     MRImageStorage,
     PositronEmissionTomographyImageStorage,
+    UltrasoundImageStorage,
     generate_uid,
 )
 
@@ -83,6 +86,8 @@ def write_dicom_series(
     series_number: int = 1,
     extra: Dataset | None = None,
     integer_values: bool | None = None,
+    series_uid: str | None = None,
+    first_instance: int = 1,
 ) -> list[Path]:
     """Write a 3D image as a DICOM series into ``folder`` (replaced atomically as a whole).
 
@@ -94,6 +99,8 @@ def write_dicom_series(
         extra: attributes copied into every instance (e.g. PET Units, RadiopharmaceuticalInformationSequence,
             PatientWeight); they override the defaults.
         integer_values: store values as they are (rounded) with slope 1; default True for CT.
+        series_uid: the SeriesInstanceUID (default a new one): the phases of one dynamic series share it.
+        first_instance: the first slice's InstanceNumber (a dynamic series numbers on across its phases).
 
     Returns:
         The written files, first slice first.
@@ -108,7 +115,7 @@ def write_dicom_series(
     image = _right_handed(image)
     assert image.direction is not None
     row, col = image.direction[:, 0], image.direction[:, 1]
-    series_uid = generate_uid()
+    series_uid = series_uid or generate_uid()
     folder = Path(folder)
     written: list[Path] = []
     stamp_date = study.study_datetime.strftime("%Y%m%d")
@@ -140,7 +147,7 @@ def write_dicom_series(
             ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = stamp_time
             ds.StudyID = "1"
             ds.SeriesNumber = series_number
-            ds.InstanceNumber = k + 1
+            ds.InstanceNumber = first_instance + k
             ds.SeriesDescription = series_description
             ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
             ds.AcquisitionNumber = 1
@@ -177,8 +184,8 @@ def write_dicom_series(
                 ds.FrameReferenceTime = "0"
                 ds.ActualFrameDuration = 600000  # ms
                 ds.DecayFactor = "1"
-                ds.PatientOrientationCodeSequence = Sequence()
-                ds.PatientGantryRelationshipCodeSequence = Sequence()
+                ds.PatientOrientationCodeSequence = DicomSequence()
+                ds.PatientGantryRelationshipCodeSequence = DicomSequence()
             ds.PixelData = values.tobytes()
             if extra is not None:
                 for elem in extra:
@@ -186,8 +193,108 @@ def write_dicom_series(
             if modality == "PT":
                 for item in ds.get("RadiopharmaceuticalInformationSequence", []):
                     if "RadionuclideCodeSequence" not in item:
-                        item.RadionuclideCodeSequence = Sequence([_code("77004003", "SCT", "^18^Fluorine")])
+                        item.RadionuclideCodeSequence = DicomSequence([_code("77004003", "SCT", "^18^Fluorine")])
             path = tmp / f"IM{k + 1:06d}.dcm"
             ds.save_as(path, enforce_file_format=True)
             written.append(folder / path.name)
     return written
+
+
+def write_dynamic_series(
+    phases: Sequence[Image],
+    times_s: Sequence[float],
+    folder: str | Path,
+    *,
+    study: StudyIdentity | None = None,
+    series_description: str = "DCE",
+    series_number: int = 1,
+) -> list[Path]:
+    """Write the phases of a dynamic (DCE) MR acquisition as one series, as a scanner sends it: every phase's
+    slices share the SeriesInstanceUID and slice positions, phase ``k`` (from 0, the pre-contrast) has
+    TemporalPositionIdentifier ``k + 1`` and AcquisitionTime ``times_s[k]`` seconds after the study's time;
+    phase ``k`` goes to ``folder/phase_<k>``. Returns every written file, phase by phase."""
+    if len(phases) != len(times_s):
+        raise InputError(f"{len(phases)} phases but {len(times_s)} acquisition times")
+    if len(phases) < 2:
+        raise InputError("a dynamic series needs at least two phases")
+    study = study or StudyIdentity()
+    series_uid = generate_uid()
+    written: list[Path] = []
+    for k, (image, t) in enumerate(zip(phases, times_s, strict=True)):
+        extra = Dataset()
+        extra.TemporalPositionIdentifier = k + 1
+        extra.NumberOfTemporalPositions = len(phases)
+        extra.AcquisitionNumber = k + 1
+        acquired = study.study_datetime + _dt.timedelta(seconds=float(t))
+        extra.AcquisitionDate = extra.ContentDate = acquired.strftime("%Y%m%d")
+        extra.AcquisitionTime = extra.ContentTime = acquired.strftime("%H%M%S.%f")
+        written += write_dicom_series(
+            image,
+            Path(folder) / f"phase_{k}",
+            modality="MR",
+            study=study,
+            series_description=series_description,
+            series_number=series_number,
+            extra=extra,
+            series_uid=series_uid,
+            first_instance=1 + k * image.shape[0],
+        )
+    return written
+
+
+def write_ultrasound_image(
+    pixels: np.ndarray,
+    path: str | Path,
+    spacing_mm: tuple[float, float] | None,
+    *,
+    study: StudyIdentity | None = None,
+    series_uid: str | None = None,
+    instance_number: int = 1,
+    series_description: str = "breast ultrasound",
+) -> Path:
+    """Write one 8-bit grayscale ultrasound image ``(rows, columns)`` as an Ultrasound Image Storage file, as a
+    scanner sends it: its pixel size ``(dy, dx)`` mm as one calibrated region of the Sequence of Ultrasound Regions
+    (physical units cm), no frame of reference. Written atomically."""
+    values = np.asarray(pixels)
+    if values.ndim != 2 or values.dtype != np.uint8:
+        raise InputError(f"an ultrasound image is 2D uint8, got {values.dtype} of shape {values.shape}")
+    study = study or StudyIdentity()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = generate_uid(prefix="1.2.826.0.1.3680043.8.498.")
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.PatientID, ds.PatientName = study.patient_id, study.patient_name
+    ds.PatientBirthDate = ds.PatientSex = ds.ReferringPhysicianName = ""
+    ds.AccessionNumber = study.accession_number
+    ds.StudyInstanceUID = study.study_instance_uid
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = study.study_datetime.strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = study.study_datetime.strftime("%H%M%S")
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, instance_number
+    ds.SeriesDescription = series_description
+    ds.Manufacturer, ds.SoftwareVersions = "breastseg", __version__
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "", "0001"]
+    ds.PatientOrientation = ""
+    ds.Laterality = ""
+    ds.Rows, ds.Columns = values.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if spacing_mm is not None:
+        region = Dataset()
+        region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
+        region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
+        region.RegionLocationMaxX1, region.RegionLocationMaxY1 = values.shape[1] - 1, values.shape[0] - 1
+        region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
+        region.PhysicalDeltaY, region.PhysicalDeltaX = spacing_mm[0] / 10.0, spacing_mm[1] / 10.0
+        ds.SequenceOfUltrasoundRegions = DicomSequence([region])
+    ds.PixelData = values.tobytes()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
+    return path

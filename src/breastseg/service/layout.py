@@ -2,8 +2,9 @@
 
 ``STORE/studies/<StudyInstanceUID>/``: the received instances of a study, one folder per series.
 ``STORE/results/<job id>/``: a job's outputs — a specimen's ``assessment/`` (result.json, masks, report.html,
-figures), a whole-body PET/CT's ``petct/`` (biomarkers, MIP, lesion mask, response), and ``dicom/`` (SEG, SR,
-secondary capture).
+figures), a whole-body PET/CT's ``petct/`` (biomarkers, MIP, lesion mask, response), a DCE-MRI's ``mri/``
+(result.json, tumour mask, report.png), an ultrasound study's ``ultrasound/`` (per image a mask, an overlay and
+its JSON; summary.json), and ``dicom/`` (SEG, SR, secondary capture).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ ASSESSMENT = "assessment"
 DICOM = "dicom"
 #: a whole-body PET/CT job's results (biomarkers, MIP, lesion mask, response) beside dicom/
 PETCT_RESULTS = "petct"
+#: a DCE-MRI job's results (result.json, tumour.nii.gz, report.png)
+MRI_RESULTS = "mri"
+#: an ultrasound job's results (<image>_mask.png, <image>_overlay.png, <image>.json, summary.json)
+ULTRASOUND_RESULTS = "ultrasound"
 
 
 def study_folder(store: str | Path, study_uid: str) -> Path:

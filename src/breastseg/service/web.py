@@ -30,7 +30,7 @@ from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR, direction_l
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
 from breastseg.service.jobstore import Job, open_job_store
 from breastseg.service.layout import assessment_folder, result_folder, study_folder
-from breastseg.service.routing import PETCT
+from breastseg.service.routing import MRI, PETCT, ULTRASOUND
 
 try:
     from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -55,6 +55,10 @@ FILES = {
     "petct/scan/lesions.nii.gz": "application/gzip",
     "petct/response/response.json": "application/json",
     "petct/response/mip.png": "image/png",
+    "mri/result.json": "application/json",
+    "mri/report.png": "image/png",
+    "mri/tumour.nii.gz": "application/gzip",
+    "ultrasound/summary.json": "application/json",
     "dicom/seg.dcm": "application/dicom",
     "dicom/sr.dcm": "application/dicom",
     "dicom/report.dcm": "application/dicom",
@@ -221,9 +225,11 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
             f"study date {_e(_study_date(who))} · state <b class='state-{_css_state(job.state)}'>{_e(job.state)}</b>"
             f"</p><p class='small' title='study instance UID'>{_e(job.study_uid)}</p>"
         )
-        if job.state == "done" and (job.summary or {}).get("workflow") == PETCT:
-            page = head.replace("specimen study", "whole-body PET/CT study")
-            response = _page(f"breastseg job {job.id}: PET/CT", page + _petct_body(job, result_folder(store, job.id)))
+        workflow = (job.summary or {}).get("workflow")
+        if job.state == "done" and workflow in WORKFLOW_PAGES:
+            kind, render = WORKFLOW_PAGES[workflow]
+            page = head.replace("specimen study", kind) + render(job, result_folder(store, job.id))
+            response = _page(f"breastseg job {job.id}: {kind}", page)
             remember_token(request, response)
             return response
         if result is None:
@@ -367,6 +373,19 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         disposition = "inline" if FILES[name] in INLINE else "attachment"
         return FileResponse(path, media_type=FILES[name], filename=path.name, content_disposition_type=disposition)
 
+    @app.get("/jobs/{job_id}/ultrasound/{index}/{kind}.png", dependencies=[Depends(authorised)])
+    def ultrasound_png(job_id: JobId, index: Annotated[int, PathParam(ge=0, le=100_000)], kind: str) -> FileResponse:
+        """Image ``index`` of an ultrasound job's summary.json: its overlay or mask PNG (named there, never by the
+        URL)."""
+        job_or_404(job_id)
+        images = _ultrasound_images(result_folder(store, job_id))
+        if kind not in ("overlay", "mask") or index >= len(images):
+            raise HTTPException(status_code=404, detail="no such image")
+        path = result_folder(store, job_id) / ULTRASOUND_FOLDER / Path(str(images[index][kind])).name
+        if not path.is_file():
+            raise HTTPException(status_code=404, detail="no such image")
+        return FileResponse(path, media_type="image/png", content_disposition_type="inline")
+
     @app.get("/api/jobs", dependencies=[Depends(authorised)])
     def api_jobs() -> JSONResponse:
         return JSONResponse([j.__dict__ for j in jobs.jobs(limit=200)])
@@ -451,7 +470,17 @@ def _study_date(who: dict[str, str]) -> str:
 
 
 def _outcome(summary: dict[str, Any]) -> str:
-    """A finished job's read-out in one line: the margin of a specimen, the lesions and response of a PET/CT."""
+    """A finished job's read-out in one line: the margin of a specimen, the lesions and response of a PET/CT, the
+    tumour of an MRI, the lesions found in an ultrasound study's images."""
+    if summary.get("workflow") == MRI:
+        if not summary.get("tumour_found"):
+            return "no tumour found"
+        return (
+            f"tumour {_number(summary.get('volume_ml'), 2)} ml · {_number(summary.get('longest_diameter_mm'), 1)} mm"
+            + (f" · {summary['curve_type']}" if summary.get("curve_type") else "")
+        )
+    if summary.get("workflow") == ULTRASOUND:
+        return f"lesion in {summary.get('lesions_found')} of {summary.get('images')} images"
     if summary.get("workflow") == PETCT:
         text = f"{summary.get('lesion_count')} lesions"
         if summary.get("sul_peak") is not None:
@@ -526,11 +555,7 @@ def _petct_body(job: Job, folder: Path) -> str:
         for row in rows
     )
     heading = "".join(f"<th>{_e(name)}</th>" for _, name, _ in LESION_TABLE)
-    downloads = " · ".join(
-        f"<a href='/jobs/{job.id}/files/{name}'>{_e(name.split('/')[-1])}</a>"
-        for name in FILES
-        if name.startswith(("petct/", "dicom/")) and (folder / name).is_file()
-    )
+    downloads = _downloads(job, folder, ("petct/", "dicom/"))
     return (
         facts
         + response_html
@@ -539,3 +564,81 @@ def _petct_body(job: Job, folder: Path) -> str:
         + f"<h2>Lesions (as lesions.csv; centroids LPS mm)</h2><table id='lesions'><tr>{heading}</tr>{table}</table>"
         + f"<p>downloads: {downloads}</p>"
     )
+
+
+ULTRASOUND_FOLDER = "ultrasound"
+
+
+def _ultrasound_images(folder: Path) -> list[dict[str, Any]]:
+    path = folder / ULTRASOUND_FOLDER / "summary.json"
+    if not path.is_file():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8")).get("images", []))
+
+
+def _downloads(job: Job, folder: Path, prefixes: tuple[str, ...]) -> str:
+    return " · ".join(
+        f"<a href='/jobs/{job.id}/files/{name}'>{_e(name.split('/')[-1])}</a>"
+        for name in FILES
+        if name.startswith(prefixes) and (folder / name).is_file()
+    )
+
+
+def _mri_body(job: Job, folder: Path) -> str:
+    """A DCE-MRI job's page: the tumour's read-outs in large type (volume, longest diameter, kinetic curve,
+    functional tumour volume), the report figure (three planes and the kinetics) and the downloads."""
+    doc = json.loads((folder / "mri" / "result.json").read_text(encoding="utf-8"))
+    tumour = doc["tumour"]
+    if not doc.get("tumour_found"):
+        headline = "<div class='status other' id='tumour'>NO TUMOUR FOUND</div>"
+    else:
+        headline = f"<div class='status positive' id='tumour'>tumour {_number(tumour.get('volume_ml'), 2)} ml</div>"
+    late = tumour.get("late_change_percent")
+    facts = (
+        f"<div class='facts' id='readouts'>longest diameter <b>{_number(tumour.get('longest_diameter_mm'), 1)} mm"
+        f"</b> · kinetic curve <b>{_e(tumour.get('curve_type') or '—')}</b>"
+        + ("" if late is None else f" (late change {float(late):+.0f} %)")
+        + f" · functional tumour volume {_number(tumour.get('functional_volume_ml'), 2)} ml · "
+        f"{len(doc.get('post_times_s', []))} post-contrast phases · method {_e((job.summary or {}).get('method'))}"
+        "</div>"
+    )
+    return (
+        headline + facts + f"<h2>Report</h2><img src='/jobs/{job.id}/files/mri/report.png' id='report' "
+        "alt='the tumour on three planes of the subtraction image, and its kinetics' style='max-width: 100%'>"
+        + f"<p>downloads: {_downloads(job, folder, ('mri/', 'dicom/'))}</p>"
+    )
+
+
+def _ultrasound_body(job: Job, folder: Path) -> str:
+    """An ultrasound job's page: per image its overlay (the outline and legend) and a row of its read-outs —
+    lesion found, area (mm² when the image states its pixel size), the network's peak probability."""
+    images = _ultrasound_images(folder)
+    rows, figures = [], []
+    for k, image in enumerate(images):
+        area = image.get("area_mm2")
+        area_text = f"{float(area):.1f} mm²" if area is not None else f"{int(image.get('area_px', 0))} px"
+        found = "lesion" if image.get("lesion_found") else "none"
+        rows.append(
+            f"<tr><td>{k + 1}</td><td>{_e(found)}</td><td>{_e(area_text)}</td>"
+            f"<td>{_number(image.get('peak_probability'), 2)}</td></tr>"
+        )
+        figures.append(
+            f"<div class='view'><img src='/jobs/{job.id}/ultrasound/{k}/overlay.png' alt='image {k + 1} with the "
+            f"predicted outline' class='overlay'><p class='small'>image {k + 1}</p></div>"
+        )
+    table = "".join(rows) or "<tr><td colspan='4'>no images</td></tr>"
+    return (
+        f"<div class='facts' id='readouts'>{_e(_outcome(job.summary or {}))} · method "
+        f"{_e((job.summary or {}).get('method'))}</div>"
+        "<table id='images'><tr><th>image</th><th>finding</th><th>area</th><th>peak probability</th></tr>"
+        f"{table}</table><div class='views'>{''.join(figures)}</div>"
+        + f"<p>downloads: {_downloads(job, folder, ('ultrasound/', 'dicom/'))}</p>"
+    )
+
+
+#: workflow → (how a result page names its study, the page's body)
+WORKFLOW_PAGES = {
+    PETCT: ("whole-body PET/CT study", _petct_body),
+    MRI: ("breast DCE-MRI study", _mri_body),
+    ULTRASOUND: ("breast ultrasound study", _ultrasound_body),
+}

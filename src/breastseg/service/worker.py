@@ -4,9 +4,12 @@ DICOM results, send them to the PACS.
 A job's outputs go to ``STORE/results/<job id>/`` — a specimen's ``assessment/`` (result.json, masks,
 report.html) and ``dicom/`` (seg.dcm, sr.dcm, report.dcm); a whole-body PET/CT's ``petct/`` (biomarkers.json,
 lesions.csv, mip.png, the lesion mask, and ``response/`` against the patient's earlier study) and ``dicom/``
-(seg.dcm, sr.dcm) — each written atomically, so a worker killed mid-job leaves no half
-result and the job simply runs again. While it works, a worker renews its job's lease; a failure is recorded
-with its reason (``breastseg jobs show``) and can be retried.
+(seg.dcm, sr.dcm); a DCE-MRI's ``mri/`` (result.json, tumour.nii.gz, report.png) and ``dicom/`` (seg.dcm,
+sr.dcm, report.dcm on the first post-contrast phase); an ultrasound study's ``ultrasound/`` (per image its mask,
+overlay and JSON) and ``dicom/`` (per image ``<image>_seg.dcm`` and ``<image>_overlay.dcm``) — each written
+atomically, so a worker killed mid-job leaves no half result and the job simply runs again. MRI and ultrasound
+studies are taken only with their model configured (``--mri-model``, ``--ultrasound-model``). While it works, a
+worker renews its job's lease; a failure is recorded with its reason (``breastseg jobs show``) and can be retried.
 """
 
 from __future__ import annotations
@@ -22,12 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from breastseg.errors import BreastsegError
+from breastseg.io.atomic import write_json
+from breastseg.io.dicom_names import SC_NAME, SEG_NAME, SR_NAME
 from breastseg.sanity import NotAssessable
 from breastseg.service.jobstore import Job, JobStore, Study, worker_id
-from breastseg.service.layout import ASSESSMENT, DICOM, PETCT_RESULTS, result_folder, study_folder
-from breastseg.service.routing import PETCT, SPECIMEN, SPECIMEN_MAX_FOV_MM, Route, route_study
+from breastseg.service.layout import (
+    ASSESSMENT,
+    DICOM,
+    MRI_RESULTS,
+    PETCT_RESULTS,
+    ULTRASOUND_RESULTS,
+    result_folder,
+    study_folder,
+)
+from breastseg.service.routing import MRI, PETCT, SPECIMEN, SPECIMEN_MAX_FOV_MM, ULTRASOUND, Route, route_study
 from breastseg.service.sender import Destination, send_files
-from breastseg.workflows.specimen.dicom_export import SC_NAME, SEG_NAME, SR_NAME
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 
 LOG = logging.getLogger("breastseg.service")
@@ -39,6 +51,20 @@ def _petct_model(path: Path) -> Any:
     from breastseg.workflows.petct.network import PetctModel
 
     return PetctModel.load(path)
+
+
+@lru_cache(maxsize=2)
+def _mri_model(path: Path) -> Any:
+    from breastseg.workflows.mri.network import MriModel
+
+    return MriModel.load(path)
+
+
+@lru_cache(maxsize=2)
+def _ultrasound_model(path: Path) -> Any:
+    from breastseg.workflows.ultrasound.model import UltrasoundModel
+
+    return UltrasoundModel.load(path)
 
 
 @dataclass(frozen=True)
@@ -53,20 +79,30 @@ class WorkerConfig:
     poll_s: float = 0.5
     #: a PET/CT lesion model (``petct train``): whole-body PET/CT studies are taken only with one
     petct_model: Path | None = None
+    #: a DCE-MRI tumour model (``mri train``): MR studies are taken only with one
+    mri_model: Path | None = None
+    #: an ultrasound lesion model (``ultrasound train``, or the packaged one): US studies are taken only with one
+    ultrasound_model: Path | None = None
 
 
 def study_problem(folder: Path, config: WorkerConfig | None = None) -> str | None:
-    """Why a received study cannot be taken (``None`` when it can): it needs one CT and one PET series
-    (:func:`~breastseg.service.routing.route_study`), and a whole-body PET/CT needs a lesion model configured."""
+    """Why a received study cannot be taken (``None`` when it can): a workflow must take its series
+    (:func:`~breastseg.service.routing.route_study`), and a whole-body PET/CT, an MRI or an ultrasound study needs
+    its model configured."""
     try:
         route = route_study(folder)
     except BreastsegError as exc:
         return str(exc)
     if route.workflow == PETCT and (config is None or config.petct_model is None):
         return (
-            f"a whole-body PET/CT study (CT field of view {route.field_of_view_mm:.0f} mm > "
+            f"a whole-body PET/CT study (CT field of view {route.field_of_view_mm or 0:.0f} mm > "
             f"{SPECIMEN_MAX_FOV_MM:.0f} mm): no PET/CT lesion model is configured (serve --petct-model)"
         )
+    if route.workflow == MRI and (config is None or config.mri_model is None):
+        return f"a DCE-MRI study ({route.phases} phases): no MRI tumour model is configured (serve --mri-model)"
+    if route.workflow == ULTRASOUND and (config is None or config.ultrasound_model is None):
+        images = sum(s.n_instances for s in route.series)
+        return f"an ultrasound study ({images} images): no ultrasound model is configured (serve --ultrasound-model)"
     return None
 
 
@@ -114,6 +150,10 @@ class Worker:
         t0 = time.time()
         if route.workflow == PETCT:
             summary, files = self._petct(job, route, out, progress)
+        elif route.workflow == MRI:
+            summary, files = self._mri(route, out, progress)
+        elif route.workflow == ULTRASOUND:
+            summary, files = self._ultrasound(route, out)
         else:
             result = run_assessment(
                 folder, folder, out / ASSESSMENT, cfg.assess, progress=progress, dicom_out=out / DICOM
@@ -167,6 +207,59 @@ class Worker:
         # no lesion found: no SEG (a segmentation needs a segment), the SR says so
         written = [out / DICOM / name for name in (SEG_NAME, SR_NAME)]
         return summary, [f for f in written if f.is_file() or f.name == SR_NAME]
+
+    def _mri(
+        self, route: Route, out: Path, progress: Callable[[str], None] | None
+    ) -> tuple[dict[str, Any], list[Path]]:
+        """A DCE-MRI study: the tumour of its dynamic series by the configured network, SEG + SR + report on the
+        first post-contrast phase."""
+        from breastseg.workflows.mri.exam import read_dce_dicom
+        from breastseg.workflows.mri.pipeline import model_name, segment_to_folder
+
+        cfg = self.config
+        if cfg.mri_model is None:
+            raise BreastsegError("a DCE-MRI study, and no MRI tumour model is configured")
+        model = _mri_model(cfg.mri_model)
+        exam = read_dce_dicom(route.folders[0], route.series[0].series_uid)
+        result = segment_to_folder(exam, model, out / MRI_RESULTS, device="cpu", progress=progress,
+                                   dicom_out=out / DICOM)  # fmt: skip
+        t = result.tumour
+        summary = {
+            "workflow": MRI,
+            "method": f"MRI network {model_name(model)}",
+            "tumour_found": result.tumour_found,
+            "volume_ml": t.volume_ml,
+            "longest_diameter_mm": t.longest_diameter_mm,
+            "curve_type": t.curve_type,
+            "functional_volume_ml": t.functional_volume_ml,
+            "phases": route.phases,
+        }
+        written = [out / DICOM / name for name in (SEG_NAME, SR_NAME, SC_NAME)]
+        return summary, [f for f in written if f.is_file()]
+
+    def _ultrasound(self, route: Route, out: Path) -> tuple[dict[str, Any], list[Path]]:
+        """An ultrasound study: every image's lesion by the configured network, a SEG (lesion found) and the
+        overlay as a secondary capture per image."""
+        from breastseg.workflows.ultrasound.predict import predict_images
+
+        cfg = self.config
+        if cfg.ultrasound_model is None:
+            raise BreastsegError("an ultrasound study, and no ultrasound model is configured")
+        model = _ultrasound_model(cfg.ultrasound_model)
+        paths = sorted(f for s in route.series for f in s.files)
+        results = predict_images(paths, model, out / ULTRASOUND_RESULTS, dicom_out=out / DICOM)
+        write_json({"model": str(cfg.ultrasound_model), "images": [r.to_json() for r in results]},
+                   out / ULTRASOUND_RESULTS / "summary.json")  # fmt: skip
+        found = [r for r in results if r.lesion_found]
+        areas = [r.area_mm2 for r in found if r.area_mm2 is not None]
+        summary = {
+            "workflow": ULTRASOUND,
+            "method": f"ultrasound network {cfg.ultrasound_model.name}",
+            "images": len(results),
+            "lesions_found": len(found),
+            "largest_area_mm2": max(areas) if areas else None,
+        }
+        return summary, sorted((out / DICOM).glob("*.dcm"))
 
     def prior_petct_job(self, job: Job) -> Job | None:
         """The patient's latest PET/CT job that finished before this one, from another study (``None`` without a

@@ -25,20 +25,23 @@ import numpy as np
 from breastseg.errors import InputError
 from breastseg.image import Image
 from breastseg.io import read_image
-from breastseg.io.dicom import read_dicom_phases
+from breastseg.io.dicom import DicomSeries, read_dicom_phases
 from breastseg.sanity import check_image
 
 
 @dataclass(eq=False)
 class DceExam:
     """Pre-contrast ``t1``, post-contrast ``post`` phases at ``post_times_s`` (s), and an optional T2-weighted
-    image (read for reference and display; the study found adding it as a network input lowered the Dice)."""
+    image (read for reference and display; the study found adding it as a network input lowered the Dice).
+    ``first_post_dicom``: read from DICOM, the first post-contrast phase's headers and files — the source images
+    the tumour's SEG and SR reference."""
 
     t1: Image
     post: list[Image]
     post_times_s: list[float]
     source: str
     t2: Image | None = None
+    first_post_dicom: DicomSeries | None = None
 
 
 def read_dce_dicom(folder: str | Path, series_uid: str | None = None) -> DceExam:
@@ -54,7 +57,7 @@ def read_dce_dicom(folder: str | Path, series_uid: str | None = None) -> DceExam
     images = [s.image for _, s in phases]
     for k, image in enumerate(images):
         check_image(image, f"{folder}, phase {k}")
-    return DceExam(images[0], images[1:], times[1:], str(folder))
+    return DceExam(images[0], images[1:], times[1:], str(folder), first_post_dicom=phases[1][1])
 
 
 def read_times(times: Sequence[float] | str | Path) -> list[float]:

@@ -6,7 +6,9 @@ Outputs of :func:`segment_to_folder` (each written to a temporary file, then ren
 * ``probability.nii.gz`` — the network's tumour probability on the harmonised grid;
 * ``result.json`` — the read-outs (volume ml, longest diameter mm, kinetic curve type, functional tumour volume
   ml), the exam's harmonisation (scale, upsampling, registration) and the model used;
-* ``report.png`` — the tumour outlined on the subtraction image in three planes and on T1c, and the kinetics.
+* ``report.png`` — the tumour outlined on the subtraction image in three planes and on T1c, and the kinetics;
+* given ``dicom_out`` and an exam read from DICOM: ``seg.dcm``, ``sr.dcm``, ``report.dcm`` there
+  (:mod:`breastseg.workflows.mri.dicom_export`), on the first post-contrast phase's images.
 """
 
 from __future__ import annotations
@@ -137,9 +139,13 @@ def segment_to_folder(
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
     breast_network: Callable[[Image], np.ndarray] | None = None,
+    dicom_out: str | Path | None = None,
 ) -> MriSegmentation:
     """Segment the tumour of ``exam`` with ``model`` and write the outputs (see the module docstring);
-    ``breast_network`` as :func:`breastseg.workflows.mri.inputs.prepare_exam`."""
+    ``breast_network`` as :func:`breastseg.workflows.mri.inputs.prepare_exam`; ``dicom_out``: where the SEG, SR
+    and secondary capture go (the exam must have been read from DICOM)."""
+    if dicom_out is not None and exam.first_post_dicom is None:
+        raise InputError(f"{exam.source}: DICOM outputs need an exam read from DICOM (its images to reference)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_exam(exam, model.preprocessing, progress, breast_network)
@@ -179,6 +185,12 @@ def segment_to_folder(
         t2=None if h.t2 is None else h.t2.array,
         header=f"exam {Path(exam.source).name} · model {model_name(model)} · assessed {datetime.date.today()}",
     )
+    if dicom_out is not None:
+        from breastseg.workflows.mri.dicom_export import write_mri_dicom_outputs
+
+        assert exam.first_post_dicom is not None
+        write_mri_dicom_outputs(seg.readout, seg.mask_original.array > 0, exam.first_post_dicom, out / "report.png",
+                                dicom_out)  # fmt: skip
     write_json(result.to_json(), out / "result.json")
     return result
 

@@ -15,6 +15,7 @@ from pydicom.sr.codedict import codes
 from breastseg.image import Grid
 from breastseg.io.atomic import atomic_path
 from breastseg.io.dicom import DicomSeries
+from breastseg.io.dicom_names import SEG_NAME, SR_NAME
 from breastseg.io.dicom_seg import write_dicom_seg
 from breastseg.io.dicom_sr import (
     CODES,
@@ -27,8 +28,6 @@ from breastseg.io.dicom_sr import (
 )
 from breastseg.masks import label_components
 from breastseg.workflows.petct.biomarkers import Biomarkers
-
-SEG_NAME, SR_NAME = "seg.dcm", "sr.dcm"
 
 
 def _pet_measurements(sul_peak: float | None, suv_max: float | None, mtv_ml: float, tlg: float) -> list[Measurement]:

@@ -22,6 +22,7 @@ from pydicom.uid import generate_uid
 
 from breastseg.io.atomic import atomic_path
 from breastseg.io.dicom import DicomSeries
+from breastseg.io.dicom_names import SC_NAME, SEG_NAME, SR_NAME
 from breastseg.io.dicom_sc import write_secondary_capture
 from breastseg.io.dicom_seg import write_dicom_seg
 from breastseg.io.dicom_sr import (
@@ -36,7 +37,6 @@ from breastseg.io.dicom_sr import (
 )
 
 #: file names in a ``--dicom-out`` folder
-SEG_NAME, SR_NAME, SC_NAME = "seg.dcm", "sr.dcm", "report.dcm"
 
 
 def specimen_findings(result: Mapping[str, Any], frame_of_reference_uid: str | None = None) -> list[Finding]:

@@ -26,6 +26,7 @@ from breastseg.errors import InputError
 from breastseg.evaluation.metrics import dice
 from breastseg.evaluation.stats import wilcoxon
 from breastseg.io.atomic import atomic_path, write_json
+from breastseg.io.dicom import is_dicom_file
 from breastseg.io.raster import read_pixels
 from breastseg.sanity import check_not_constant
 from breastseg.workflows.ultrasound.crossval import ImageScore, predictions, score_image
@@ -48,11 +49,13 @@ _CM_UNITS = 3  # DICOM Physical Units X/Y Direction: 3 = cm
 
 @dataclass(frozen=True)
 class UltrasoundImage:
-    """A grayscale ultrasound image ``(y, x)`` float32 0–255 and its pixel size ``(dy, dx)`` mm, if known."""
+    """A grayscale ultrasound image ``(y, x)`` float32 0–255 and its pixel size ``(dy, dx)`` mm, if known;
+    ``dicom``: a DICOM image's header (no pixel data), what its SEG and secondary capture reference."""
 
     path: Path
     pixels: np.ndarray
     spacing_mm: tuple[float, float] | None
+    dicom: Any = None
 
 
 def _dicom_spacing(ds: Any) -> tuple[float, float] | None:
@@ -71,7 +74,7 @@ def _dicom_spacing(ds: Any) -> tuple[float, float] | None:
 def read_ultrasound_image(path: str | Path) -> UltrasoundImage:
     """Read one 2D ultrasound image (see the module docstring); colour becomes luma."""
     path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES:
+    if path.suffix.lower() in DICOM_SUFFIXES or is_dicom_file(path):
         import pydicom
 
         try:
@@ -85,7 +88,9 @@ def read_ultrasound_image(path: str | Path) -> UltrasoundImage:
         check_not_constant(gray, str(path))
         if gray.max() > 255:
             gray = gray / gray.max() * 255.0
-        return UltrasoundImage(path, gray.astype(np.float32), _dicom_spacing(ds))
+        if "PixelData" in ds:  # the header is what the outputs reference; the pixels were read
+            del ds.PixelData
+        return UltrasoundImage(path, gray.astype(np.float32), _dicom_spacing(ds), ds)
     pixels = read_pixels(path)  # names the file when it cannot be read
     try:
         gray = to_grayscale(pixels)
@@ -138,6 +143,16 @@ def dice_text(prediction: np.ndarray, reference: np.ndarray) -> str:
     return f"Dice {dice(prediction, reference):.2f}"
 
 
+def _legend_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans (shipped with matplotlib: it has ², µ and ·, which PIL's default font draws as boxes)."""
+    from matplotlib import font_manager
+
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=True), size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
 def legend_overlay(
     pixels: np.ndarray, prediction: np.ndarray, reference: np.ndarray | None = None, note: str = ""
 ) -> tuple[np.ndarray, str]:
@@ -158,7 +173,7 @@ def legend_overlay(
     size = int(np.clip(width / 40, 10, 18))
     strip = PILImage.new("RGB", (width, int(size * 1.9)), (0, 0, 0))
     draw = ImageDraw.Draw(strip)
-    font = ImageFont.load_default(size=size)
+    font = _legend_font(size)
     x, y = 4, int(size * 0.4)
     swatches = [PREDICTION_RGB] + ([REFERENCE_RGB] if reference is not None else [])
     for i, part in enumerate(parts):
@@ -216,11 +231,13 @@ def predict_images(
     progress: Callable[[int, int], None] | None = None,
     flip: bool = True,
     device: str | torch.device = "cpu",
+    dicom_out: str | Path | None = None,
 ) -> list[ImagePrediction]:
     """Predict every image with one loaded model and write mask, overlay and JSON per image (see module);
     ``rule``: probability → mask (default: the model's, chosen on its cross-validation); ``flip``: left-right
     test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`); ``device``: where
-    the network runs."""
+    the network runs; ``dicom_out``: where each DICOM image's SEG and overlay secondary capture go
+    (:mod:`breastseg.workflows.ultrasound.dicom_export`; images read from PNG or JPEG have no study to go to)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     network = model.network(device)
@@ -237,6 +254,10 @@ def predict_images(
         area = f"lesion {area_px * spacing[0] * spacing[1]:.1f} mm²" if spacing else f"lesion {area_px} px"
         shown, legend = legend_overlay(image.pixels, mask, note=f"{area} · peak probability {probability.max():.2f}")
         _save_png(shown, out / f"{stem}_overlay.png", legend)
+        if dicom_out is not None and image.dicom is not None:
+            from breastseg.workflows.ultrasound.dicom_export import write_ultrasound_dicom_outputs
+
+            write_ultrasound_dicom_outputs(mask, image.dicom, out / f"{stem}_overlay.png", stem, dicom_out)
         result = ImagePrediction(
             image=str(path),
             area_px=area_px,
