@@ -7,6 +7,7 @@ Run: ``make gallery`` (or ``.venv/bin/python docs/gallery/make_gallery.py``); ne
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,8 @@ def web(work: Path, report: Path) -> None:
     job_id = jobs.examined(study)
     Worker(WorkerConfig(store), jobs).run_one()
     us_job = _ultrasound_job(store, jobs)
+    petct_job = _reference_petct_job(store, jobs, work)
+    mri_job = _reference_mri_job(store, jobs, work)
     server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=8791, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -154,6 +157,8 @@ def web(work: Path, report: Path) -> None:
         _shot(browser, "http://127.0.0.1:8791/", "web_jobs.png", work, "1400,300")
         _shot(browser, f"http://127.0.0.1:8791/jobs/{job_id}?pet=50", "web_specimen.png", work, "1450,1350")
         _shot(browser, f"http://127.0.0.1:8791/jobs/{us_job}", "web_ultrasound.png", work, "1450,900")
+        _shot(browser, f"http://127.0.0.1:8791/jobs/{petct_job}", "web_petct.png", work, "1450,1700")
+        _shot(browser, f"http://127.0.0.1:8791/jobs/{mri_job}", "web_mri.png", work, "1450,1150")
     finally:
         server.should_exit = True
         thread.join(10)
@@ -180,6 +185,68 @@ def _ultrasound_job(store: Path, jobs: Any) -> int:
     (queued,) = jobs.quiet_studies(1.0)
     job_id = int(jobs.examined(queued))
     Worker(WorkerConfig(store, ultrasound_model=default_model_path()), jobs).run_one()
+    return job_id
+
+
+def _finished_job(store: Path, jobs: Any, folder: Path, summary: dict[str, Any]) -> int:
+    """A job for the study whose DICOM is in ``folder`` (filed into the store as the listener does), finished with
+    ``summary``; returns its id (its results are then written into ``results/ID``)."""
+    import pydicom
+
+    from breastseg.service.layout import study_folder
+
+    uid = str(pydicom.dcmread(next(folder.rglob("*.dcm")), stop_before_pixels=True).StudyInstanceUID)
+    shutil.copytree(folder, study_folder(store, uid))
+    jobs.file_received(uid, "PHANTOM", "SCANNER", time.time() - 5)
+    (queued,) = jobs.quiet_studies(1.0)
+    job_id = int(jobs.examined(queued))
+    claimed = jobs.claim("gallery", 60.0)
+    assert claimed is not None and claimed.id == job_id
+    jobs.finish(job_id, "gallery", str(store / "results" / str(job_id)), summary)
+    return job_id
+
+
+def _reference_petct_job(store: Path, jobs: Any, work: Path) -> int:
+    """A whole-body follow-up study's page, measured on the phantom's reference lesion masks (no lesion model
+    ships) against its baseline, as the service writes it."""
+    from breastseg.phantoms.base import write_pet_ct_dicom
+    from breastseg.workflows.petct.longitudinal import measure_response
+    from breastseg.workflows.petct.scan import measure_scan
+
+    pair = make_wholebody_pair(WholeBodyPhantomConfig(seed=4, response=Response("PMD")))
+    write_pet_ct_dicom(pair["followup"], work / "petct_dicom", "Phantom^WholeBody", "CT phantom", "PET phantom")
+    follow = work / "petct" / "followup"
+    measured = work / "petct_job"
+    measure_scan(follow / "pet.nii.gz", follow / "lesions.nii.gz", measured, pet_info=follow / "truth.json")
+    response = measure_response(work / "petct" / "baseline", follow, measured / "response")
+    bio = json.loads((measured / "biomarkers.json").read_text())
+    summary = {"workflow": "petct", "method": "reference lesion masks (phantom)", "percist": response.percist.category,
+               "lesion_count": bio["lesion_count"], "sul_peak": bio["sul_peak"]}  # fmt: skip
+    job_id = _finished_job(store, jobs, work / "petct_dicom", summary)
+    shutil.copytree(measured, store / "results" / str(job_id) / "petct")
+    return job_id
+
+
+def _reference_mri_job(store: Path, jobs: Any, work: Path) -> int:
+    """A DCE-MRI study's page, with the phantom's reference tumour as the mask (no MRI model ships)."""
+    from breastseg.io.dicom_write import StudyIdentity, write_dynamic_series
+    from breastseg.workflows.mri.readouts import tumour_readout
+
+    ph = make_dce_phantom()
+    times = ph.truth["post_times_s"]
+    phases = [ph.images["t1"]] + [ph.images[f"t1c_{k}"] for k in range(1, len(times) + 1)]
+    study = StudyIdentity(patient_id="MR-PHANTOM", patient_name="Phantom^Breast", accession_number="MR-0001")
+    write_dynamic_series(phases, [0.0, *times], work / "mri_dicom", study=study)
+    tumour = ph.images["tumour"].array > 0
+    readout = tumour_readout(tumour, ph.images["t1c_1"].spacing, phases[0].array, [p.array for p in phases[1:]])
+    summary = {"workflow": "mri", "method": "reference tumour mask (phantom)", "tumour_found": True,
+               **{k: v for k, v in readout.to_json().items() if k != "late_change_percent"}}  # fmt: skip
+    job_id = _finished_job(store, jobs, work / "mri_dicom", summary)
+    out = store / "results" / str(job_id) / "mri"
+    out.mkdir(parents=True)
+    shutil.copy(work / "mri.png", out / "report.png")
+    doc = {"tumour": readout.to_json(), "tumour_found": True, "post_times_s": list(times)}
+    (out / "result.json").write_text(json.dumps(doc))
     return job_id
 
 

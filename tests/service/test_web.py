@@ -270,7 +270,7 @@ def test_a_petct_job_without_a_response_says_why_and_shows_no_category(tmp_path:
     summary = {"workflow": "petct", "lesion_count": 1, "sul_peak": 4.25, "prior_job": 7, "response_problem": problem}
     jobs.finish(job_id, "w", str(results.parent), summary)
     page = TestClient(create_app(store)).get(f"/jobs/{job_id}").text
-    assert "No response to the earlier study (job 7)" in page
+    assert "No response to the earlier study (job <a href='/jobs/7'>7</a>)" in page
     assert "the prior study &lt;b&gt;was acquired after&lt;/b&gt; this one" in page and "<b>was acquired" not in page
     assert 'id="percist"' not in page and "id='percist'" not in page
     assert "SULpeak <b>4.25</b>" in page and "<td>bone</td>" in page

@@ -79,6 +79,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1b1f23; }
 table { border-collapse: collapse; } td, th { padding: .3rem .7rem; border-bottom: 1px solid #ddd; text-align: left; }
 .status { font-size: 4rem; font-weight: 800; padding: 1rem 2rem; color: white; display: block; }
 .positive { background: #c62828; } .negative { background: #1a7f37; } .other { background: #6a737d; }
+.measure { background: #1f4e8c; }
 .facts { font-size: 1.6rem; margin: 1rem 0; } .views { display: flex; gap: 1rem; flex-wrap: wrap; }
 .view img { image-rendering: pixelated; width: 440px; border: 1px solid #999; display: block; }
 .view input[type=range] { width: 440px; display: block; } .frame { position: relative; display: inline-block; }
@@ -527,9 +528,11 @@ def _petct_body(job: Job, folder: Path) -> str:
     response_html = ""
     response_path = results / "response" / "response.json"
     problem = (job.summary or {}).get("response_problem")
+    prior_job = (job.summary or {}).get("prior_job")
+    prior = "" if prior_job in (None, "") else f" (job <a href='/jobs/{_e(prior_job)}'>{_e(prior_job)}</a>)"
     if problem:
         response_html = (
-            f"<h2>No response to the earlier study (job {_e((job.summary or {}).get('prior_job'))})</h2>"
+            f"<h2>No response to the earlier study{prior}</h2>"
             f"<p class='state-not-assessable' id='response-problem'>{_e(problem)}</p>"
         )
     elif response_path.is_file():
@@ -537,7 +540,7 @@ def _petct_body(job: Job, folder: Path) -> str:
         category = str(response["percist"]["category"])
         css = {"CMR": "negative", "PMR": "negative", "PMD": "positive"}.get(category, "other")
         response_html = (
-            f"<h2>Response to the earlier study (job {_e((job.summary or {}).get('prior_job'))})</h2>"
+            f"<h2>Response to the earlier study{prior}</h2>"
             f"<div class='status {css}' id='percist'>PERCIST {_e(category)}</div>"
             f"<p>{_e(response['percist'].get('reason'))}</p>"
             f"<img src='/jobs/{job.id}/files/petct/response/mip.png' alt='baseline and follow-up MIPs' "
@@ -592,7 +595,7 @@ def _mri_body(job: Job, folder: Path) -> str:
     if not doc.get("tumour_found"):
         headline = "<div class='status other' id='tumour'>NO TUMOUR FOUND</div>"
     else:
-        headline = f"<div class='status positive' id='tumour'>tumour {_number(tumour.get('volume_ml'), 2)} ml</div>"
+        headline = f"<div class='status measure' id='tumour'>tumour {_number(tumour.get('volume_ml'), 2)} ml</div>"
     late = tumour.get("late_change_percent")
     facts = (
         f"<div class='facts' id='readouts'>longest diameter <b>{_number(tumour.get('longest_diameter_mm'), 1)} mm"
