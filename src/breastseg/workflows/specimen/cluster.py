@@ -39,11 +39,23 @@ def dask_client(scheduler: str) -> Any:
 
 def map_on_dask(scheduler: str, function: Callable[..., T], shared: Any, items: Sequence[Any], name: str) -> list[T]:
     """``[function(shared, item) for item in items]`` on the cluster, in order; ``shared`` is sent to every
-    worker once. Each task may be retried twice on another worker if its worker dies."""
+    worker once. The tasks are long (a training each) and Dask cannot know it: item ``k`` is placed on worker
+    ``k mod n`` so that every worker has its share from the start, and may run elsewhere when that worker is busy
+    or gone. Each task may be retried twice on another worker if its worker dies."""
     with dask_client(scheduler) as client:
         handle = client.scatter(shared, broadcast=True)
+        workers = sorted(client.scheduler_info()["workers"])
         futures = [
-            client.submit(function, handle, item, key=f"{name}-{k}", pure=False, retries=2)
+            client.submit(
+                function,
+                handle,
+                item,
+                key=f"{name}-{k}",
+                pure=False,
+                retries=2,
+                workers=[workers[k % len(workers)]] if workers else None,
+                allow_other_workers=True,
+            )
             for k, item in enumerate(items)
         ]
         return list(client.gather(futures))
