@@ -182,3 +182,38 @@ def test_a_prior_acquired_later_gives_no_response_but_the_biomarkers_stand(
     assert summary["response_problem"] == received.response_problem and "percist" not in summary
     assert (tmp_path / "b" / "biomarkers.json").is_file() and (tmp_path / "b_dicom" / "sr.dcm").is_file()
     assert not (tmp_path / "b" / "response").exists()
+
+
+def test_the_prior_petct_study_is_the_one_acquired_last_before_this_one(tmp_path: Path) -> None:
+    """Studies of one patient acquired in January, March and February, received in that order: February's
+    prior is January's (not March's, the latest finished); January, received first, has none."""
+    import datetime
+    import time
+
+    import numpy as np
+
+    from breastseg.image import Image
+    from breastseg.io.dicom_write import StudyIdentity, write_dicom_series
+    from breastseg.service.layout import study_folder
+    from breastseg.service.worker import Worker
+
+    store = tmp_path / "store"
+    jobs = JobStore(store / "jobs.sqlite")
+    image = Image(np.ones((2, 3, 3), np.float32), (1.0, 1.0, 1.0), modality="CT")
+    ids = {}
+    for month in (1, 3, 2):
+        study = StudyIdentity(patient_id="PT-7", study_datetime=datetime.datetime(2025, month, 10, 9, 30))
+        write_dicom_series(image, study_folder(store, study.study_instance_uid) / "ct", study=study)
+        jobs.file_received(study.study_instance_uid, "PT-7", "SCANNER", time.time() - 5)
+        (queued,) = jobs.quiet_studies(1.0)
+        ids[month] = jobs.examined(queued)
+        claimed = jobs.claim("w", 30.0)
+        assert claimed is not None and claimed.id == ids[month]
+        jobs.finish(claimed.id, "w", None, {"workflow": "petct"})
+    worker = Worker(WorkerConfig(store), jobs)
+    by_id = {j.id: j for j in jobs.jobs()}
+    prior = worker.prior_petct_job(by_id[ids[2]])
+    assert prior is not None and prior.id == ids[1]
+    later = worker.prior_petct_job(by_id[ids[3]])
+    assert later is not None and later.id == ids[2]
+    assert worker.prior_petct_job(by_id[ids[1]]) is None

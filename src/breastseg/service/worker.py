@@ -14,6 +14,7 @@ worker renews its job's lease; a failure is recorded with its reason (``breastse
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -124,6 +125,24 @@ def _examined(jobs: JobStore, study: Study, problem: str | None) -> int:
         job_id = jobs.examined(study, "rejected", problem)
         LOG.warning("study %s (patient %s): job %d rejected: %s", study.study_uid, study.patient_id, job_id, problem)
     return job_id
+
+
+def _study_datetime(folder: Path) -> datetime.datetime | None:
+    """A received study's Study Date and Time, from the header of one of its files (``None`` when absent)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    for path in sorted(folder.rglob("*.dcm"))[:1]:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyDate", "StudyTime"])
+        except (InvalidDicomError, OSError):
+            return None
+        date, clock = str(ds.get("StudyDate", "") or ""), str(ds.get("StudyTime", "") or "000000")
+        try:
+            return datetime.datetime.strptime(date + clock.split(".")[0].ljust(6, "0")[:6], "%Y%m%d%H%M%S")
+        except ValueError:
+            return None
+    return None
 
 
 class Worker:
@@ -262,11 +281,15 @@ class Worker:
         return summary, sorted((out / DICOM).glob("*.dcm"))
 
     def prior_petct_job(self, job: Job) -> Job | None:
-        """The patient's latest PET/CT job that finished before this one, from another study (``None`` without a
-        patient ID or such a job)."""
+        """The patient's earlier PET/CT: of the finished PET/CT jobs of other studies with this one's patient ID,
+        the one acquired last before this study (by Study Date / Time in the received headers) — a study sent late
+        is compared with the one before it, not with a later one; where a date is missing, the latest finished job.
+        ``None`` without a patient ID or such a job, or when every such study was acquired after this one (this is
+        the patient's baseline)."""
         study = self.jobs.study(job.study_uid)
         if study is None or not study.patient_id:
             return None
+        candidates = []
         for other in self.jobs.jobs(limit=1000):  # newest first
             if other.id == job.id or other.state != "done" or other.study_uid == job.study_uid:
                 continue
@@ -274,8 +297,15 @@ class Worker:
                 continue
             earlier = self.jobs.study(other.study_uid)
             if earlier is not None and earlier.patient_id == study.patient_id:
-                return other
-        return None
+                candidates.append(other)
+        if not candidates:
+            return None
+        when = _study_datetime(study_folder(self.config.store, job.study_uid))
+        dated = [(_study_datetime(study_folder(self.config.store, c.study_uid)), c) for c in candidates]
+        if when is None or any(d is None for d, _ in dated):
+            return candidates[0]
+        before = [(d, c) for d, c in dated if d is not None and d < when]
+        return max(before, key=lambda pair: pair[0])[1] if before else None  # the earliest: a baseline
 
     def _send_not_assessable(self, job: Job) -> None:
         """Send the "not assessable" SR the assessment wrote, so that the PACS shows it (best effort: the job's
