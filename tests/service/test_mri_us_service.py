@@ -129,11 +129,13 @@ def test_mri_and_ultrasound_studies_come_back_to_the_pacs(studies: dict[str, Pat
                 done[name] = (job, study)
             mr_job, mr_study = done["mr"]
             us_job, us_study = done["us"]
-            # what the PACS receives: SEG, SR and report of the MRI; a SEG per ultrasound image with a lesion
-            # and an overlay per image
+            # what the PACS receives: SEG, SR and report of the MRI; a SEG per ultrasound image with a lesion,
+            # an SR and an overlay per image
             mr_series = wait_for("MRI results", lambda: _complete(pacs.series_of_study(mr_study), 3))
             lesions = us_job.summary["lesions_found"]
-            us_series = wait_for("ultrasound results", lambda: _complete(pacs.series_of_study(us_study), lesions + 2))
+            us_series = wait_for(
+                "ultrasound results", lambda: _complete(pacs.series_of_study(us_study), lesions + 2 + 2)
+            )
             _check_mri(mr_job, mr_series, pacs, studies, store, tmp_path)
             _check_ultrasound(us_job, us_series, pacs, store, tmp_path)
         finally:
@@ -200,7 +202,28 @@ def _check_ultrasound(job, series, pacs, store, tmp_path) -> None:  # type: igno
     assert job.summary["lesions_found"] == len(found)
     segs = _series(series, "SEG")
     assert len(segs) == len(found)  # a SEG per image with a lesion, none for an image without
-    assert len(series) == len(found) + 2
+    assert len(series) == len(found) + 2 + 2  # the SEGs, an SR and an overlay per image
+    assert len(_series(series, "SR")) == len(images)
+    for k, s in enumerate(_series(series, "SR")):
+        sr = _fetch(pacs, s, tmp_path / f"us-sr{k}.dcm")
+        image = next(
+            im
+            for im in images
+            if Path(im["image"]).stem
+            == str(
+                sr.CurrentRequestedProcedureEvidenceSequence[0]
+                .ReferencedSeriesSequence[0]
+                .ReferencedSOPSequence[0]
+                .ReferencedSOPInstanceUID
+            )
+        )
+        numbers = _numbers(sr)
+        assert numbers["Peak lesion probability"] == pytest.approx(image["peak_probability"], abs=1e-4)
+        if image["lesion_found"]:  # the area as the job's JSON gives it (0.1 × 0.1 mm pixels: px / 100)
+            assert numbers["Area"] == pytest.approx(image["area_mm2"], abs=1e-3)
+            assert numbers["Area"] == pytest.approx(image["area_px"] * 0.01, rel=1e-9)
+        else:
+            assert "Area" not in numbers
     for k, s in enumerate(segs):
         seg = _fetch(pacs, s, tmp_path / f"us-seg{k}.dcm")
         source = str(seg.SourceImageSequence[0].ReferencedSOPInstanceUID)

@@ -6,10 +6,11 @@ report.html) and ``dicom/`` (seg.dcm, sr.dcm, report.dcm); a whole-body PET/CT's
 lesions.csv, mip.png, the lesion mask, and ``response/`` against the patient's earlier study) and ``dicom/``
 (seg.dcm, sr.dcm); a DCE-MRI's ``mri/`` (result.json, tumour.nii.gz, report.png) and ``dicom/`` (seg.dcm,
 sr.dcm, report.dcm on the first post-contrast phase); an ultrasound study's ``ultrasound/`` (per image its mask,
-overlay and JSON) and ``dicom/`` (per image ``<image>_seg.dcm`` and ``<image>_overlay.dcm``) — each written
-atomically, so a worker killed mid-job leaves no half result and the job simply runs again. MRI and ultrasound
-studies are taken only with their model configured (``--mri-model``, ``--ultrasound-model``). While it works, a
-worker renews its job's lease; a failure is recorded with its reason (``breastseg jobs show``) and can be retried.
+overlay and JSON) and ``dicom/`` (per image ``<image>_seg.dcm``, ``<image>_sr.dcm`` and
+``<image>_overlay.dcm``) — each written atomically, so a worker killed mid-job leaves no half result and the job
+simply runs again. MRI and ultrasound studies are taken only with their model configured (``--mri-model``,
+``--ultrasound-model``). While it works, a worker renews its job's lease; a failure is recorded with its reason
+(``breastseg jobs show``) and can be retried.
 """
 
 from __future__ import annotations
@@ -257,8 +258,8 @@ class Worker:
         return summary, [f for f in written if f.is_file()]
 
     def _ultrasound(self, route: Route, out: Path) -> tuple[dict[str, Any], list[Path]]:
-        """An ultrasound study: every image's lesion by the configured network, a SEG (lesion found) and the
-        overlay as a secondary capture per image."""
+        """An ultrasound study: every image's lesion by the configured network; per image a SEG (lesion found),
+        an SR and the overlay as a secondary capture."""
         from breastseg.workflows.ultrasound.predict import predict_images
 
         cfg = self.config

@@ -236,7 +236,7 @@ def predict_images(
     """Predict every image with one loaded model and write mask, overlay and JSON per image (see module);
     ``rule``: probability → mask (default: the model's, chosen on its cross-validation); ``flip``: left-right
     test-time augmentation (:func:`~breastseg.workflows.ultrasound.model.predict_probability`); ``device``: where
-    the network runs; ``dicom_out``: where each DICOM image's SEG and overlay secondary capture go
+    the network runs; ``dicom_out``: where each DICOM image's SEG, SR and overlay secondary capture go
     (:mod:`breastseg.workflows.ultrasound.dicom_export`; images read from PNG or JPEG have no study to go to)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,18 +251,20 @@ def predict_images(
         _save_png(mask.astype(np.uint8) * 255, out / f"{stem}_mask.png")
         area_px = int(mask.sum())
         spacing = image.spacing_mm
-        area = f"lesion {area_px * spacing[0] * spacing[1]:.1f} mm²" if spacing else f"lesion {area_px} px"
+        area_mm2 = area_px * spacing[0] * spacing[1] if spacing else None
+        area = f"lesion {area_mm2:.1f} mm²" if area_mm2 is not None else f"lesion {area_px} px"
         shown, legend = legend_overlay(image.pixels, mask, note=f"{area} · peak probability {probability.max():.2f}")
         _save_png(shown, out / f"{stem}_overlay.png", legend)
         if dicom_out is not None and image.dicom is not None:
             from breastseg.workflows.ultrasound.dicom_export import write_ultrasound_dicom_outputs
 
-            write_ultrasound_dicom_outputs(mask, image.dicom, out / f"{stem}_overlay.png", stem, dicom_out)
+            write_ultrasound_dicom_outputs(mask, image.dicom, out / f"{stem}_overlay.png", stem, dicom_out, area_mm2,
+                                           float(probability.max()))  # fmt: skip
         result = ImagePrediction(
             image=str(path),
             area_px=area_px,
             pixel_spacing_mm=(spacing[0], spacing[1]) if spacing else None,
-            area_mm2=round(area_px * spacing[0] * spacing[1], 3) if spacing else None,
+            area_mm2=None if area_mm2 is None else round(area_mm2, 3),
             mask=f"{stem}_mask.png",
             overlay=f"{stem}_overlay.png",
             peak_probability=float(probability.max()),
