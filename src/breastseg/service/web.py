@@ -29,8 +29,9 @@ from breastseg.io import read_image
 from breastseg.report.figures import SPECIMEN_COLOUR, TUMOUR_COLOUR, direction_letters
 from breastseg.report.slice_png import VIEW_AXIS, VIEWS, slice_png
 from breastseg.service.jobstore import Job, open_job_store
-from breastseg.service.layout import assessment_folder, result_folder, study_folder
+from breastseg.service.layout import MRI_RESULTS, ULTRASOUND_RESULTS, assessment_folder, result_folder, study_folder
 from breastseg.service.routing import MRI, PETCT, ULTRASOUND
+from breastseg.service.studies import study_header
 
 try:
     from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -71,8 +72,6 @@ WINDOWS = {
     "soft tissue": (40.0, 400.0),
     "wire and calcification": (500.0, 3000.0),
 }
-#: identifying DICOM attributes the job list and result pages show, read from one file of the study
-IDENTITY = ("PatientID", "PatientName", "AccessionNumber", "StudyDate", "StudyDescription")
 _COOKIE = "breastseg_token"
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1b1f23; }
@@ -173,7 +172,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
 
     @lru_cache(maxsize=1024)
     def identity(study_uid: str) -> dict[str, str]:
-        return study_identity(study_folder(store, study_uid))
+        return study_header(study_folder(store, study_uid))
 
     @lru_cache(maxsize=2)
     def pet_on_ct(job_id: int) -> np.ndarray | None:
@@ -382,7 +381,7 @@ def create_app(store: str | Path, db: str | None = None, token: str | None = Non
         images = _ultrasound_images(result_folder(store, job_id))
         if kind not in ("overlay", "mask") or index >= len(images):
             raise HTTPException(status_code=404, detail="no such image")
-        path = result_folder(store, job_id) / ULTRASOUND_FOLDER / Path(str(images[index][kind])).name
+        path = result_folder(store, job_id) / ULTRASOUND_RESULTS / Path(str(images[index][kind])).name
         if not path.is_file():
             raise HTTPException(status_code=404, detail="no such image")
         return FileResponse(path, media_type="image/png", content_disposition_type="inline")
@@ -444,25 +443,6 @@ def _letters(grid: Grid, view: str) -> tuple[str, str, str, str]:
     left, right = direction_letters(grid, cols_axis)
     top, bottom = direction_letters(grid, rows_axis)
     return (left, right, top, bottom) if view == "axial" else (left, right, bottom, top)
-
-
-def study_identity(folder: Path) -> dict[str, str]:
-    """The identifying attributes (:data:`IDENTITY`) of a received study, read from the header of one of its
-    files; empty when there is none (a study not yet received, or not DICOM)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    if not folder.is_dir():
-        return {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file():
-            continue
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTITY))
-        except (InvalidDicomError, OSError):  # not a DICOM file: the next one
-            continue
-        return {k: str(ds.get(k)) for k in IDENTITY if ds.get(k) not in (None, "")}
-    return {}
 
 
 def _study_date(who: dict[str, str]) -> str:
@@ -569,11 +549,8 @@ def _petct_body(job: Job, folder: Path) -> str:
     )
 
 
-ULTRASOUND_FOLDER = "ultrasound"
-
-
 def _ultrasound_images(folder: Path) -> list[dict[str, Any]]:
-    path = folder / ULTRASOUND_FOLDER / "summary.json"
+    path = folder / ULTRASOUND_RESULTS / "summary.json"
     if not path.is_file():
         return []
     return list(json.loads(path.read_text(encoding="utf-8")).get("images", []))
@@ -590,7 +567,7 @@ def _downloads(job: Job, folder: Path, prefixes: tuple[str, ...]) -> str:
 def _mri_body(job: Job, folder: Path) -> str:
     """A DCE-MRI job's page: the tumour's read-outs in large type (volume, longest diameter, kinetic curve,
     functional tumour volume), the report figure (three planes and the kinetics) and the downloads."""
-    doc = json.loads((folder / "mri" / "result.json").read_text(encoding="utf-8"))
+    doc = json.loads((folder / MRI_RESULTS / "result.json").read_text(encoding="utf-8"))
     tumour = doc["tumour"]
     if not doc.get("tumour_found"):
         headline = "<div class='status other' id='tumour'>NO TUMOUR FOUND</div>"

@@ -15,7 +15,6 @@ simply runs again. MRI and ultrasound studies are taken only with their model co
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from breastseg.errors import BreastsegError
-from breastseg.io.atomic import write_json
 from breastseg.io.dicom_names import SC_NAME, SEG_NAME, SR_NAME
 from breastseg.sanity import NotAssessable
 from breastseg.service.jobstore import Job, JobStore, Study, worker_id
@@ -42,6 +40,7 @@ from breastseg.service.layout import (
 )
 from breastseg.service.routing import MRI, PETCT, SPECIMEN, SPECIMEN_MAX_FOV_MM, ULTRASOUND, Route, route_study
 from breastseg.service.sender import Destination, send_files
+from breastseg.service.studies import study_datetime
 from breastseg.workflows.specimen.pipeline import AssessConfig, run_assessment
 
 LOG = logging.getLogger("breastseg.service")
@@ -126,24 +125,6 @@ def _examined(jobs: JobStore, study: Study, problem: str | None) -> int:
         job_id = jobs.examined(study, "rejected", problem)
         LOG.warning("study %s (patient %s): job %d rejected: %s", study.study_uid, study.patient_id, job_id, problem)
     return job_id
-
-
-def _study_datetime(folder: Path) -> datetime.datetime | None:
-    """A received study's Study Date and Time, from the header of one of its files (``None`` when absent)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    for path in sorted(folder.rglob("*.dcm"))[:1]:
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyDate", "StudyTime"])
-        except (InvalidDicomError, OSError):
-            return None
-        date, clock = str(ds.get("StudyDate", "") or ""), str(ds.get("StudyTime", "") or "000000")
-        try:
-            return datetime.datetime.strptime(date + clock.split(".")[0].ljust(6, "0")[:6], "%Y%m%d%H%M%S")
-        except ValueError:
-            return None
-    return None
 
 
 class Worker:
@@ -260,7 +241,7 @@ class Worker:
     def _ultrasound(self, route: Route, out: Path) -> tuple[dict[str, Any], list[Path]]:
         """An ultrasound study: every image's lesion by the configured network; per image a SEG (lesion found),
         an SR and the overlay as a secondary capture."""
-        from breastseg.workflows.ultrasound.predict import predict_images
+        from breastseg.workflows.ultrasound.predict import predict_images, write_summary
 
         cfg = self.config
         if cfg.ultrasound_model is None:
@@ -268,8 +249,7 @@ class Worker:
         model = _ultrasound_model(cfg.ultrasound_model)
         paths = sorted(f for s in route.series for f in s.files)
         results = predict_images(paths, model, out / ULTRASOUND_RESULTS, dicom_out=out / DICOM)
-        write_json({"model": str(cfg.ultrasound_model), "images": [r.to_json() for r in results]},
-                   out / ULTRASOUND_RESULTS / "summary.json")  # fmt: skip
+        write_summary(results, str(cfg.ultrasound_model), out / ULTRASOUND_RESULTS)
         found = [r for r in results if r.lesion_found]
         areas = [r.area_mm2 for r in found if r.area_mm2 is not None]
         summary = {
@@ -301,8 +281,8 @@ class Worker:
                 candidates.append(other)
         if not candidates:
             return None
-        when = _study_datetime(study_folder(self.config.store, job.study_uid))
-        dated = [(_study_datetime(study_folder(self.config.store, c.study_uid)), c) for c in candidates]
+        when = study_datetime(study_folder(self.config.store, job.study_uid))
+        dated = [(study_datetime(study_folder(self.config.store, c.study_uid)), c) for c in candidates]
         if when is None or any(d is None for d, _ in dated):
             return candidates[0]
         before = [(d, c) for d, c in dated if d is not None and d < when]

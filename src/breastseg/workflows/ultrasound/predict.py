@@ -295,8 +295,13 @@ def predict_folder(
     rule = loaded.rule if threshold is None else dataclasses.replace(loaded.rule, threshold=threshold)
     results = predict_images(paths, loaded, out_dir, rule, progress, flip, device)
     source = "packaged" if model is None else "given" if isinstance(model, UltrasoundModel) else str(model)
-    write_json({"model": source, "images": [r.to_json() for r in results]}, Path(out_dir) / "summary.json")
+    write_summary(results, source, out_dir)
     return results
+
+
+def write_summary(results: Sequence[ImagePrediction], model: str, out_dir: str | Path) -> Path:
+    """``out_dir/summary.json``: the model used and every image's prediction (:meth:`ImagePrediction.to_json`)."""
+    return write_json({"model": model, "images": [r.to_json() for r in results]}, Path(out_dir) / "summary.json")
 
 
 def score_cases(
