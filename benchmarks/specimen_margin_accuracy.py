@@ -4,9 +4,10 @@ Held-out phantoms (seeds 400…, default realism, margins 0–5 mm: two positive
 5 mm) go through ``assess_specimen`` exactly as ``breastseg specimen assess`` runs it (tri-planar, default slice
 step and precision) with the given ResU-Net bundle (default: the packaged demo bundle) and, for comparison, the
 packaged PET-CT threshold. Printed per case: the true margin (the phantom's, on the CT grid), each method's
-margin, its error, its interval (the margins of the tumour drawn at probability ≥ 0.3 and ≥ 0.7; for the threshold,
-its lowest fold threshold and the level halfway from the surrounding tissue to the maximum) and whether
-that covers the truth, and the status; then per method the mean absolute error, the bias (mean signed error;
+margin, its error, its interval (lower end: the tumour drawn at probability ≥ 0.3, for the threshold its lowest
+fold threshold; upper end: the PET's contrast midpoint, the level halfway from the surrounding tissue to the
+maximum, or for the ResU-Net its tumour at ≥ 0.7 where that lies farther) and whether that covers the truth, and
+the status; then per method the mean absolute error, the bias (mean signed error;
 negative: read too close to the surface), the interval's coverage and the statuses right.
 
 Run: ``.venv/bin/python benchmarks/specimen_margin_accuracy.py [--bundle B.pt] [--methods threshold] [--seeds 400 401 …]

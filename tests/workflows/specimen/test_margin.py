@@ -115,6 +115,44 @@ def test_margin_interval_is_open_above_when_no_voxel_is_sure_and_always_holds_th
     assert margin_interval(np.zeros(box.shape), box, depth, None) == (None, None)
 
 
+def test_interval_upper_end_is_the_farthest_narrow_mask_and_open_when_one_is_empty() -> None:
+    """1 mm voxels, a 20-voxel cube of tissue: a mask k voxels in from its surface has margin k mm (a voxel next
+    to the outside is 0 mm). The upper end is the farthest narrow mask's; an empty one leaves it open; the read
+    margin widens the interval where it lies outside."""
+    from breastseg.workflows.specimen.margin import interval_from_masks
+
+    box = np.zeros((22, 22, 22), bool)
+    box[1:21, 1:21, 1:21] = True
+    depth = depth_below_surface_mm(box, (1.0, 1.0, 1.0))
+
+    def cube(k: int) -> np.ndarray:
+        mask = np.zeros_like(box)
+        mask[1 + k : 21 - k, 1 + k : 21 - k, 1 + k : 21 - k] = True
+        return mask
+
+    assert interval_from_masks(cube(2), [cube(5), cube(7)], depth, None) == (2.0, 7.0)
+    assert interval_from_masks(cube(2), [cube(7), cube(5)], depth, 3.0) == (2.0, 7.0)
+    assert interval_from_masks(cube(2), [cube(5), np.zeros_like(box)], depth, None) == (2.0, None)
+    assert interval_from_masks(cube(2), [cube(5)], depth, 6.0) == (2.0, 6.0)
+
+
+def test_a_negative_margin_whose_interval_reaches_the_rule_is_flagged_unsettled() -> None:
+    """Negative at 0.45 mm, but the generous contour reaches 0.08 mm (≤ the 0.1 mm rule, and 0.1 mm exactly, as
+    the rule counts it): flagged, naming both numbers. Clear of the rule (0.2 mm), a positive read-out (its own
+    error is the safe one), and a result without an interval: not flagged."""
+    from breastseg.workflows.specimen.margin import MarginResult, unsettled_negative
+
+    def result(status: str, margin: float, interval: tuple[float | None, float | None] | None) -> MarginResult:
+        return MarginResult(status, margin, 0.1, interval_mm=interval)
+
+    warning = unsettled_negative(result("negative", 0.45, (0.08, 0.9)))
+    assert warning is not None and "0.45 mm" in warning and "0.08 mm" in warning and "0.1 mm rule" in warning
+    assert unsettled_negative(result("negative", 0.45, (0.1, None))) is not None
+    assert unsettled_negative(result("negative", 0.45, (0.2, 0.9))) is None
+    assert unsettled_negative(result("positive", 0.05, (0.0, 0.3))) is None
+    assert unsettled_negative(result("negative", 0.45, None)) is None
+
+
 @pytest.mark.parametrize(("gap_voxels", "status"), [(0, "positive"), (1, "positive"), (2, "negative")])
 def test_a_gap_of_exactly_the_threshold_is_positive(gap_voxels: int, status: str) -> None:
     """0.1 mm CT voxels: one voxel of tissue between tumour and air is a 0.1 mm margin, positive by the rule

@@ -199,6 +199,14 @@ def test_resunet_bundle_runs_triplanar(tmp_path: Path, tiny_bundle, phantom_lame
     assert a.result.margin.ensemble_positive_fraction in (0.0, 1 / 3, 2 / 3, 1.0)
     truth = ph.images["tumour"].array[a.pair.crop] > 0
     assert dice(a.tumour, truth) > 0.5
+    # the interval: the network's two contours and the PET's contrast midpoint, the read margin inside it
+    result = a.result.to_json()
+    low, high = result["margin_interval_mm"]
+    assert low <= result["min_margin_mm"] and (high is None or result["min_margin_mm"] <= high)
+    assert result["margin_interval_probabilities"] == [0.3, 0.7]
+    assert "contrast midpoint" in result["margin_interval_basis"]
+    unsettled = result["margin_status"] == "negative" and low <= 0.1
+    assert any("does not settle the status" in w for w in result["warnings"]) == unsettled
     # the leakage guard: naming a patient every member saw is refused rather than silently used
     from breastseg.errors import ModelError
 
@@ -232,3 +240,41 @@ def test_resunet_runs_at_the_bundle_pixel_size_on_a_finer_ct(tmp_path: Path, tin
     assert a.result.working_spacing_mm == pytest.approx([0.15, 0.15, 0.15])
     assert a.tumour.shape == a.pair.tissue.shape
     assert dice(a.tumour, ph.images["tumour"].array[a.pair.crop] > 0) > 0.5
+
+
+def test_network_interval_reaches_past_an_overshooting_network_to_the_pet_edge() -> None:
+    """A tumour block 2 mm below every face in tissue of 0.2× its uptake, PET blurred 1 mm FWHM, and a "network"
+    whose tumour follows the blur outward (its 0.3 and 0.7 contours lie at 0.21 and 0.29 of the maximum, in the
+    dense tissue): both of its contours read the margin too close, and only the PET's contrast midpoint (0.6,
+    halfway from the surrounding 0.2; it lies on the blurred edge) brings the interval's upper end to the truth.
+    A network without a PET channel has no such bound (``None``: the probabilities alone)."""
+    from scipy import ndimage
+
+    from breastseg.image import Image
+    from breastseg.masks import depth_below_surface_mm
+    from breastseg.workflows.specimen.margin import interval_from_masks, mask_margin_mm
+    from breastseg.workflows.specimen.preprocess import SpecimenPair
+
+    spacing = (0.1, 0.1, 0.1)
+    tissue = np.zeros((70, 70, 80), bool)
+    tissue[5:65, 5:65, 5:75] = True
+    uptake = np.where(tissue, 0.2, 0.0)
+    uptake[26:45, 26:45, 26:55] = 1.0  # 2 mm (20 voxels) of tissue between the tumour and every face
+    pet = ndimage.gaussian_filter(uptake, sigma=1.0 / 2.3548 / 0.1) * 5.0  # SUL, maximum ≈ 5
+    ct = Image(np.where(tissue, 40.0, -1000.0), spacing, modality="CT", units="HU")
+    pair = SpecimenPair(ct, Image(pet, spacing, units="SUL"), tissue, ct, (slice(None),) * 3, ~tissue, -500.0)
+    probability = np.clip((pet / pet[tissue].max() - 0.19) / 0.13, 0.0, 1.0)
+    depth = depth_below_surface_mm(tissue, spacing)
+    truth = mask_margin_mm(uptake == 1.0, depth)
+    assert truth == pytest.approx(2.0, abs=0.11)
+
+    drawn = pipeline.network_interval_masks(probability, pair, ("pet",), AssessConfig(method="resunet"))
+    assert drawn is not None and drawn.probabilities == (0.3, 0.7)
+    network_low, network_high = (mask_margin_mm(m, depth) for m in (drawn.wide, drawn.narrow[0]))
+    assert network_low is not None and network_high is not None and network_high < truth - 0.3
+    low, high = interval_from_masks(drawn.wide, drawn.narrow, depth, None)
+    assert low == pytest.approx(network_low) and high is not None and low < truth <= high + 0.1
+    level = float(drawn.basis.split("contrast midpoint, ")[1].split()[0])
+    assert level == pytest.approx(0.6, abs=0.02) and "probability ≥ 0.7" in drawn.basis
+    assert interval_from_masks(drawn.wide, drawn.narrow[:1], depth, None)[1] == pytest.approx(network_high)
+    assert pipeline.network_interval_masks(probability, pair, ("ct",), AssessConfig(method="resunet")) is None

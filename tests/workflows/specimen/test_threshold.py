@@ -178,7 +178,7 @@ def test_pet_threshold_interval_bounds_a_blurred_edge_that_the_fitted_contour_ov
     intervals = model.interval_masks(feature, tissue)
     assert intervals is not None
     wide, narrow, basis = intervals
-    low, high = interval_from_masks(wide, narrow, depth, fitted)
+    low, high = interval_from_masks(wide, [narrow], depth, fitted)
     assert low == pytest.approx(fitted) and high is not None and low < truth <= high + 0.1
     level = float(basis.split(" / ")[1].split()[0])
     assert basis.startswith("tumour drawn at 0.25 (lowest fold threshold) / ") and level == pytest.approx(0.6, abs=0.01)

@@ -9,7 +9,9 @@ is exact for isotropic grids along any axis and matches the phantoms' truth.
 Beyond the study: the closest point (LPS mm) and the outside point it faces, the face it lies on (±x, ±y, ±z,
 or anatomical names from the specimen's orientation), the minimum margin to each of the six faces, for an
 ensemble the fraction of members that call the margin positive, and an interval for the minimum margin: the
-margins of the tumour drawn at a lower and a higher probability (:func:`margin_interval`).
+margins of a wider and a narrower contour of the tumour (:func:`interval_from_masks`; the tumour drawn at a lower
+and a higher probability, :func:`margin_interval`, and where there is PET the contrast midpoint beside the
+narrower one, :mod:`~breastseg.workflows.specimen.uptake_edge`).
 """
 
 from __future__ import annotations
@@ -164,22 +166,40 @@ def margin_interval(
     """
     low_p, high_p = probabilities
     wide, narrow = (binarize(probability, p, True, keep_largest, specimen) for p in (low_p, high_p))
-    return interval_from_masks(wide, narrow, depth, margin_mm)
+    return interval_from_masks(wide, [narrow], depth, margin_mm)
 
 
 def interval_from_masks(
-    wide: np.ndarray, narrow: np.ndarray, depth: np.ndarray, margin_mm: float | None
+    wide: np.ndarray, narrow: Sequence[np.ndarray], depth: np.ndarray, margin_mm: float | None
 ) -> tuple[float | None, float | None]:
-    """The margin interval of two post-processed tumour masks: the ``wide`` mask's margin is the lower end, the
-    ``narrow`` one's the upper end, widened where needed to contain ``margin_mm`` (the read-out's own); ``None``
-    for an end whose mask is empty (see :func:`margin_interval`)."""
-    low, high = mask_margin_mm(wide, depth), mask_margin_mm(narrow, depth)
+    """The margin interval of post-processed tumour masks: the ``wide`` mask's margin is the lower end, the
+    farthest of the ``narrow`` masks' margins the upper end (``None``, open, when any of them is empty), widened
+    where needed to contain ``margin_mm`` (the read-out's own); the lower end is ``None`` when ``wide`` is empty
+    and there is no read-out margin either (see :func:`margin_interval`)."""
+    low = mask_margin_mm(wide, depth)
+    uppers = [mask_margin_mm(mask, depth) for mask in narrow]
+    high = None if not uppers or None in uppers else max(u for u in uppers if u is not None)
     if margin_mm is not None:
         low = margin_mm if low is None else min(low, margin_mm)
         high = None if high is None else max(high, margin_mm)
     return (
         None if low is None else round(low, MARGIN_DECIMALS),
         None if high is None else round(high, MARGIN_DECIMALS),
+    )
+
+
+def unsettled_negative(margin: MarginResult) -> str | None:
+    """The warning a negative margin must carry when its own interval's lower end lies within the margin rule: the
+    tumour drawn generously reaches the surface, so the image does not settle the status (``None`` otherwise, and
+    for a positive read-out, which errs on the safe side)."""
+    low = margin.interval_mm[0] if margin.interval_mm else None
+    if margin.status != "negative" or margin.min_margin_mm is None or low is None:
+        return None
+    if not margin_is_positive(low, margin.threshold_mm):
+        return None
+    return (
+        f"the margin reads negative ({margin.min_margin_mm:.2f} mm), but its interval reaches {low:.2f} mm, "
+        f"within the {margin.threshold_mm:g} mm rule: the image does not settle the status"
     )
 
 

@@ -42,6 +42,7 @@ from breastseg.workflows.specimen.margin import (
     margin_interval,
     members_positive,
     status_is_settled,
+    unsettled_negative,
 )
 from breastseg.workflows.specimen.preprocess import (
     PetUnits,
@@ -52,7 +53,8 @@ from breastseg.workflows.specimen.preprocess import (
 )
 from breastseg.workflows.specimen.report_text import figure_header, figure_title
 from breastseg.workflows.specimen.result import AssessmentResult
-from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability
+from breastseg.workflows.specimen.threshold import ThresholdModel, ensemble_probability, relative_uptake
+from breastseg.workflows.specimen.uptake_edge import contrast_midpoint
 
 if TYPE_CHECKING:
     from breastseg.workflows.specimen.bundle import EnsembleNet, ModelBundle
@@ -115,9 +117,46 @@ class Prediction:
     probability: np.ndarray
     member_calls: list[bool]
     model_info: dict[str, Any]
-    #: the margin interval's (wide, narrow) masks and their description, where the method draws its own
-    #: (the PET thresholds); ``None``: the tumour drawn at the configured interval probabilities
-    interval_masks: tuple[np.ndarray, np.ndarray, str] | None = None
+    #: the margin interval's masks (:class:`IntervalMasks`); ``None``: the tumour drawn at the configured
+    #: interval probabilities alone (a CT-only network: no PET edge to bound it)
+    interval_masks: IntervalMasks | None = None
+
+
+@dataclass(eq=False)
+class IntervalMasks:
+    """The tumour contours whose margins bound the minimum margin's interval
+    (:func:`~breastseg.workflows.specimen.margin.interval_from_masks`): ``wide`` gives the lower end, the farthest
+    of ``narrow`` the upper end; ``basis`` words them, ``probabilities`` are the network's two levels where the
+    contours include its own."""
+
+    wide: np.ndarray
+    narrow: tuple[np.ndarray, ...]
+    basis: str
+    probabilities: tuple[float, float] | None = None
+
+
+def network_interval_masks(
+    probability: np.ndarray, pair: SpecimenPair, channels: tuple[str, ...], cfg: AssessConfig
+) -> IntervalMasks | None:
+    """The ResU-Net's interval contours: the tumour drawn at the lower interval probability (the lower end), and
+    for the upper end the farther of the tumour drawn at the higher one and the PET's contrast midpoint
+    (:func:`~breastseg.workflows.specimen.uptake_edge.contrast_midpoint`, around the wide tumour). The network's
+    own two contours lie within a few tenths of a millimetre of each other and on the near side of the truth
+    wherever the PET's blur carries its tumour into dense tissue (the same overshoot as the threshold's);
+    the midpoint contour bounds that from the other side. ``None`` for a network without PET."""
+    if "pet" not in channels:
+        return None
+    low_p, high_p = cfg.interval_probabilities
+    tissue = pair.tissue
+    wide, narrow = (binarize(probability, p, True, cfg.keep_largest_component, tissue) for p in (low_p, high_p))
+    kind: Literal["pet", "petct"] = "petct" if "ct" in channels else "pet"
+    feature = relative_uptake(kind, pair.ct.array, pair.pet.array, tissue)
+    midpoint = contrast_midpoint(feature, tissue, wide, gated=kind == "petct")
+    basis = (
+        f"tumour drawn at probability ≥ {low_p:g} / the farther of probability ≥ {high_p:g} and the PET's "
+        f"contrast midpoint, {midpoint.describe()}"
+    )
+    return IntervalMasks(wide, (narrow, midpoint.mask), basis, cfg.interval_probabilities)
 
 
 @dataclass(eq=False)
@@ -201,7 +240,8 @@ def predict_tumour(
             "threshold_units": thresholds.units,
         }
         member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair_depth())
-        interval = thresholds.interval_masks(feature, pair.tissue, cfg.patient_id)
+        drawn = thresholds.interval_masks(feature, pair.tissue, cfg.patient_id)
+        interval = None if drawn is None else IntervalMasks(drawn[0], (drawn[1],), drawn[2])
         return Prediction(ensemble_probability(members), member_calls, info, interval)
     loaded = model.result() if isinstance(model, Future) else model or load_resunet(cfg)
     bundle, ensemble = loaded.bundle, loaded.ensemble
@@ -242,7 +282,8 @@ def predict_tumour(
             depth_below_surface_mm(volume.model_tissue, volume.model_grid.spacing),
         )
     )
-    return Prediction(volume.probability, member_calls, info)
+    interval = network_interval_masks(volume.probability, pair, bundle.normalisation.channels, cfg)
+    return Prediction(volume.probability, member_calls, info, interval)
 
 
 def _student_settles(probability: np.ndarray, pair: SpecimenPair, depth: np.ndarray, cfg: AssessConfig) -> bool | None:
@@ -344,10 +385,14 @@ def assess_specimen(
         )
         margin = dataclasses.replace(margin, interval_mm=interval, interval_probabilities=cfg.interval_probabilities)
     else:
-        wide, narrow, basis = prediction.interval_masks
-        wide, narrow = (binarize(m, 0.5, True, cfg.keep_largest_component, pair.tissue) for m in (wide, narrow))
+        drawn = prediction.interval_masks
+        wide, *narrow = (
+            binarize(m, 0.5, True, cfg.keep_largest_component, pair.tissue) for m in (drawn.wide, *drawn.narrow)
+        )
         interval = interval_from_masks(wide, narrow, depth, margin.min_margin_mm)
-        margin = dataclasses.replace(margin, interval_mm=interval, interval_basis=basis)
+        margin = dataclasses.replace(
+            margin, interval_mm=interval, interval_basis=drawn.basis, interval_probabilities=drawn.probabilities
+        )
     timings["margin"] = round(time.perf_counter() - t0, 4)
     timings["total"] = round(time.perf_counter() - t_start, 4)
 
@@ -367,7 +412,7 @@ def assess_specimen(
         method=cfg.method,
         model=prediction.model_info,
         working_spacing_mm=tuple(grid.spacing),
-        warnings=tuple(pair.warnings),
+        warnings=(*pair.warnings, *filter(None, [unsettled_negative(margin)])),
         otsu_tissue_threshold_hu=round(pair.otsu_hu, 2),
         container_voxels_removed=int(pair.container.sum()),
         timings_s=timings,

@@ -26,6 +26,7 @@ from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.io.atomic import atomic_path, write_json
 from breastseg.workflows.specimen.preprocess import otsu_threshold
+from breastseg.workflows.specimen.uptake_edge import contrast_midpoint
 
 ThresholdInput = Literal["ct", "pet", "petct"]
 
@@ -62,6 +63,13 @@ def _feature(
         values = np.where(ct > gate_hu, values, 0.0)
     peak = float(values.max()) if values.size else 0.0
     return values / peak if peak > 0 else np.zeros_like(values)
+
+
+def relative_uptake(kind: Literal["pet", "petct"], ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+    """The specimen's SUL relative to its maximum within ``tissue`` (PET), or within its high-density tissue
+    (PET-CT: the CT gate of :func:`high_density_gate_hu` zeroes the rest); 3D or 2D, float32."""
+    gate = high_density_gate_hu(ct[tissue]) if kind == "petct" else None
+    return _feature(kind, ct.astype(np.float32), pet.astype(np.float32), tissue, gate)
 
 
 def high_density_gate_hu(ct_values_in_tissue: np.ndarray) -> float:
@@ -190,8 +198,9 @@ class ThresholdModel:
 
     def feature(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
         """The thresholded quantity on a (3D or 2D) specimen: HU (CT) or the (gated) SUL over its maximum."""
-        gate = high_density_gate_hu(ct[tissue]) if self.input == "petct" else None
-        return _feature(self.input, ct.astype(np.float32), pet.astype(np.float32), tissue, gate)
+        if self.input == "ct":
+            return _feature("ct", ct.astype(np.float32), pet.astype(np.float32), tissue, None)
+        return relative_uptake(self.input, ct, pet, tissue)
 
     def masks(
         self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
@@ -209,32 +218,23 @@ class ThresholdModel:
         """The two tumour contours that bound a PET threshold's margin (``feature``: :meth:`feature`'s), and
         their description; ``None`` for the CT threshold (an absolute HU: no relative contour to compare).
 
-        The wide mask is the lowest fold threshold's. The narrow one is drawn halfway between the maximum and the
-        background: the median of the (gated) tissue outside the wide mask — for PET-CT the dense tissue the
-        tumour meets (or the highest fold threshold, if that is higher). A threshold fitted for Dice lies well
-        below that level (a heterogeneous tumour loses its cooler parts above it), so where the tumour meets dense
-        tissue of moderate uptake, the PET's blur carries the fitted contour outward past the tumour's boundary,
-        and the minimum margin picks the worst such point. A blurred edge between uptake ``T`` and background
-        ``B`` lies where the PET crosses ``(T + B) / 2``, whatever the blur; with the maximum for ``T`` that level
-        lies at or inside the edge of any cooler part of the tumour, so the narrow mask's margin bounds the
-        margin from the other side (the fold thresholds alone agree to within a few hundredths and give an
-        interval of no width, as if the margin were known to the voxel).
+        The wide mask is the lowest fold threshold's; the narrow one the PET's contrast midpoint
+        (:func:`~breastseg.workflows.specimen.uptake_edge.contrast_midpoint`, or the highest fold threshold if that
+        is higher). A threshold fitted for Dice lies well below that level (a heterogeneous tumour loses its cooler
+        parts above it), so where the tumour meets dense tissue of moderate uptake, the PET's blur carries the
+        fitted contour outward past the tumour's boundary, and the minimum margin picks the worst such point; the
+        midpoint contour lies at or inside the boundary and bounds the margin from the other side (the fold
+        thresholds alone agree to within a few hundredths and give an interval of no width, as if the margin were
+        known to the voxel).
         """
         if self.input == "ct":
             return None
         values = [f.value for f in self.independent_folds(exclude_patient)]
         low = min(values)
         wide = (feature >= low) & tissue
-        around = feature[tissue & ~wide]
-        if self.input == "petct":
-            around = around[around > 0]  # the gate's dense tissue, not the fat it zeroes
-        background = float(np.median(around)) if around.size else 0.0
-        high = round(max(max(values), background + 0.5 * (1.0 - background)), 3)
-        basis = (
-            f"tumour drawn at {low:g} (lowest fold threshold) / {high:g} of the gated SUL maximum (halfway from "
-            f"the median of the surrounding tissue, {background:.2f})"
-        )
-        return wide, (feature >= high) & tissue, basis
+        midpoint = contrast_midpoint(feature, tissue, wide, gated=self.input == "petct", floor=max(values))
+        basis = f"tumour drawn at {low:g} (lowest fold threshold) / {midpoint.describe()}"
+        return wide, midpoint.mask, basis
 
     def probability(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
         """Per-patient min-max scaled input, the study's probability map for PR-AUC."""
