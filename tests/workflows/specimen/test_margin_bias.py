@@ -1,10 +1,10 @@
 """Regression guard on the packaged ResU-Net's margin bias: on two held-out phantoms whose tumour meets its margin
 at a point (``placement="translated"``, seeds 404 and 415 of ``benchmarks/specimen_margin_accuracy.py``: 1.52 and
-2.00 mm) the read margin stays within the bound measured for it (docs/results/specimen_surface_errors.md: −0.05
-and +0.04 mm on the 2-core AVX2 EPYC). A change that widens or shifts the network's tumour — preprocessing,
-normalisation, resampling to the bundle's pixel size, tri-planar averaging, post-processing, the training recipe
-of ``make demo-model`` (the bundle before it read −0.44 and −0.03 mm) — moves it out. Its margin interval holds the
-true margin on both."""
+2.00 mm) the read margin stays within the bound measured for it (docs/results/specimen_surface_errors.md: +0.13
+and +0.09 mm on the 2-core Xeon; the 20-phantom bundle before it −0.05 and +0.04 mm). A change that widens or shifts
+the network's tumour — preprocessing, normalisation, resampling to the bundle's pixel size, tri-planar averaging,
+post-processing, the training recipe of ``make demo-model`` (a Dice-loss bundle read −0.44 and −0.03 mm) — moves
+it out. Its margin interval holds the true margin on both."""
 
 from __future__ import annotations
 
