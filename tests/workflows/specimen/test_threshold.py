@@ -177,8 +177,8 @@ def test_pet_threshold_interval_bounds_a_blurred_edge_that_the_fitted_contour_ov
     assert truth == pytest.approx(2.0, abs=0.11) and fitted is not None and fitted < truth - 0.2
     intervals = model.interval_masks(feature, tissue)
     assert intervals is not None
-    wide, narrow, basis = intervals
-    low, high = interval_from_masks(wide, [narrow], depth, fitted)
+    wide, narrow, basis = intervals.wide, intervals.narrow, intervals.basis
+    low, high = interval_from_masks(wide, narrow, depth, fitted)
     assert low == pytest.approx(fitted) and high is not None and low < truth <= high + 0.1
     level = float(basis.split(" / ")[1].split()[0])
     assert basis.startswith("tumour drawn at 0.25 (lowest fold threshold) / ") and level == pytest.approx(0.6, abs=0.01)

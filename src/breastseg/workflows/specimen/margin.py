@@ -188,6 +188,18 @@ def interval_from_masks(
     )
 
 
+@dataclass(eq=False)
+class IntervalMasks:
+    """The tumour contours whose margins bound the minimum margin's interval (:func:`interval_from_masks`, after
+    the read-out's post-processing): ``wide`` gives the lower end, the farthest of ``narrow`` the upper end;
+    ``basis`` words them, ``probabilities`` are the network's two levels where the contours include its own."""
+
+    wide: np.ndarray
+    narrow: tuple[np.ndarray, ...]
+    basis: str
+    probabilities: tuple[float, float] | None = None
+
+
 def unsettled_negative(margin: MarginResult) -> str | None:
     """The warning a negative margin must carry when its own interval's lower end lies within the margin rule: the
     tumour drawn generously reaches the surface, so the image does not settle the status (``None`` otherwise, and

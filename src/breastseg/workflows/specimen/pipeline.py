@@ -37,6 +37,7 @@ from breastseg.workflows.specimen.inference import REFERENCE, VolumeInference, p
 from breastseg.workflows.specimen.margin import (
     INTERVAL_PROBABILITIES,
     POSITIVE_MARGIN_MM,
+    IntervalMasks,
     assess_margin,
     interval_from_masks,
     margin_interval,
@@ -120,19 +121,6 @@ class Prediction:
     #: the margin interval's masks (:class:`IntervalMasks`); ``None``: the tumour drawn at the configured
     #: interval probabilities alone (a CT-only network: no PET edge to bound it)
     interval_masks: IntervalMasks | None = None
-
-
-@dataclass(eq=False)
-class IntervalMasks:
-    """The tumour contours whose margins bound the minimum margin's interval
-    (:func:`~breastseg.workflows.specimen.margin.interval_from_masks`): ``wide`` gives the lower end, the farthest
-    of ``narrow`` the upper end; ``basis`` words them, ``probabilities`` are the network's two levels where the
-    contours include its own."""
-
-    wide: np.ndarray
-    narrow: tuple[np.ndarray, ...]
-    basis: str
-    probabilities: tuple[float, float] | None = None
 
 
 def network_interval_masks(
@@ -240,8 +228,7 @@ def predict_tumour(
             "threshold_units": thresholds.units,
         }
         member_calls = calls([m.astype(np.float32) for m in members], pair.tissue, pair_depth())
-        drawn = thresholds.interval_masks(feature, pair.tissue, cfg.patient_id)
-        interval = None if drawn is None else IntervalMasks(drawn[0], (drawn[1],), drawn[2])
+        interval = thresholds.interval_masks(feature, pair.tissue, cfg.patient_id)
         return Prediction(ensemble_probability(members), member_calls, info, interval)
     loaded = model.result() if isinstance(model, Future) else model or load_resunet(cfg)
     bundle, ensemble = loaded.bundle, loaded.ensemble
@@ -412,7 +399,7 @@ def assess_specimen(
         method=cfg.method,
         model=prediction.model_info,
         working_spacing_mm=tuple(grid.spacing),
-        warnings=(*pair.warnings, *filter(None, [unsettled_negative(margin)])),
+        warnings=tuple(pair.warnings) + ((unsettled,) if (unsettled := unsettled_negative(margin)) else ()),
         otsu_tissue_threshold_hu=round(pair.otsu_hu, 2),
         container_voxels_removed=int(pair.container.sum()),
         timings_s=timings,

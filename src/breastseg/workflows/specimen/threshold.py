@@ -25,6 +25,7 @@ import numpy as np
 from breastseg._version import __version__
 from breastseg.errors import InputError, ModelError
 from breastseg.io.atomic import atomic_path, write_json
+from breastseg.workflows.specimen.margin import IntervalMasks
 from breastseg.workflows.specimen.preprocess import otsu_threshold
 from breastseg.workflows.specimen.uptake_edge import contrast_midpoint
 
@@ -214,7 +215,7 @@ class ThresholdModel:
 
     def interval_masks(
         self, feature: np.ndarray, tissue: np.ndarray, exclude_patient: str | None = None
-    ) -> tuple[np.ndarray, np.ndarray, str] | None:
+    ) -> IntervalMasks | None:
         """The two tumour contours that bound a PET threshold's margin (``feature``: :meth:`feature`'s), and
         their description; ``None`` for the CT threshold (an absolute HU: no relative contour to compare).
 
@@ -234,7 +235,7 @@ class ThresholdModel:
         wide = (feature >= low) & tissue
         midpoint = contrast_midpoint(feature, tissue, wide, gated=self.input == "petct", floor=max(values))
         basis = f"tumour drawn at {low:g} (lowest fold threshold) / {midpoint.describe()}"
-        return wide, midpoint.mask, basis
+        return IntervalMasks(wide, (midpoint.mask,), basis)
 
     def probability(self, ct: np.ndarray, pet: np.ndarray, tissue: np.ndarray) -> np.ndarray:
         """Per-patient min-max scaled input, the study's probability map for PR-AUC."""

@@ -24,17 +24,20 @@ class ContrastMidpoint:
         level: the contour's level, a fraction of the (gated) maximum.
         background: the median relative uptake of the tissue around the tumour (outside the wide mask; for a
             gated map the dense tissue the gate keeps, not the fat it zeroes).
+        gated: whether the map is the CT-gated SUL (PET-CT) or the SUL alone (PET).
     """
 
     mask: np.ndarray
     level: float
     background: float
+    gated: bool = True
 
     def describe(self) -> str:
         """The level in words, e.g. ``"0.55 of the gated SUL maximum (halfway from the median of the
-        surrounding tissue, 0.10)"``."""
+        surrounding tissue, 0.10)"`` ("of the SUL maximum" for an ungated map)."""
+        maximum = "gated SUL maximum" if self.gated else "SUL maximum"
         return (
-            f"{self.level:g} of the gated SUL maximum (halfway from the median of the surrounding tissue, "
+            f"{self.level:g} of the {maximum} (halfway from the median of the surrounding tissue, "
             f"{self.background:.2f})"
         )
 
@@ -51,4 +54,4 @@ def contrast_midpoint(
         around = around[around > 0]
     background = float(np.median(around)) if around.size else 0.0
     level = round(max(floor, background + 0.5 * (1.0 - background)), 3)
-    return ContrastMidpoint((feature >= level) & tissue, level, background)
+    return ContrastMidpoint((feature >= level) & tissue, level, background, gated)
