@@ -125,10 +125,54 @@ def test_dcis_extension_is_malignant_but_barely_avid(pair) -> None:
         assert suv[far].mean() < 0.6 * suv[_interior(labels == TISSUE_LABELS["tumour"], 1.0, 0.3)].mean()
 
 
+def test_version_3_widens_and_heats_only_the_biopsy_track(pair) -> None:
+    _, v2 = pair
+    conf3 = dataclasses.replace(ConfounderConfig.for_version(3), biopsy_track_probability=1.0)
+    assert conf3.biopsy_track_diameter_mm == 3.0 and conf3.biopsy_track_suv == 5.0
+    assert ConfounderConfig.for_version(3).biopsy_track_probability == 0.8
+    v3 = make_specimen_phantom(SpecimenPhantomConfig(seed=11, version=3, confounders=conf3, **FAST))
+    assert v3.truth["confounders"]["biopsy_track_suv"] == 5.0  # what the components took is in truth.json
+    l2, l3 = v2.images["labels"].array, v3.images["labels"].array
+    track2, track3 = l2 == TISSUE_LABELS["biopsy_track"], l3 == TISSUE_LABELS["biopsy_track"]
+    assert np.all(track3[track2])  # the same track, wider: the other draws are version 2's
+    assert np.array_equal(l2[~track3], l3[~track3])
+    # a cylinder 1.5 instead of 1.0 mm in radius holds 2.25 times the voxels (the same axis, cut by the same surface)
+    assert track3.sum() / track2.sum() == pytest.approx(1.5**2, rel=0.15)
+    suv3 = _suv(v3)
+    axis = _interior(track3, 0.9, 0.3)  # 0.6 mm round the axis: the PET's blur keeps most of the uptake
+    assert 0.7 * conf3.biopsy_track_suv < np.median(suv3[axis]) < 1.1 * conf3.biopsy_track_suv
+    assert np.median(suv3[axis]) > np.median(_suv(v2)[_interior(track2, 0.6, 0.3)])
+
+
+def test_version_3_puts_a_track_in_four_of_five_specimens() -> None:
+    from breastseg.phantoms.specimen_confounders import draw_confounders
+
+    grid = Grid((30, 30, 30), (0.5, 0.5, 0.5), (0.0, 0.0, 0.0), np.eye(3))
+    zz, yy, xx = np.indices(grid.shape)
+    r = np.sqrt((zz - 14.5) ** 2 + (yy - 14.5) ** 2 + (xx - 14.5) ** 2) * 0.5
+    specimen, tumour = r < 7.0, r < 2.5
+    depth = depth_below_surface_mm(specimen, grid.spacing)
+    only_track = dataclasses.replace(
+        ConfounderConfig.for_version(3), benign_nodules=0, fat_necrosis=0, fibroglandular_bands=0, spicules=0,
+        dcis_extensions=0, necrotic_core_fraction=0.0,
+    )  # fmt: skip
+    n = 300
+    tracks = sum(
+        bool(draw_confounders(grid, specimen, tumour, depth, 2.0, only_track, np.random.default_rng(s)).benign[
+            "biopsy_track"][0].any())
+        for s in range(n)
+    )  # fmt: skip
+    p = only_track.biopsy_track_probability
+    assert abs(tracks - n * p) < 4 * np.sqrt(n * p * (1 - p))  # binomial: within 4 SD of 240
+
+
 def test_an_unknown_version_is_refused() -> None:
     from breastseg.errors import InputError
 
-    with pytest.raises(InputError, match="unknown specimen phantom version 3"):
-        SpecimenPhantomConfig(version=3)
-    # the confounders are part of the recorded configuration, so a phantom can be regenerated from truth.json
-    assert "confounders" in dataclasses.asdict(SpecimenPhantomConfig(version=2))
+    with pytest.raises(InputError, match="unknown specimen phantom version 4"):
+        SpecimenPhantomConfig(version=4)
+    # each version's components unless given: version 2's track as before, version 3's wider and hotter
+    assert SpecimenPhantomConfig(version=2).confounder_config == ConfounderConfig()
+    assert SpecimenPhantomConfig(version=3).confounder_config.biopsy_track_diameter_mm == 3.0
+    given = ConfounderConfig(benign_nodules=1)
+    assert SpecimenPhantomConfig(version=3, confounders=given).confounder_config is given

@@ -28,12 +28,13 @@ def phantom() -> None:
 
 _phantom_version_option = click.option(
     "--phantom-version",
-    type=click.Choice(["1", "2"]),
+    type=click.Choice(["1", "2", "3"]),
     default="1",
     show_default=True,
     help="Generator: 1 the original; 2 adds benign tissue a threshold cannot tell from tumour (fibroadenoma-like "
     "nodules, an inflamed biopsy track, fat necrosis, dense bands) and a heterogeneous tumour (necrotic core, "
-    "spicules, a DCIS-like extension); a cohort of version 2 bread-loafs its lamellae.",
+    "spicules, a DCIS-like extension); 3 is 2 with a wider, hotter biopsy track that a threshold follows to the "
+    "surface. A cohort of version 2 or 3 bread-loafs its lamellae.",
 )
 
 

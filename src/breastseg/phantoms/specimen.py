@@ -20,7 +20,8 @@ minimum over the tumour. A tumour voxel adjacent to the outside has margin 0 mm.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -45,8 +46,8 @@ from breastseg.phantoms.base import Phantom, phantom_patient, write_pet_ct_dicom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
 from breastseg.phantoms.specimen_confounders import ConfounderConfig, Confounders, draw_confounders, segment_mask
 
-#: label values of ``labels.nii.gz``; 6–11 only in version 2 (:mod:`breastseg.phantoms.specimen_confounders`), where
-#: the tumour mask is tumour, DCIS extension and necrotic core together
+#: label values of ``labels.nii.gz``; 6–11 only from version 2 on (:mod:`breastseg.phantoms.specimen_confounders`),
+#: where the tumour mask is tumour, DCIS extension and necrotic core together
 TISSUE_LABELS = {
     "air": 0,
     "fat": 1,
@@ -63,8 +64,9 @@ TISSUE_LABELS = {
 }
 #: the labels that are malignant (the tumour mask and the margin's truth)
 MALIGNANT_LABELS = ("tumour", "dcis", "necrotic_core")
-#: the generator versions: 1 the original phantom (kept so that earlier results reproduce), 2 with the confounders
-PHANTOM_VERSIONS = (1, 2)
+#: the generator versions: 1 the original phantom (kept so that earlier results reproduce), 2 with the confounders,
+#: 3 with a biopsy track a threshold follows to the surface (:meth:`ConfounderConfig.for_version`)
+PHANTOM_VERSIONS = (1, 2, 3)
 #: how a tumour with a negative margin comes to it (see the module docstring)
 TUMOUR_PLACEMENTS = ("clipped", "translated")
 #: a translated tumour counts as whole when it keeps this share of its blob; else up to this many placements are
@@ -103,7 +105,10 @@ class SpecimenPhantomConfig:
     positive margin (tumour touching the surface). ``version``: 1 the original generator (the default, so earlier
     results reproduce); 2 adds ``confounders`` (benign tissue a threshold cannot tell from tumour, a heterogeneous
     tumour: :mod:`breastseg.phantoms.specimen_confounders`), drawn from a random stream of their own, so a version-2
-    phantom has the version-1 specimen and tumour of its seed with the confounders added.
+    phantom has the version-1 specimen and tumour of its seed with the confounders added; 3 has version 2's
+    components with a wider, hotter biopsy track in more specimens (where its version-2 seed has a track, only the
+    track differs; a specimen that gains one draws its malignant additions after it). ``confounders=None`` takes the
+    version's own (:meth:`ConfounderConfig.for_version`).
     """
 
     seed: int = 0
@@ -135,7 +140,7 @@ class SpecimenPhantomConfig:
     padding_mm: float = 3.0
     version: int = 1
     placement: Literal["clipped", "translated"] = "clipped"
-    confounders: ConfounderConfig = field(default_factory=ConfounderConfig)
+    confounders: ConfounderConfig | None = None
 
     def __post_init__(self) -> None:
         if self.version not in PHANTOM_VERSIONS:
@@ -154,6 +159,11 @@ class SpecimenPhantomConfig:
     @property
     def positive(self) -> bool:
         return not self.margin_mm
+
+    @property
+    def confounder_config(self) -> ConfounderConfig:
+        """The components drawn (version 2 and later): ``confounders`` if given, else the version's own."""
+        return self.confounders if self.confounders is not None else ConfounderConfig.for_version(self.version)
 
 
 def _ct_grid(cfg: SpecimenPhantomConfig) -> Grid:
@@ -311,7 +321,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     conf: Confounders | None = None
     if cfg.version >= 2:
         conf_rng = np.random.default_rng([cfg.seed, 2])  # its own stream: the version-1 draws stay as they were
-        conf = draw_confounders(grid, specimen, tumour, gap, cfg.margin_mm or 0.0, cfg.confounders, conf_rng)
+        conf = draw_confounders(grid, specimen, tumour, gap, cfg.margin_mm or 0.0, cfg.confounder_config, conf_rng)
         tumour = tumour | conf.spicules | conf.dcis
 
     labels = np.zeros(grid.shape, dtype=np.uint8)
@@ -342,8 +352,8 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     if conf is not None:
         for name, (_, _, value) in conf.benign.items():
             hu[labels == TISSUE_LABELS[name]] = value
-        hu[labels == TISSUE_LABELS["dcis"]] = cfg.confounders.dcis_hu
-        hu[labels == TISSUE_LABELS["necrotic_core"]] = cfg.confounders.necrotic_core_hu
+        hu[labels == TISSUE_LABELS["dcis"]] = cfg.confounder_config.dcis_hu
+        hu[labels == TISSUE_LABELS["necrotic_core"]] = cfg.confounder_config.necrotic_core_hu
     hu += np.where(specimen, cfg.ct_texture_hu * smooth_field(grid, 1.0, rng), 0.0).astype(np.float32)
     hu = ndimage.gaussian_filter(hu, sigma=0.6)
     hu += rng.normal(0.0, cfg.ct_noise_hu, size=grid.shape).astype(np.float32)
@@ -365,7 +375,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
             suv[sel] = avidity[sel] if isinstance(avidity, np.ndarray) else avidity
     suv[uptake] = cfg.tumour_suv * heterogeneity[uptake]
     if conf is not None:
-        c = cfg.confounders
+        c = cfg.confounder_config
         suv[conf.necrotic] *= c.necrotic_core_uptake
         suv[conf.spicules] = cfg.tumour_suv * c.spicule_uptake * heterogeneity[conf.spicules]
         suv[conf.dcis] = c.dcis_suv
@@ -427,6 +437,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
             name: round(float(mask.sum() * grid.voxel_volume_mm3 / 1000.0), 6) for name, mask in volumes.items()
         }
         truth["has_biopsy_track"] = bool(conf.benign["biopsy_track"][0].any())
+        truth["confounders"] = dataclasses.asdict(cfg.confounder_config)  # the values they took
     images = {
         "ct": ct,
         "pet": pet,

@@ -104,7 +104,7 @@ class CohortConfig:
 
     @property
     def lamella_span(self) -> Literal["tumour", "specimen"]:
-        """Version 1 cuts ``lamellae_per_patient`` slices through the tumour; version 2 bread-loafs the whole
+        """Version 1 cuts ``lamellae_per_patient`` slices through the tumour; versions 2 and 3 bread-loaf the whole
         specimen (tumour-free and peripheral lamellae too)."""
         return "specimen" if self.phantom_version >= 2 else "tumour"
 
