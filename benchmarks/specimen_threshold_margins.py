@@ -64,7 +64,8 @@ def main() -> None:
         "--phantom-version",
         type=int,
         default=1,
-        help="specimen phantom generator (2: with benign FDG-avid tissue; its lamellae bread-loafed)",
+        help="specimen phantom generator (2: with benign FDG-avid tissue, lamellae bread-loafed; 3: and a biopsy track "
+        "that a threshold follows to the surface)",
     )
     args = parser.parse_args()
     version = args.phantom_version
