@@ -52,11 +52,20 @@ def test_fill_holes_equals_scipys_on_random_masks(shape: tuple[int, ...]) -> Non
 def test_depth_below_surface_by_hand() -> None:
     from breastseg.masks import depth_below_surface_mm
 
-    m = np.zeros((1, 3, 7), bool)
-    m[0, 1, 1:6] = True  # a row of 5 voxels, 0.5 mm apart along x, 2 mm across
+    m = np.zeros((5, 5, 9), bool)
+    m[1:4, 1:4, 1:8] = True  # a block of 3 × 3 × 7 voxels, 2 mm across in z and y, 0.5 mm along x
     depth = depth_below_surface_mm(m, (2.0, 2.0, 0.5))
-    np.testing.assert_allclose(depth[0, 1], [0.0, 0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
+    # the centre row: 2 mm of tissue (one voxel) towards z and y, so its depth is what lies along x
+    np.testing.assert_allclose(depth[2, 2], [0.0, 0.0, 0.5, 1.0, 1.5, 1.0, 0.5, 0.0, 0.0])
+    assert depth[1].max() == 0.0 and depth[:, 1].max() == 0.0  # the outer layers touch the outside
     assert depth[~m].max() == 0.0
+    # a voxel that meets the outside only at an edge or a corner touches it: depth 0 on any grid (a centre distance
+    # less one voxel would read (√2 − 1) and (√3 − 1) × 0.3 mm, 0.12 and 0.22 mm, above the 0.1 mm margin rule)
+    solid = np.ones((7, 7, 7), bool)
+    solid[2, 2, 2] = False  # one outside voxel inside the block (the array's border is outside too)
+    d = depth_below_surface_mm(solid, (0.3, 0.3, 0.3))
+    assert d[3, 3, 3] == 0.0 and d[3, 3, 2] == 0.0  # corner and edge contact
+    assert d[4, 4, 4] == pytest.approx(np.sqrt(3.0) * 0.3)  # one voxel of tissue on each axis: the cubes' gap
 
 
 def test_distance_to_mask_is_the_nearest_neighbour_distance_among_its_voxels() -> None:

@@ -12,10 +12,12 @@ both (the surgeon transected it). Optionally a
 localisation hook-wire (metal, ~+3000 HU) runs from the tumour out of the specimen, and the specimen rests on
 a plastic bed/container plate, as on the scanner.
 
-Margin definition used for the truth (and by the margin read-out): the gap between the tumour surface and
-the specimen surface, measured face to face on the CT grid, i.e. for each tumour voxel its Euclidean
-distance (mm, true spacing) to the nearest voxel outside the specimen minus one voxel; the margin is the
-minimum over the tumour. A tumour voxel adjacent to the outside has margin 0 mm. Positive when ≤ 0.1 mm.
+Margin definition used for the truth (and by the margin read-out, :func:`~breastseg.masks.depth_below_surface_mm`):
+the gap between the tumour surface and the specimen surface, measured face to face on the CT grid, i.e. for each
+tumour voxel the distance (mm, true spacing) between its cube and the nearest cube outside the specimen; the margin
+is the minimum over the tumour. A tumour voxel touching the outside (face, edge or corner) has margin 0 mm.
+Positive when ≤ 0.1 mm. Tumours are placed by the voxel-centre depth earlier versions of this module measured
+margins with (:func:`~breastseg.masks.voxel_centre_depth_mm`), so every seed's phantom stays as it was.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from breastseg.masks import (
     fill_holes,
     largest_component,
     margin_is_positive,
+    voxel_centre_depth_mm,
 )
 from breastseg.phantoms.base import Phantom, phantom_patient, write_pet_ct_dicom
 from breastseg.phantoms.shapes import irregular_blob, smooth_field
@@ -314,7 +317,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
         grid, centre, np.asarray(cfg.specimen_size_mm) / 2.0, irregularity=0.12, correlation_mm=10.0, rng=rng
     )
     specimen = _within_field_of_view(specimen, grid)
-    gap = depth_below_surface_mm(specimen, grid.spacing)
+    gap = voxel_centre_depth_mm(specimen, grid.spacing)  # placement: as every earlier phantom of the seed
     tumour = _place_tumour(grid, specimen, gap, cfg, rng)
     fibro = specimen & ~tumour & (smooth_field(grid, 3.0, rng) > 0.4)
     core_tumour = tumour  # the blob the metabolic boundary and the wire follow
@@ -400,7 +403,7 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
     pet = Image(values.astype(np.float32), pet_grid.spacing, pet_grid.origin, pet_grid.direction, "PT", cfg.pet_units)
 
     # --- truth
-    tumour_gaps = gap[tumour]
+    tumour_gaps = depth_below_surface_mm(specimen, grid.spacing)[tumour]  # the margin read-out's definition
     k = int(np.argmin(tumour_gaps))
     closest_index = np.argwhere(tumour)[k]
     margin = float(tumour_gaps[k])
@@ -410,8 +413,8 @@ def make_specimen_phantom(cfg: SpecimenPhantomConfig | None = None) -> Phantom:
         "margin_status": "positive" if margin_is_positive(margin) else "negative",
         "positive_margin_threshold_mm": POSITIVE_MARGIN_MM,
         "margin_definition": (
-            "face-to-face gap on the CT grid: min over tumour voxels of (distance in mm from the voxel centre "
-            "to the nearest voxel centre outside the specimen) minus one CT voxel"
+            "face-to-face gap on the CT grid: min over tumour voxels of the distance in mm between the voxel's "
+            "cube and the nearest cube outside the specimen (0 for a face, edge or corner contact)"
         ),
         "closest_tumour_point_lps_mm": [round(v, 4) for v in grid.index_to_world(closest_index)],
         "tumour_volume_ml": float(tumour.sum() * grid.voxel_volume_mm3 / 1000.0),

@@ -2,9 +2,9 @@
 
 The study's definition: the minimum distance between the predicted tumour's outer contour and the specimen
 contour (Otsu on CT), with the true voxel spacing; positive when ≤ 0.1 mm. Here the distance is measured face
-to face on the grid: for every tumour voxel, the Euclidean distance from its centre to the nearest voxel centre
-outside the specimen, minus one (finest-axis) voxel; a tumour voxel next to the outside has margin 0 mm. This
-is exact for isotropic grids along any axis and matches the phantoms' truth.
+to face on the grid: for every tumour voxel, the distance between its cube and the nearest cube outside the
+specimen (:func:`~breastseg.masks.depth_below_surface_mm`); a tumour voxel touching the outside at a face, an edge or
+a corner has margin 0 mm, so a touching tumour is positive on any grid. It matches the phantoms' truth.
 
 Beyond the study: the closest point (LPS mm) and the outside point it faces, the face it lies on (±x, ±y, ±z,
 or anatomical names from the specimen's orientation), the minimum margin to each of the six faces, for an
